@@ -1,0 +1,183 @@
+//! The backend-neutral engine: one of io_uring or the thread-pool fallback,
+//! chosen at start-up, behind one set of async operations.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+
+use crate::buffer_pool::PoolBuf;
+use crate::fallback::Fallback;
+use crate::stat::FileStat;
+use crate::stats::{Counters, Stats};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    IoUring,
+    Fallback,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::IoUring => "io_uring",
+            Backend::Fallback => "fallback",
+        }
+    }
+}
+
+/// Which backend to start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    /// io_uring when the kernel allows it and has every opcode needed.
+    Auto,
+    /// io_uring or an error.
+    IoUring,
+    Fallback,
+}
+
+impl Choice {
+    /// Reads `URING_FS_BACKEND` (`io_uring`, `fallback`, unset or `auto`).
+    pub fn from_env() -> io::Result<Choice> {
+        match std::env::var("URING_FS_BACKEND").as_deref() {
+            Err(_) | Ok("") | Ok("auto") => Ok(Choice::Auto),
+            Ok("io_uring") | Ok("io-uring") | Ok("uring") => Ok(Choice::IoUring),
+            Ok("fallback") => Ok(Choice::Fallback),
+            Ok(other) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("URING_FS_BACKEND must be 'io_uring' or 'fallback', not '{other}'"),
+            )),
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Imp {
+    #[cfg(all(target_os = "linux", feature = "io-uring"))]
+    Uring(crate::uring::Driver),
+    Fallback(Fallback),
+}
+
+/// Handle to the running engine; clones share it.
+#[derive(Clone)]
+pub struct Engine {
+    imp: Imp,
+    counters: Arc<Counters>,
+    /// Why io_uring is not in use, when it is not.
+    why_fallback: Option<Arc<str>>,
+}
+
+impl Engine {
+    /// Starts the engine on the current tokio runtime.
+    pub fn start(choice: Choice) -> io::Result<Engine> {
+        let counters = Arc::new(Counters::default());
+        let fallback = |why: String| Engine {
+            imp: Imp::Fallback(Fallback {
+                counters: counters.clone(),
+            }),
+            counters: counters.clone(),
+            why_fallback: Some(why.into()),
+        };
+        if choice == Choice::Fallback {
+            return Ok(fallback("forced by URING_FS_BACKEND=fallback".into()));
+        }
+        #[cfg(all(target_os = "linux", feature = "io-uring"))]
+        match crate::uring::Driver::start(counters.clone()) {
+            Ok(d) => Ok(Engine {
+                imp: Imp::Uring(d),
+                counters: counters.clone(),
+                why_fallback: None,
+            }),
+            Err(e) if choice == Choice::IoUring => Err(e),
+            Err(e) => Ok(fallback(format!("io_uring unavailable: {e}"))),
+        }
+        #[cfg(not(all(target_os = "linux", feature = "io-uring")))]
+        match choice {
+            Choice::IoUring => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "this build has no io_uring backend",
+            )),
+            _ => Ok(fallback("this build has no io_uring backend".into())),
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.imp {
+            #[cfg(all(target_os = "linux", feature = "io-uring"))]
+            Imp::Uring(_) => Backend::IoUring,
+            Imp::Fallback(_) => Backend::Fallback,
+        }
+    }
+
+    /// Why the fallback is in use (None on io_uring).
+    pub fn fallback_reason(&self) -> Option<&str> {
+        self.why_fallback.as_deref()
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.counters.snapshot()
+    }
+
+    /// open(2) semantics; `O_CLOEXEC` is always added.
+    pub async fn open(&self, path: CString, flags: i32, mode: u32) -> io::Result<RawFd> {
+        match &self.imp {
+            #[cfg(all(target_os = "linux", feature = "io-uring"))]
+            Imp::Uring(d) => d.openat(path, flags, mode).await,
+            Imp::Fallback(f) => f.openat(path, flags, mode).await,
+        }
+    }
+
+    /// Reads up to `want` bytes at `offset` into `buf`'s spare capacity.
+    pub async fn read_at(
+        &self,
+        fd: RawFd,
+        buf: PoolBuf,
+        offset: u64,
+        want: usize,
+    ) -> (io::Result<usize>, PoolBuf) {
+        match &self.imp {
+            #[cfg(all(target_os = "linux", feature = "io-uring"))]
+            Imp::Uring(d) => d.read_at(fd, buf, offset, want).await,
+            Imp::Fallback(f) => f.read_at(fd, buf, offset, want).await,
+        }
+    }
+
+    pub async fn fstat(&self, fd: RawFd) -> io::Result<FileStat> {
+        match &self.imp {
+            #[cfg(all(target_os = "linux", feature = "io-uring"))]
+            Imp::Uring(d) => d.fstat(fd).await,
+            Imp::Fallback(f) => f.fstat(fd).await,
+        }
+    }
+
+    pub async fn close(&self, fd: RawFd) -> io::Result<()> {
+        match &self.imp {
+            #[cfg(all(target_os = "linux", feature = "io-uring"))]
+            Imp::Uring(d) => d.close(fd).await,
+            Imp::Fallback(f) => f.close(fd).await,
+        }
+    }
+
+    /// Asks the kernel to cancel every request in flight on `fd`. The
+    /// requests' own futures still complete (with ECANCELED or their data);
+    /// on the fallback this is a no-op, its jobs finish on their own.
+    pub async fn cancel_fd(&self, fd: RawFd) {
+        match &self.imp {
+            #[cfg(all(target_os = "linux", feature = "io-uring"))]
+            Imp::Uring(d) => {
+                d.cancel_fd(fd).await;
+            }
+            Imp::Fallback(_) => {}
+        }
+    }
+
+    /// Cancels and drains everything in flight (io_uring); tests call this
+    /// before dropping their runtime.
+    pub async fn shutdown(&self) {
+        match &self.imp {
+            #[cfg(all(target_os = "linux", feature = "io-uring"))]
+            Imp::Uring(d) => d.shutdown().await,
+            Imp::Fallback(_) => {}
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! The fallback backend: the same operations as positional system calls on
+//! tokio's blocking thread pool. Used where io_uring is unavailable (seccomp,
+//! `kernel.io_uring_disabled`, old kernels, non-Linux) or when forced.
+//!
+//! Every job owns its buffer and path until the system call returns, so a
+//! caller that gives up early never leaves a thread writing into freed memory.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+
+use crate::buffer_pool::PoolBuf;
+use crate::stat::FileStat;
+use crate::stats::Counters;
+
+#[derive(Clone)]
+pub struct Fallback {
+    pub(crate) counters: Arc<Counters>,
+}
+
+fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+impl Fallback {
+    async fn run<R: Send + 'static>(&self, job: impl FnOnce() -> R + Send + 'static) -> R {
+        self.counters.add_op();
+        // Counted when the system call returns, on the pool thread: a caller
+        // that gave up early must not leave the job counted as pending.
+        let counters = self.counters.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            let r = job();
+            counters.add_completions(1);
+            r
+        })
+        .await;
+        match out {
+            Ok(r) => r,
+            // A job cannot panic (plain system calls); if it did, report it
+            // as the panic it was rather than inventing a result.
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+
+    pub async fn openat(&self, path: CString, flags: i32, mode: u32) -> io::Result<RawFd> {
+        let (tx, rx) = tokio::sync::oneshot::channel::<io::Result<RawFd>>();
+        self.counters.add_op();
+        let counters = self.counters.clone();
+        tokio::task::spawn_blocking(move || {
+            // SAFETY: path is a valid NUL-terminated string owned by this job.
+            let res = cvt(unsafe {
+                libc::open(path.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::c_uint)
+            });
+            // Counted before the result is handed over, so a caller sees its
+            // own completion, and on the pool thread, so a caller that gave
+            // up early does not leave the job counted as pending.
+            counters.add_completions(1);
+            if let Err(Ok(fd)) = tx.send(res) {
+                // The caller is gone: nobody will ever close this descriptor.
+                // SAFETY: fd was just opened here and never shared.
+                unsafe { libc::close(fd) };
+            }
+        });
+        rx.await
+            .unwrap_or_else(|_| Err(io::Error::from_raw_os_error(libc::EIO)))
+    }
+
+    pub async fn read_at(
+        &self,
+        fd: RawFd,
+        mut buf: PoolBuf,
+        offset: u64,
+        want: usize,
+    ) -> (io::Result<usize>, PoolBuf) {
+        let counters = self.counters.clone();
+        self.run(move || {
+            let filled = buf.len();
+            let want = want.min(buf.capacity() - filled);
+            let res = loop {
+                // SAFETY: the destination lies inside buf's block (filled +
+                // want <= capacity) and buf is owned by this job.
+                let n = unsafe {
+                    libc::pread(
+                        fd,
+                        buf.as_mut_ptr().add(filled).cast(),
+                        want,
+                        offset as libc::off_t,
+                    )
+                };
+                if n >= 0 {
+                    break Ok(n as usize);
+                }
+                let e = io::Error::last_os_error();
+                if e.raw_os_error() != Some(libc::EINTR) {
+                    break Err(e);
+                }
+            };
+            if let Ok(n) = res {
+                // SAFETY: pread wrote n bytes right after `filled`.
+                unsafe { buf.set_len(filled + n) };
+                counters.add_bytes(n as u64);
+            }
+            (res, buf)
+        })
+        .await
+    }
+
+    pub async fn fstat(&self, fd: RawFd) -> io::Result<FileStat> {
+        self.run(move || {
+            // SAFETY: fstat writes into a local stat struct.
+            let mut st = unsafe { std::mem::zeroed::<libc::stat>() };
+            // SAFETY: st is a valid, writable stat struct.
+            cvt(unsafe { libc::fstat(fd, &mut st) })?;
+            Ok(FileStat::from_stat(&st))
+        })
+        .await
+    }
+
+    pub async fn close(&self, fd: RawFd) -> io::Result<()> {
+        self.run(move || {
+            // SAFETY: the caller owns fd and gives it up here.
+            cvt(unsafe { libc::close(fd) }).map(|_| ())
+        })
+        .await
+    }
+}

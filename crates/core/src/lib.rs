@@ -1,0 +1,33 @@
+//! uring-fs-core: the engine behind the `uring-fs` npm package.
+//!
+//! Plain Rust, no Node: an io_uring ring driven inside tokio ([`uring`],
+//! Linux with the default `io-uring` feature), a thread-pool [`fallback`]
+//! with the same operations, chosen at start-up by [`Engine::start`], and on
+//! top of either the read-ahead [`Reader`] and the [`ReadPump`] that hands
+//! its chunks to a thread outside the runtime.
+
+pub mod buffer_pool;
+pub mod engine;
+pub mod fallback;
+pub mod pump;
+pub mod reader;
+pub mod stat;
+pub mod stats;
+#[cfg(all(target_os = "linux", feature = "io-uring"))]
+pub mod uring;
+
+pub use buffer_pool::PoolBuf;
+pub use engine::{Backend, Choice, Engine};
+pub use pump::{PumpError, PumpOptions, ReadPump, Source, Syscall, Taken};
+pub use reader::{Reader, ReaderOptions};
+pub use stat::FileStat;
+pub use stats::Stats;
+
+/// Turns a kernel-style result (`>= 0`, or `-errno`) into an `io::Result`.
+pub(crate) fn errno_result(res: i32) -> std::io::Result<i32> {
+    if res < 0 {
+        Err(std::io::Error::from_raw_os_error(-res))
+    } else {
+        Ok(res)
+    }
+}

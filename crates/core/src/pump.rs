@@ -1,0 +1,304 @@
+//! Hands a [`Reader`]'s chunks to a thread outside the runtime (Node's
+//! JavaScript thread) without making it wait.
+//!
+//! A task on the runtime keeps the reader busy and parks finished chunks in
+//! a queue. The consumer takes *everything* that is ready in one call that
+//! never blocks; only when the queue is empty does it register a callback,
+//! which the task calls once, when the next chunk (or the end) arrives. By
+//! the time the callback has crossed threads, more chunks are usually ready,
+//! so each crossing carries several.
+//!
+//! [`ReadPump::destroy`] stops the task, cancels the reads in flight, waits
+//! for the kernel to return them, and only then closes the descriptor.
+
+use std::collections::VecDeque;
+use std::ffi::CString;
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::runtime::Handle;
+use tokio::sync::Notify;
+
+use crate::buffer_pool::PoolBuf;
+use crate::engine::Engine;
+use crate::reader::{Reader, ReaderOptions};
+
+/// Called on the runtime's thread; the consumer makes it cross threads.
+pub type Callback = Box<dyn FnOnce() + Send>;
+
+/// Which system call failed, for Node-style errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Syscall {
+    Open,
+    Read,
+    Close,
+}
+
+impl Syscall {
+    pub fn name(self) -> &'static str {
+        match self {
+            Syscall::Open => "open",
+            Syscall::Read => "read",
+            Syscall::Close => "close",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct PumpError {
+    pub syscall: Syscall,
+    pub error: io::Error,
+}
+
+/// What a take found.
+#[derive(Debug, Default)]
+pub struct Taken {
+    pub chunks: Vec<PoolBuf>,
+    /// The stream ended: `Some(Ok)` at EOF, `Some(Err)` on failure.
+    pub end: Option<Result<(), PumpError>>,
+}
+
+#[derive(Default)]
+struct State {
+    ready: VecDeque<PoolBuf>,
+    end: Option<Result<(), PumpError>>,
+    /// The consumer found nothing and waits for this to be called.
+    on_ready: Option<Callback>,
+    /// The task waits for the consumer to make room.
+    wants_room: bool,
+    stopping: bool,
+    /// destroy() asked for the descriptor to be closed.
+    close_fd: bool,
+    /// Called once the descriptor is closed (or was not ours to close).
+    on_closed: Option<Box<dyn FnOnce(Result<(), PumpError>) + Send>>,
+    closed: Option<Result<(), PumpError>>,
+}
+
+struct Shared {
+    st: Mutex<State>,
+    room: Notify,
+    stop: Notify,
+    capacity: usize,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.st.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Parks an item (a chunk, or the end) and calls a waiting consumer.
+    fn deliver(&self, chunk: Option<PoolBuf>, end: Option<Result<(), PumpError>>) {
+        let cb = {
+            let mut st = self.lock();
+            if let Some(c) = chunk {
+                st.ready.push_back(c);
+            }
+            if end.is_some() && st.end.is_none() {
+                st.end = end;
+            }
+            st.on_ready.take()
+        };
+        if let Some(cb) = cb {
+            cb();
+        }
+    }
+}
+
+/// Where the descriptor comes from.
+pub enum Source {
+    /// Open this path (flags, mode) first.
+    Path(CString, i32, u32),
+    /// Read an already open descriptor.
+    Fd(RawFd),
+}
+
+pub struct PumpOptions {
+    pub reader: ReaderOptions,
+    /// Chunks the queue may hold before the reader pauses.
+    pub queue_chunks: usize,
+}
+
+#[derive(Clone)]
+pub struct ReadPump {
+    shared: Arc<Shared>,
+}
+
+impl ReadPump {
+    /// Starts the pump on `rt`. `on_open` is called (on the runtime) with the
+    /// descriptor once it is open, or with the open error.
+    pub fn start(
+        rt: &Handle,
+        engine: Engine,
+        source: Source,
+        opts: PumpOptions,
+        on_open: Box<dyn FnOnce(Result<RawFd, PumpError>) + Send>,
+    ) -> ReadPump {
+        let shared = Arc::new(Shared {
+            st: Mutex::new(State::default()),
+            room: Notify::new(),
+            stop: Notify::new(),
+            capacity: opts.queue_chunks.max(1),
+        });
+        let task_shared = shared.clone();
+        rt.spawn(async move {
+            let s = task_shared;
+            let fd = match source {
+                Source::Fd(fd) => fd,
+                Source::Path(path, flags, mode) => match engine.open(path, flags, mode).await {
+                    Ok(fd) => fd,
+                    Err(error) => {
+                        let errno = error.raw_os_error().unwrap_or(libc::EIO);
+                        let mk = || PumpError {
+                            syscall: Syscall::Open,
+                            error: io::Error::from_raw_os_error(errno),
+                        };
+                        on_open(Err(mk()));
+                        s.deliver(None, Some(Err(mk())));
+                        finish_closed(&s, Ok(()));
+                        return;
+                    }
+                },
+            };
+            on_open(Ok(fd));
+            let mut reader = Reader::new(engine.clone(), fd, opts.reader);
+            pump(&s, &mut reader).await;
+            // Whatever ended the reading, no read may still be in the kernel
+            // when the descriptor is closed.
+            reader.finish().await;
+            // Like fs streams, the descriptor is closed by destroy(), not by
+            // the end of the data (autoClose is destroy-after-end in JS).
+            let close_fd = loop {
+                let stop = s.stop.notified();
+                {
+                    let st = s.lock();
+                    if st.stopping {
+                        break st.close_fd;
+                    }
+                }
+                stop.await;
+            };
+            let closed = if close_fd {
+                engine.close(fd).await.map_err(|error| PumpError {
+                    syscall: Syscall::Close,
+                    error,
+                })
+            } else {
+                Ok(())
+            };
+            finish_closed(&s, closed);
+        });
+        ReadPump { shared }
+    }
+
+    /// Everything ready now, without waiting. When nothing is ready and the
+    /// stream has not ended, `on_ready` is kept and called once something is.
+    pub fn take(&self, on_ready: impl FnOnce() -> Callback) -> Taken {
+        let mut st = self.shared.lock();
+        let chunks: Vec<PoolBuf> = st.ready.drain(..).collect();
+        let end = if chunks.is_empty() { st.end.take() } else { None };
+        if chunks.is_empty() && end.is_none() {
+            if st.on_ready.is_none() {
+                st.on_ready = Some(on_ready());
+            }
+        } else if st.wants_room {
+            st.wants_room = false;
+            drop(st);
+            self.shared.room.notify_one();
+        }
+        Taken { chunks, end }
+    }
+
+    /// Stops reading. `on_closed` is called once every read in flight has
+    /// come back from the kernel and, with `close_fd`, the descriptor is
+    /// closed. Only the first call counts.
+    pub fn destroy(
+        &self,
+        close_fd: bool,
+        on_closed: Box<dyn FnOnce(Result<(), PumpError>) + Send>,
+    ) {
+        let done = {
+            let mut st = self.shared.lock();
+            if st.stopping {
+                return;
+            }
+            st.stopping = true;
+            st.close_fd = close_fd;
+            st.ready.clear();
+            st.on_ready = None;
+            match st.closed.take() {
+                Some(res) => Some((res, on_closed)),
+                None => {
+                    st.on_closed = Some(on_closed);
+                    None
+                }
+            }
+        };
+        self.shared.stop.notify_one();
+        if let Some((res, cb)) = done {
+            cb(res);
+        }
+    }
+}
+
+fn finish_closed(s: &Shared, res: Result<(), PumpError>) {
+    let cb = {
+        let mut st = s.lock();
+        match st.on_closed.take() {
+            Some(cb) => Some((cb, res)),
+            None => {
+                st.closed = Some(res);
+                None
+            }
+        }
+    };
+    if let Some((cb, res)) = cb {
+        cb(res);
+    }
+}
+
+/// Moves chunks from the reader to the queue until the end, an error, or
+/// `destroy`.
+async fn pump(s: &Shared, reader: &mut Reader) {
+    loop {
+        // Wait for room in the queue (or for destroy).
+        loop {
+            {
+                let mut st = s.lock();
+                if st.stopping {
+                    return;
+                }
+                if st.ready.len() < s.capacity {
+                    st.wants_room = false;
+                    break;
+                }
+                st.wants_room = true;
+            }
+            tokio::select! {
+                _ = s.room.notified() => {}
+                _ = s.stop.notified() => {}
+            }
+        }
+        let next = tokio::select! {
+            r = reader.next_chunk() => r,
+            _ = s.stop.notified() => return,
+        };
+        match next {
+            Ok(Some(chunk)) => s.deliver(Some(chunk), None),
+            Ok(None) => {
+                s.deliver(None, Some(Ok(())));
+                return;
+            }
+            Err(error) => {
+                s.deliver(
+                    None,
+                    Some(Err(PumpError {
+                        syscall: Syscall::Read,
+                        error,
+                    })),
+                );
+                return;
+            }
+        }
+    }
+}

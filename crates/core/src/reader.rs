@@ -1,0 +1,241 @@
+//! The read-ahead reader: the seed's `IouringReader`, done correctly.
+//!
+//! The seed blocked in `submit_and_wait` inside `poll_read` and read at
+//! offset 0 every time. This reader keeps a window of positional reads in
+//! flight ahead of the consumer (each at its own offset), hands chunks out in
+//! file order, continues short reads until the chunk is full or the file
+//! ends, and stops at `end`. The window starts at one read and doubles with
+//! every full chunk, so a small file costs one read (plus the one that sees
+//! EOF) while a large one soon has `max_window` reads in flight.
+//!
+//! The reader does not own the descriptor. Whoever closes it must first call
+//! [`Reader::finish`], which cancels and waits for every read in flight: a
+//! read still queued against a closed, reused descriptor number would read
+//! some other file or socket.
+
+use std::collections::VecDeque;
+use std::future::{poll_fn, Future};
+use std::io;
+use std::os::fd::RawFd;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, ReadBuf};
+
+use crate::buffer_pool::PoolBuf;
+use crate::engine::Engine;
+
+#[derive(Debug, Clone, Copy)]
+pub struct ReaderOptions {
+    /// First byte to read.
+    pub start: u64,
+    /// One past the last byte to read (`None`: to the end of the file).
+    pub end: Option<u64>,
+    /// Bytes per chunk (the stream's `highWaterMark`).
+    pub chunk_size: usize,
+    /// Most reads in flight at once.
+    pub max_window: usize,
+}
+
+impl Default for ReaderOptions {
+    fn default() -> Self {
+        ReaderOptions {
+            start: 0,
+            end: None,
+            chunk_size: 64 * 1024,
+            max_window: 8,
+        }
+    }
+}
+
+type ChunkFuture = Pin<Box<dyn Future<Output = io::Result<PoolBuf>> + Send>>;
+
+struct InFlight {
+    fut: Option<ChunkFuture>,
+    out: Option<io::Result<PoolBuf>>,
+    want: usize,
+}
+
+pub struct Reader {
+    engine: Engine,
+    fd: RawFd,
+    next_offset: u64,
+    end: Option<u64>,
+    chunk_size: usize,
+    window: usize,
+    max_window: usize,
+    inflight: VecDeque<InFlight>,
+    /// EOF or an error was handed out: nothing more comes.
+    done: bool,
+    /// For `AsyncRead`: the chunk being copied out and how far.
+    current: Option<(PoolBuf, usize)>,
+}
+
+/// Reads `want` bytes at `offset` into one buffer, continuing short reads;
+/// fewer bytes come back only at end of file.
+async fn read_chunk(engine: Engine, fd: RawFd, offset: u64, want: usize) -> io::Result<PoolBuf> {
+    let mut buf = PoolBuf::with_capacity(want);
+    loop {
+        let filled = buf.len();
+        let (res, b) = engine
+            .read_at(fd, buf, offset + filled as u64, want - filled)
+            .await;
+        buf = b;
+        match res {
+            Ok(0) => return Ok(buf),
+            Ok(_) if buf.len() >= want => return Ok(buf),
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+impl Reader {
+    pub fn new(engine: Engine, fd: RawFd, opts: ReaderOptions) -> Reader {
+        Reader {
+            engine,
+            fd,
+            next_offset: opts.start,
+            end: opts.end,
+            chunk_size: opts.chunk_size.max(1),
+            window: 1,
+            max_window: opts.max_window.max(1),
+            inflight: VecDeque::new(),
+            done: false,
+            current: None,
+        }
+    }
+
+    /// Tops the window up with reads for the next chunks.
+    fn fill_window(&mut self) {
+        while !self.done && self.inflight.len() < self.window {
+            let want = match self.end {
+                Some(end) if self.next_offset >= end => return,
+                Some(end) => (end - self.next_offset).min(self.chunk_size as u64) as usize,
+                None => self.chunk_size,
+            };
+            let fut = Box::pin(read_chunk(
+                self.engine.clone(),
+                self.fd,
+                self.next_offset,
+                want,
+            ));
+            self.next_offset += want as u64;
+            self.inflight.push_back(InFlight {
+                fut: Some(fut),
+                out: None,
+                want,
+            });
+        }
+    }
+
+    /// Polls every read in flight (so each has its SQE queued) and returns
+    /// the next chunk in file order once it is complete.
+    pub fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<PoolBuf>>> {
+        if self.done {
+            return Poll::Ready(Ok(None));
+        }
+        self.fill_window();
+        for slot in self.inflight.iter_mut() {
+            if let Some(fut) = slot.fut.as_mut() {
+                if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+                    slot.fut = None;
+                    slot.out = Some(out);
+                }
+            }
+        }
+        let Some(head) = self.inflight.front_mut() else {
+            // Nothing left to read (the range is exhausted).
+            self.done = true;
+            return Poll::Ready(Ok(None));
+        };
+        let Some(out) = head.out.take() else {
+            return Poll::Pending;
+        };
+        let want = head.want;
+        self.inflight.pop_front();
+        match out {
+            Ok(buf) if buf.is_empty() => {
+                self.done = true;
+                Poll::Ready(Ok(None))
+            }
+            Ok(buf) => {
+                if buf.len() < want {
+                    // End of file inside this chunk: later reads see nothing.
+                    self.done = true;
+                } else {
+                    self.window = (self.window * 2).min(self.max_window);
+                    self.fill_window();
+                    // Get the new reads queued before handing the chunk out.
+                    for slot in self.inflight.iter_mut() {
+                        if let Some(fut) = slot.fut.as_mut() {
+                            if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+                                slot.fut = None;
+                                slot.out = Some(out);
+                            }
+                        }
+                    }
+                }
+                Poll::Ready(Ok(Some(buf)))
+            }
+            Err(e) => {
+                self.done = true;
+                Poll::Ready(Err(e))
+            }
+        }
+    }
+
+    /// The next chunk in file order; `None` at the end of the range or file.
+    pub async fn next_chunk(&mut self) -> io::Result<Option<PoolBuf>> {
+        poll_fn(|cx| self.poll_chunk(cx)).await
+    }
+
+    /// Stops reading: cancels the reads in flight and waits until the kernel
+    /// has returned every one, so the descriptor may then be closed.
+    pub async fn finish(&mut self) {
+        self.done = true;
+        if self.inflight.iter().all(|s| s.fut.is_none()) {
+            self.inflight.clear();
+            return;
+        }
+        self.engine.cancel_fd(self.fd).await;
+        while let Some(mut slot) = self.inflight.pop_front() {
+            if let Some(fut) = slot.fut.take() {
+                let _ = fut.await;
+            }
+        }
+    }
+
+    /// Bytes of the range not yet handed out as chunks or in flight.
+    pub fn next_offset(&self) -> u64 {
+        self.next_offset
+    }
+}
+
+impl AsyncRead for Reader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        loop {
+            if let Some((buf, pos)) = this.current.as_mut() {
+                let n = (buf.len() - *pos).min(out.remaining());
+                out.put_slice(&buf[*pos..*pos + n]);
+                *pos += n;
+                if *pos == buf.len() {
+                    this.current = None;
+                }
+                return Poll::Ready(Ok(()));
+            }
+            match this.poll_chunk(cx) {
+                Poll::Ready(Ok(Some(buf))) => this.current = Some((buf, 0)),
+                Poll::Ready(Ok(None)) => return Poll::Ready(Ok(())),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}

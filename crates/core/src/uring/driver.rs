@@ -1,0 +1,379 @@
+//! The ring, its op slab, and the tokio task that submits and reaps.
+//!
+//! Any thread may queue an SQE (under the state mutex). Queuing never enters
+//! the kernel by itself: it schedules the driver task, which submits every
+//! SQE queued since the last submission with one `io_uring_enter`, then reaps
+//! the CQ. Completions that the kernel posts later (a read that had to go to
+//! disk) signal an eventfd registered with the ring; the driver task waits on
+//! it through `AsyncFd`, so no runtime thread ever blocks inside the kernel
+//! waiting for a completion.
+
+use std::any::Any;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Waker;
+
+use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
+use slab::Slab;
+use tokio::io::unix::AsyncFd;
+use tokio::sync::Notify;
+
+use crate::stats::Counters;
+
+const SQ_ENTRIES: u32 = 512;
+const CQ_ENTRIES: u32 = 8192;
+
+/// What the slab knows of one operation, keyed by its `user_data`.
+pub(crate) enum Slot {
+    /// In the kernel; the future (if it has been polled) waits on this waker.
+    Waiting(Option<Waker>),
+    /// The CQE arrived; the future has not collected it yet.
+    Done(i32),
+    /// The future was dropped before the CQE: the slot now owns whatever the
+    /// kernel may still touch, and frees it when the CQE arrives.
+    Ignored {
+        _resources: Box<dyn Any + Send>,
+        result_is_fd: bool,
+    },
+}
+
+/// A slab entry: the slot and the sequence number that makes its
+/// `user_data` unique, so a late cancel or CQE never hits a reused key.
+pub(crate) struct Entry {
+    seq: u32,
+    pub(crate) slot: Slot,
+}
+
+pub(crate) struct State {
+    ring: IoUring,
+    pub(crate) slab: Slab<Entry>,
+    next_seq: u32,
+    /// SQEs pushed to the SQ but not yet passed to `io_uring_enter`.
+    unsubmitted: usize,
+    /// The driver task has been told to submit and has not done it yet.
+    submit_scheduled: bool,
+}
+
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    kick: Notify,
+    eventfd: AsyncFd<OwnedFd>,
+    shutting_down: AtomicBool,
+    pub(crate) counters: Arc<Counters>,
+}
+
+/// Handle to a running ring. Cloning shares it.
+#[derive(Clone)]
+pub struct Driver {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// The opcodes the engine needs; a kernel missing one gets the fallback.
+const NEEDED: &[(u8, &str)] = &[
+    (opcode::Read::CODE, "read"),
+    (opcode::OpenAt::CODE, "openat"),
+    (opcode::Statx::CODE, "statx"),
+    (opcode::Close::CODE, "close"),
+    (opcode::AsyncCancel::CODE, "async_cancel"),
+];
+
+impl Driver {
+    /// Sets up a ring and spawns its driver task on the current tokio runtime.
+    ///
+    /// Fails with the kernel's error when io_uring is unavailable (EPERM under
+    /// a seccomp filter or `kernel.io_uring_disabled`, ENOSYS on old kernels)
+    /// and with `Unsupported` when an opcode the engine needs is missing.
+    pub fn start(counters: Arc<Counters>) -> io::Result<Driver> {
+        let ring: IoUring = IoUring::builder()
+            .setup_cqsize(CQ_ENTRIES)
+            .setup_clamp()
+            .build(SQ_ENTRIES)?;
+        let mut probe = Probe::new();
+        ring.submitter().register_probe(&mut probe)?;
+        for (code, name) in NEEDED {
+            if !probe.is_supported(*code) {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    format!("io_uring lacks IORING_OP_{}", name.to_uppercase()),
+                ));
+            }
+        }
+        // SAFETY: eventfd takes no pointers; the result is checked below.
+        let efd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if efd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: efd is a fresh descriptor that nothing else owns.
+        let efd = unsafe { OwnedFd::from_raw_fd(efd) };
+        ring.submitter().register_eventfd(efd.as_raw_fd())?;
+        // SAFETY: the OwnedFd is moved into the AsyncFd and stays open,
+        // referring to the same eventfd, until the AsyncFd drops it.
+        let eventfd = unsafe { AsyncFd::register(efd) }.map_err(io::Error::from)?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                ring,
+                slab: Slab::with_capacity(256),
+                next_seq: 0,
+                unsubmitted: 0,
+                submit_scheduled: false,
+            }),
+            kick: Notify::new(),
+            eventfd,
+            shutting_down: AtomicBool::new(false),
+            counters,
+        });
+        tokio::spawn(drive(shared.clone()));
+        Ok(Driver { shared })
+    }
+
+    /// Cancels every operation in flight and waits until the kernel has
+    /// returned all of them, so no memory it could write into is freed early.
+    ///
+    /// Only operations still in the kernel (`Waiting`, `Ignored`) are waited
+    /// for. A `Done` slot is one whose CQE has arrived but whose future has
+    /// not been polled since: the kernel is finished with its memory, and its
+    /// future may belong to a task that is parked (a paused pump) or to the
+    /// very task awaiting this, so waiting for it to be collected could hang
+    /// forever.
+    pub async fn shutdown(&self) {
+        self.shared.shutting_down.store(true, Ordering::SeqCst);
+        let pending: Vec<u64> = {
+            let st = self.shared.lock();
+            st.slab
+                .iter()
+                .filter(|(_, e)| !matches!(e.slot, Slot::Done(_)))
+                .map(|(k, e)| user_data(k, e.seq))
+                .collect()
+        };
+        for key in pending {
+            self.shared
+                .push_ignored(opcode::AsyncCancel::new(key).build(), Box::new(()), false);
+        }
+        loop {
+            let in_kernel = {
+                let st = self.shared.lock();
+                st.slab.iter().any(|(_, e)| !matches!(e.slot, Slot::Done(_)))
+            };
+            if !in_kernel {
+                break;
+            }
+            self.shared.kick.notify_one();
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        // The state stays consistent across a panic in a waker (wakers are
+        // called after the lock is released), so a poisoned lock is usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `sqe` under a fresh slab key and returns `(key, user_data)`.
+    ///
+    /// The caller keeps everything the SQE points to alive until the slot is
+    /// completed or turned into `Slot::Ignored` holding those resources.
+    pub(crate) fn push(&self, sqe: squeue::Entry) -> (usize, u64) {
+        let mut st = self.lock();
+        let (key, ud) = insert(&mut st, Slot::Waiting(None));
+        let wakers = self.push_locked(&mut st, sqe.user_data(ud));
+        drop(st);
+        wakers.into_iter().for_each(Waker::wake);
+        (key, ud)
+    }
+
+    /// Queues an SQE whose completion nobody waits for (a cancel, or an op
+    /// whose future is gone): the slot owns `resources` until the CQE.
+    pub(crate) fn push_ignored(
+        &self,
+        sqe: squeue::Entry,
+        resources: Box<dyn Any + Send>,
+        result_is_fd: bool,
+    ) {
+        let mut st = self.lock();
+        let (_, ud) = insert(
+            &mut st,
+            Slot::Ignored {
+                _resources: resources,
+                result_is_fd,
+            },
+        );
+        let wakers = self.push_locked(&mut st, sqe.user_data(ud));
+        drop(st);
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
+    fn push_locked(&self, st: &mut State, sqe: squeue::Entry) -> Vec<Waker> {
+        let mut wakers = Vec::new();
+        loop {
+            // SAFETY: the entry's pointers refer to memory owned by the op
+            // future or by its slot until the CQE arrives (push's contract).
+            let pushed = unsafe { st.ring.submission().push(&sqe) };
+            if pushed.is_ok() {
+                break;
+            }
+            // The SQ is full: submit what is queued now, then retry.
+            if let Err(e) = self.submit_locked(st, &mut wakers) {
+                // Nothing can be queued; fail this op (and keep the others).
+                let ud = sqe.get_user_data();
+                complete(st, ud, -e.raw_os_error().unwrap_or(libc::EIO), &mut wakers);
+                return wakers;
+            }
+        }
+        st.unsubmitted += 1;
+        self.counters.add_op();
+        if !st.submit_scheduled {
+            st.submit_scheduled = true;
+            self.kick.notify_one();
+        }
+        wakers
+    }
+
+    /// One `io_uring_enter` for everything queued, then a reap.
+    fn submit_locked(&self, st: &mut State, wakers: &mut Vec<Waker>) -> io::Result<()> {
+        while st.unsubmitted > 0 {
+            self.counters.add_enter();
+            match st.ring.submit() {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                // The CQ overflowed (EBUSY) or the kernel is short of memory
+                // for the request (EAGAIN): reap, then retry.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY) | Some(libc::EAGAIN)) => {
+                    if self.reap(st, wakers) == 0 {
+                        std::thread::yield_now();
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+            // What the kernel has not consumed from the SQ is still queued.
+            st.unsubmitted = st.ring.submission().len();
+        }
+        self.reap(st, wakers);
+        Ok(())
+    }
+
+    fn submit_and_reap(self: &Arc<Self>) {
+        let mut wakers = Vec::new();
+        let mut st = self.lock();
+        st.submit_scheduled = false;
+        if self.submit_locked(&mut st, &mut wakers).is_err() {
+            // The SQEs stay queued (their slots must not be completed while
+            // the kernel may still consume them): try again shortly.
+            st.submit_scheduled = true;
+            let shared = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                shared.kick.notify_one();
+            });
+        }
+        drop(st);
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
+    /// Drains the CQ; returns how many CQEs were seen.
+    fn reap(&self, st: &mut State, wakers: &mut Vec<Waker>) -> usize {
+        let entries: Vec<cqueue::Entry> = st.ring.completion().collect();
+        for cqe in &entries {
+            complete(st, cqe.user_data(), cqe.result(), wakers);
+        }
+        self.counters.add_completions(entries.len() as u64);
+        entries.len()
+    }
+
+    fn drain_eventfd(&self) {
+        let mut val = 0u64;
+        loop {
+            // SAFETY: reads 8 bytes into a local u64 from our own eventfd.
+            let n = unsafe {
+                libc::read(
+                    self.eventfd.as_raw_fd(),
+                    (&mut val as *mut u64).cast(),
+                    std::mem::size_of::<u64>(),
+                )
+            };
+            if n != 8 {
+                break;
+            }
+        }
+    }
+}
+
+fn user_data(key: usize, seq: u32) -> u64 {
+    (key as u64 & 0xffff_ffff) | ((seq as u64) << 32)
+}
+
+fn insert(st: &mut State, slot: Slot) -> (usize, u64) {
+    let seq = st.next_seq;
+    st.next_seq = st.next_seq.wrapping_add(1);
+    let key = st.slab.insert(Entry { seq, slot });
+    (key, user_data(key, seq))
+}
+
+/// Records a result for the op `ud` names; wakes its waiter or frees an
+/// ignored slot. A `ud` whose sequence number no longer matches is stale.
+fn complete(st: &mut State, ud: u64, res: i32, wakers: &mut Vec<Waker>) {
+    let key = (ud & 0xffff_ffff) as usize;
+    let Some(entry) = st.slab.get_mut(key) else {
+        return;
+    };
+    if entry.seq != (ud >> 32) as u32 {
+        return;
+    }
+    match std::mem::replace(&mut entry.slot, Slot::Done(res)) {
+        Slot::Waiting(w) => wakers.extend(w),
+        Slot::Done(_) => {}
+        Slot::Ignored { result_is_fd, .. } => {
+            // The future is gone: release the resources now that the kernel
+            // is done with them, and close an fd nobody will ever see.
+            st.slab.remove(key);
+            if result_is_fd && res >= 0 {
+                // SAFETY: res is a descriptor the kernel just opened for an
+                // abandoned openat; no one else knows its number.
+                unsafe { libc::close(res) };
+            }
+        }
+    }
+}
+
+async fn drive(shared: Arc<Shared>) {
+    loop {
+        tokio::select! {
+            biased;
+            _ = shared.kick.notified() => {}
+            ready = shared.eventfd.readable() => match ready {
+                Ok(mut guard) => {
+                    shared.drain_eventfd();
+                    guard.clear_ready();
+                }
+                Err(_) => {
+                    // The eventfd cannot fail while we own it; if it ever
+                    // does, fall back to polling so completions still arrive.
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
+            }
+        }
+        shared.counters.add_wakeup();
+        shared.submit_and_reap();
+        if shared.shutting_down.load(Ordering::SeqCst) && shared.lock().slab.is_empty() {
+            break;
+        }
+    }
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        // Dropping the ring while ops are in flight would let the kernel write
+        // into freed memory: leak their resources instead. Shutdown drains
+        // first, so this only happens if a runtime is torn down abruptly.
+        for entry in self.slab.drain() {
+            std::mem::forget(entry);
+        }
+    }
+}
+
+pub(crate) fn fd(fd: RawFd) -> types::Fd {
+    types::Fd(fd)
+}

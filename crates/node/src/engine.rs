@@ -1,0 +1,39 @@
+//! The process-wide engine: one tokio runtime (one worker thread, which runs
+//! the ring's driver task and every stream's pump) and one backend, started
+//! on first use.
+
+use std::sync::OnceLock;
+
+use napi::{Error, Result, Status};
+use tokio::runtime::Runtime;
+use uring_fs_core::{Choice, Engine};
+
+pub(crate) struct Global {
+    pub rt: Runtime,
+    pub engine: Engine,
+}
+
+static GLOBAL: OnceLock<std::result::Result<Global, String>> = OnceLock::new();
+
+fn start() -> std::result::Result<Global, String> {
+    let choice = Choice::from_env().map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .max_blocking_threads(128)
+        .thread_name("uring-fs")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the uring-fs runtime: {e}"))?;
+    let engine = rt
+        .block_on(async { Engine::start(choice) })
+        .map_err(|e| format!("cannot start the uring-fs engine: {e}"))?;
+    Ok(Global { rt, engine })
+}
+
+/// The running engine, or the reason it could not start.
+pub(crate) fn global() -> Result<&'static Global> {
+    GLOBAL
+        .get_or_init(start)
+        .as_ref()
+        .map_err(|why| Error::new(Status::GenericFailure, why.clone()))
+}

@@ -1,0 +1,8 @@
+//! The napi-rs binding of uring-fs. Thin by design: it converts JS values to
+//! core types and core results back (OS failures cross as negative errno
+//! numbers, which `lib/errors.ts` turns into Node's own errors), and holds no
+//! I/O logic of its own.
+
+mod engine;
+mod read_stream;
+mod runtime_info;

@@ -1,0 +1,239 @@
+//! `NativeReadStream`: a core `ReadPump` seen from JavaScript.
+//!
+//! JavaScript calls `take()` from `_read`; it returns every chunk that is
+//! ready as external Buffers over the pool memory the kernel read into (no
+//! copy), `null` at the end, or a negative errno. When nothing is ready it
+//! arms `onReady`, which the pump calls once something is; the function is
+//! referenced (keeps the event loop alive) only while armed. Opening and
+//! destroying are one-off and answer with promises.
+
+use std::ffi::CString;
+use std::ptr::NonNull;
+use std::sync::{Arc, Mutex};
+
+use napi::bindgen_prelude::{Array, Buffer, BufferSlice, Function, Null, Object};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::{Either, Env, Error, JsDeferred, Result, Status};
+use napi_derive::napi;
+use uring_fs_core::{PoolBuf, PumpOptions, ReadPump, ReaderOptions, Source};
+
+use crate::engine::global;
+
+type ReadyFn = ThreadsafeFunction<(), (), (), Status, false, true>;
+type Resolver = Box<dyn FnOnce(Env) -> Result<i32> + Send>;
+type Deferred = JsDeferred<i32, Resolver>;
+
+/// The pieces of a stream before `start()`.
+struct Pending {
+    source: Source,
+    opts: PumpOptions,
+}
+
+#[napi]
+pub struct NativeReadStream {
+    pending: Option<Pending>,
+    pump: Option<ReadPump>,
+    ready: Option<Arc<ReadyFn>>,
+    /// `ready` is referenced because a take() armed it.
+    armed: bool,
+    destroyed: bool,
+}
+
+fn errno_of(e: &std::io::Error) -> i32 {
+    -e.raw_os_error().unwrap_or(libc::EIO)
+}
+
+fn settle(deferred: Deferred, value: i32) {
+    deferred.resolve(Box::new(move |_| Ok(value)));
+}
+
+/// Wraps a pool buffer as an external Buffer; the pool gets it back when the
+/// Buffer is collected.
+fn to_js_buffer<'env>(env: &'env Env, buf: PoolBuf) -> Result<BufferSlice<'env>> {
+    let (ptr, len, cap) = buf.into_raw();
+    let addr = ptr.as_ptr() as usize;
+    // SAFETY: ptr/len describe `len` initialised bytes owned by the pool
+    // block we just took out of its PoolBuf; the finalizer is the only code
+    // that gives the block back, exactly once, after the Buffer is collected
+    // (or right away if Node copies the bytes instead).
+    unsafe {
+        BufferSlice::from_external(env, ptr.as_ptr(), len, (addr, len, cap), |_, (a, l, c)| {
+            if let Some(p) = NonNull::new(a as *mut u8) {
+                // SAFETY: (a, l, c) came from one into_raw call above.
+                drop(PoolBuf::from_raw(p, l, c));
+            }
+        })
+    }
+}
+
+#[napi]
+impl NativeReadStream {
+    /// `path` (bytes, no NUL) is opened with `flags`/`mode` unless `fd >= 0`
+    /// is given. `end` is exclusive, `-1` for none. `window` is the most reads
+    /// in flight; the ready queue holds as many chunks again.
+    #[napi(constructor, catch_unwind)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        path: Option<Buffer>,
+        fd: i32,
+        flags: i32,
+        mode: u32,
+        start: i64,
+        end: i64,
+        chunk_size: u32,
+        window: u32,
+        on_ready: Function<'_, (), ()>,
+    ) -> Result<Self> {
+        let ready = on_ready
+            .build_threadsafe_function::<()>()
+            .callee_handled::<false>()
+            .weak::<true>()
+            .build()?;
+        let source = if fd >= 0 {
+            Source::Fd(fd)
+        } else {
+            let bytes = path
+                .as_deref()
+                .ok_or_else(|| Error::new(Status::InvalidArg, "path or fd required"))?;
+            let c = CString::new(bytes.to_vec())
+                .map_err(|_| Error::new(Status::InvalidArg, "path contains a NUL byte"))?;
+            Source::Path(c, flags, mode)
+        };
+        let opts = PumpOptions {
+            reader: ReaderOptions {
+                start: start.max(0) as u64,
+                end: (end >= 0).then_some(end as u64),
+                chunk_size: chunk_size.max(1) as usize,
+                max_window: window.max(1) as usize,
+            },
+            queue_chunks: window.max(1) as usize,
+        };
+        Ok(NativeReadStream {
+            pending: Some(Pending { source, opts }),
+            pump: None,
+            ready: Some(Arc::new(ready)),
+            armed: false,
+            destroyed: false,
+        })
+    }
+
+    /// Opens (unless given an fd) and starts reading ahead. Resolves with
+    /// the descriptor, or `-errno` if the open failed.
+    #[napi(catch_unwind, ts_return_type = "Promise<number>")]
+    pub fn start<'env>(&mut self, env: &'env Env) -> Result<Object<'env>> {
+        let g = global()?;
+        let (deferred, promise) = env.create_deferred::<i32, Resolver>()?;
+        let Some(Pending { source, opts }) = self.pending.take() else {
+            return Err(Error::new(Status::GenericFailure, "stream already started"));
+        };
+        let deferred = Mutex::new(Some(deferred));
+        let pump = ReadPump::start(
+            g.rt.handle(),
+            g.engine.clone(),
+            source,
+            opts,
+            Box::new(move |res| {
+                let value = match res {
+                    Ok(fd) => fd,
+                    Err(e) => errno_of(&e.error),
+                };
+                if let Some(d) = deferred.lock().ok().and_then(|mut d| d.take()) {
+                    settle(d, value);
+                }
+            }),
+        );
+        self.pump = Some(pump);
+        Ok(promise)
+    }
+
+    /// Every ready chunk (an array, empty when `onReady` will follow), `null`
+    /// at the end of the range, or `-errno` if reading failed.
+    #[napi(catch_unwind, ts_return_type = "Buffer[] | null | number")]
+    pub fn take<'env>(
+        &mut self,
+        env: &'env Env,
+    ) -> Result<Either<Array<'env>, Either<Null, i32>>> {
+        let (Some(pump), Some(ready)) = (self.pump.as_ref(), self.ready.as_ref()) else {
+            return Ok(Either::A(env.create_array(0)?));
+        };
+        let cb_ready = ready.clone();
+        let taken = pump.take(move || {
+            Box::new(move || {
+                // A failure means the function was released: nobody listens.
+                let _ = cb_ready.call((), ThreadsafeFunctionCallMode::NonBlocking);
+            })
+        });
+        let want_ref = taken.chunks.is_empty() && taken.end.is_none();
+        if want_ref != self.armed {
+            // SAFETY: called on the JS thread (this is a JS method) with a
+            // live threadsafe function owned by self.
+            let status = unsafe {
+                if want_ref {
+                    napi::sys::napi_ref_threadsafe_function(env.raw(), ready.raw())
+                } else {
+                    napi::sys::napi_unref_threadsafe_function(env.raw(), ready.raw())
+                }
+            };
+            if status == napi::sys::Status::napi_ok {
+                self.armed = want_ref;
+            }
+        }
+        if let Some(end) = taken.end {
+            return Ok(Either::B(match end {
+                Ok(()) => Either::A(Null),
+                Err(e) => Either::B(errno_of(&e.error)),
+            }));
+        }
+        let mut arr = env.create_array(taken.chunks.len() as u32)?;
+        for (i, chunk) in taken.chunks.into_iter().enumerate() {
+            arr.set(i as u32, to_js_buffer(env, chunk)?)?;
+        }
+        Ok(arr).map(Either::A)
+    }
+
+    /// Stops reading, waits for the kernel to return every read in flight,
+    /// closes the descriptor when `close_fd`, then resolves with 0 or the
+    /// close's `-errno`.
+    #[napi(catch_unwind, ts_return_type = "Promise<number>")]
+    pub fn destroy<'env>(&mut self, env: &'env Env, close_fd: bool) -> Result<Object<'env>> {
+        let (deferred, promise) = env.create_deferred::<i32, Resolver>()?;
+        self.release();
+        match self.pump.as_ref() {
+            Some(pump) if !self.destroyed => {
+                self.destroyed = true;
+                pump.destroy(
+                    close_fd,
+                    Box::new(move |res| {
+                        settle(
+                            deferred,
+                            match res {
+                                Ok(()) => 0,
+                                Err(e) => errno_of(&e.error),
+                            },
+                        )
+                    }),
+                );
+            }
+            _ => settle(deferred, 0),
+        }
+        Ok(promise)
+    }
+
+    /// Lets go of `onReady`: no more events, nothing kept alive.
+    #[napi(catch_unwind)]
+    pub fn release(&mut self) {
+        self.ready = None;
+        self.armed = false;
+    }
+}
+
+impl Drop for NativeReadStream {
+    fn drop(&mut self) {
+        // Collected without destroy(): stop the pump so that its reads come
+        // back and its buffers return to the pool. Like an fs stream that is
+        // never destroyed, the descriptor is left open.
+        if let (Some(pump), false) = (self.pump.as_ref(), self.destroyed) {
+            pump.destroy(false, Box::new(|_| {}));
+        }
+    }
+}

@@ -1,0 +1,37 @@
+// uring-fs: io_uring-backed file streams for Node.js.
+//
+// The public API. Byte-level work lives in the native engine (crates/core via
+// the binding); this module only wires the pieces together.
+
+import { backend as nativeBackend, fallbackReason as nativeFallbackReason, stats as nativeStats } from './binding'
+
+export { ReadStream, createReadStream } from './lib/read-stream'
+export type { ReadStreamOptions } from './lib/read-stream'
+
+export type Backend = 'io_uring' | 'fallback'
+
+/** Which backend is live: 'io_uring', or 'fallback' (worker threads). */
+export function backend(): Backend {
+  return nativeBackend() as Backend
+}
+
+/** Why the fallback is in use, or null when io_uring is. */
+export function fallbackReason(): string | null {
+  return nativeFallbackReason() ?? null
+}
+
+export interface Stats {
+  /** Operations submitted: SQEs on io_uring, jobs on the fallback. */
+  ops: number
+  /** io_uring_enter calls made to submit them (0 on the fallback). */
+  enters: number
+  completions: number
+  bytesRead: number
+  /** Times the ring's driver task woke up. */
+  wakeups: number
+}
+
+/** Engine counters since the process started; use differences. */
+export function stats(): Stats {
+  return nativeStats()
+}

@@ -1,0 +1,148 @@
+// Node-identical errors: the same classes, codes, properties and messages
+// that `fs` gives, so callers can switch from `fs` without touching their
+// error handling. The message formats follow Node's lib/internal/errors.js.
+
+import { inspect, getSystemErrorMap } from 'node:util'
+
+export interface SystemError extends Error {
+  errno: number
+  code: string
+  syscall: string
+  path?: string
+}
+
+const uvErrors = getSystemErrorMap()
+
+/** An error for a failed system call, as `fs` builds it (uvException). */
+export function systemError(errno: number, syscall: string, path?: string | Buffer): SystemError {
+  const neg = errno > 0 ? -errno : errno
+  const [code, desc] = uvErrors.get(neg) ?? ['UNKNOWN', 'unknown error']
+  let message = `${code}: ${desc}, ${syscall}`
+  const p = path === undefined ? undefined : path.toString()
+  if (p) message += ` '${p}'`
+  const err = new Error(message) as SystemError
+  err.errno = neg
+  err.code = code
+  err.syscall = syscall
+  if (p) err.path = p
+  Error.captureStackTrace?.(err, systemError)
+  return err
+}
+
+class NodeTypeError extends TypeError {
+  code: string
+  constructor(code: string, message: string) {
+    super(message)
+    this.code = code
+  }
+  toString(): string {
+    return `${this.name} [${this.code}]: ${this.message}`
+  }
+}
+
+class NodeRangeError extends RangeError {
+  code: string
+  constructor(code: string, message: string) {
+    super(message)
+    this.code = code
+  }
+  toString(): string {
+    return `${this.name} [${this.code}]: ${this.message}`
+  }
+}
+
+const kTypes = ['string', 'function', 'number', 'object', 'Function', 'Object', 'boolean', 'bigint', 'symbol']
+const classRegExp = /^([A-Z][a-z0-9]*)+$/
+
+function determineSpecificType(value: unknown): string {
+  if (value == null) return '' + value
+  if (typeof value === 'function' && value.name) return `function ${value.name}`
+  if (typeof value === 'object') {
+    const ctor = (value as { constructor?: { name?: string } }).constructor
+    if (ctor?.name) return `an instance of ${ctor.name}`
+    return inspect(value, { depth: -1 })
+  }
+  let inspected = inspect(value, { colors: false })
+  if (inspected.length > 28) inspected = `${inspected.slice(0, 25)}...`
+  return `type ${typeof value} (${inspected})`
+}
+
+function joinAlternatives(list: string[]): string {
+  if (list.length > 2) return `${list.slice(0, -1).join(', ')}, or ${list[list.length - 1]}`
+  return list.join(' or ')
+}
+
+/** ERR_INVALID_ARG_TYPE with Node's message. */
+export function invalidArgType(name: string, expected: string | string[], actual: unknown): TypeError {
+  const exp = Array.isArray(expected) ? expected : [expected]
+  let msg = 'The '
+  if (name.endsWith(' argument')) msg += `${name} `
+  else msg += `"${name}" ${name.includes('.') ? 'property' : 'argument'} `
+  msg += 'must be '
+  const types: string[] = []
+  const instances: string[] = []
+  const other: string[] = []
+  for (const value of exp) {
+    if (kTypes.includes(value)) types.push(value.toLowerCase())
+    else if (classRegExp.test(value)) instances.push(value)
+    else other.push(value)
+  }
+  if (instances.length > 0) {
+    const pos = types.indexOf('object')
+    if (pos !== -1) {
+      types.splice(pos, 1)
+      instances.push('Object')
+    }
+  }
+  if (types.length > 0) {
+    if (types.length > 2) msg += `one of type ${joinAlternatives(types)}`
+    else if (types.length === 2) msg += `one of type ${types[0]} or ${types[1]}`
+    else msg += `of type ${types[0]}`
+    if (instances.length > 0 || other.length > 0) msg += ' or '
+  }
+  if (instances.length > 0) {
+    msg += `an instance of ${joinAlternatives(instances)}`
+    if (other.length > 0) msg += ' or '
+  }
+  if (other.length > 0) {
+    if (other.length > 2) msg += `one of ${joinAlternatives(other)}`
+    else if (other.length === 2) msg += `one of ${other[0]} or ${other[1]}`
+    else msg += other[0].toLowerCase() === other[0] ? `an ${other[0]}` : other[0]
+  }
+  msg += `. Received ${determineSpecificType(actual)}`
+  return new NodeTypeError('ERR_INVALID_ARG_TYPE', msg)
+}
+
+/** ERR_INVALID_ARG_VALUE with Node's message. */
+export function invalidArgValue(name: string, value: unknown, reason = 'is invalid'): TypeError {
+  let inspected = inspect(value)
+  if (inspected.length > 128) inspected = `${inspected.slice(0, 128)}...`
+  const type = name.includes('.') ? 'property' : 'argument'
+  return new NodeTypeError('ERR_INVALID_ARG_VALUE', `The ${type} '${name}' ${reason}. Received ${inspected}`)
+}
+
+function addNumericalSeparator(val: string): string {
+  let res = ''
+  let i = val.length
+  const start = val[0] === '-' ? 1 : 0
+  for (; i >= start + 4; i -= 3) res = `_${val.slice(i - 3, i)}${res}`
+  return `${val.slice(0, i)}${res}`
+}
+
+/** ERR_OUT_OF_RANGE with Node's message. */
+export function outOfRange(name: string, range: string, input: unknown): RangeError {
+  let received: string
+  if (Number.isInteger(input) && Math.abs(input as number) > 2 ** 32) {
+    received = addNumericalSeparator(String(input))
+  } else if (typeof input === 'bigint') {
+    received = String(input)
+    if (input > 2n ** 32n || input < -(2n ** 32n)) received = addNumericalSeparator(received)
+    received += 'n'
+  } else {
+    received = inspect(input)
+  }
+  return new NodeRangeError(
+    'ERR_OUT_OF_RANGE',
+    `The value of "${name}" is out of range. It must be ${range}. Received ${received}`,
+  )
+}

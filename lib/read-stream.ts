@@ -1,0 +1,207 @@
+// ReadStream: a drop-in for fs.ReadStream whose bytes come from the native
+// read-ahead pump. The semantics (options, events, properties, errors,
+// destroy) follow Node's lib/internal/fs/streams.js; the byte work is native.
+
+import { Readable, finished } from 'node:stream'
+import { NativeReadStream } from '../binding'
+import { systemError } from './errors'
+import { getOptions, parseFileMode, stringToFlags, toPath, validateInt32, validateInteger } from './validate'
+import { invalidArgType, outOfRange } from './errors'
+
+export interface ReadStreamOptions {
+  flags?: string | number
+  encoding?: BufferEncoding | null
+  fd?: number | null
+  mode?: number | string
+  autoClose?: boolean
+  emitClose?: boolean
+  start?: number
+  end?: number
+  highWaterMark?: number
+  signal?: AbortSignal | null
+  /**
+   * uring-fs only: how many bytes to keep in flight ahead of the consumer.
+   * The same amount again may wait, read, for the consumer. Default: 1 MiB,
+   * and at least 2 chunks.
+   */
+  readAhead?: number
+}
+
+const DEFAULT_READ_AHEAD = 1 << 20
+const MAX_WINDOW = 64
+
+export class ReadStream extends Readable {
+  /** The descriptor, or null until it is open. */
+  fd: number | null
+  path: string | Buffer | undefined
+  flags: string | number | undefined
+  mode: number | string | undefined
+  start: number | undefined
+  end: number
+  bytesRead = 0
+  // Node's own name for the current position.
+  pos: number | undefined
+
+  #native: NativeReadStream | null = null
+  #reading = false
+
+  constructor(path: unknown, options?: ReadStreamOptions | BufferEncoding) {
+    const opts = getOptions<ReadStreamOptions & { autoDestroy?: boolean }>(options)
+    if (opts.highWaterMark === undefined) opts.highWaterMark = 64 * 1024
+    let fd: number | null = null
+    let p: string | Buffer | undefined
+    let flags: string | number | undefined
+    let mode: number | string | undefined
+    if (opts.fd == null) {
+      p = toPath(path)
+      flags = opts.flags === undefined ? 'r' : opts.flags
+      mode = opts.mode === undefined ? 0o666 : opts.mode
+    } else {
+      if (typeof opts.fd !== 'number') throw invalidArgType('options.fd', ['number', 'FileHandle'], opts.fd)
+      if (Object.is(opts.fd, -0)) throw outOfRange('fd', '>= 0 && <= 2147483647', opts.fd)
+      fd = validateInt32(opts.fd, 'fd', 0)
+    }
+    opts.autoDestroy = opts.autoClose === undefined ? true : opts.autoClose
+    const start = opts.start
+    let end = opts.end
+    if (start !== undefined) validateInteger(start, 'start', 0)
+    if (end === undefined) end = Infinity
+    else if (end !== Infinity) {
+      validateInteger(end, 'end', 0)
+      if (start !== undefined && start > end) throw outOfRange('start', `<= "end" (here: ${end})`, start)
+    }
+    super(opts as ConstructorParameters<typeof Readable>[0])
+    this.fd = fd
+    this.path = p
+    this.flags = flags
+    this.mode = mode
+    this.start = start
+    this.end = end
+    this.pos = start
+    this.#readAhead = opts.readAhead
+  }
+
+  #readAhead: number | undefined
+
+  get pending(): boolean {
+    return this.fd === null
+  }
+
+  get autoClose(): boolean {
+    return (this as unknown as { _readableState: { autoDestroy: boolean } })._readableState.autoDestroy
+  }
+
+  set autoClose(val: boolean) {
+    ;(this as unknown as { _readableState: { autoDestroy: boolean } })._readableState.autoDestroy = val
+  }
+
+  _construct(callback: (error?: Error | null) => void): void {
+    let flags = 0
+    let mode = 0
+    if (this.fd === null) {
+      try {
+        flags = stringToFlags(this.flags)
+        mode = parseFileMode(this.mode, 'mode', 0o666)
+      } catch (err) {
+        callback(err as Error)
+        return
+      }
+    }
+    const hwm = this.readableHighWaterMark
+    // An empty range (start > end is rejected above; end < start never
+    // reaches here) still opens the file, as fs does, then ends at once.
+    const first = this.start ?? 0
+    const endExclusive = this.end === Infinity ? -1 : this.end + 1
+    const chunk = Math.max(1, Math.min(hwm, 2 ** 31))
+    const ahead = this.#readAhead ?? DEFAULT_READ_AHEAD
+    const window = Math.max(2, Math.min(MAX_WINDOW, Math.ceil(ahead / chunk)))
+    const pathBytes = this.fd === null ? Buffer.from(this.path as string | Buffer) : null
+    const native = new NativeReadStream(
+      pathBytes,
+      this.fd ?? -1,
+      flags,
+      mode,
+      first,
+      endExclusive,
+      chunk,
+      window,
+      () => this.#pull(),
+    )
+    this.#native = native
+    native.start().then(
+      (res) => {
+        if (res < 0) {
+          callback(systemError(res, 'open', this.path))
+          return
+        }
+        if (this.fd === null) {
+          this.fd = res
+          callback()
+          this.emit('open', res)
+          this.emit('ready')
+        } else {
+          callback()
+        }
+      },
+      (err: Error) => callback(err),
+    )
+  }
+
+  _read(): void {
+    this.#reading = true
+    this.#pull()
+  }
+
+  /** Moves every chunk the pump has ready into the stream. */
+  #pull(): void {
+    const native = this.#native
+    if (!this.#reading || native === null || this.destroyed) return
+    const r = native.take()
+    if (Array.isArray(r)) {
+      if (r.length === 0) return // onReady calls back when data is in
+      this.#reading = false
+      for (let i = 0; i < r.length; i++) {
+        const buf = r[i]
+        this.bytesRead += buf.length
+        if (this.pos !== undefined) this.pos += buf.length
+        this.push(buf)
+      }
+    } else if (r === null) {
+      this.#reading = false
+      native.release()
+      this.push(null)
+    } else {
+      this.#reading = false
+      native.release()
+      this.destroy(systemError(r, 'read'))
+    }
+  }
+
+  _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    const native = this.#native
+    this.#native = null
+    // fs closes the descriptor on destroy whenever it has one (the `!fd`
+    // test in fs skips fd 0, and so does this).
+    const closeFd = !!this.fd
+    if (native === null) {
+      callback(err)
+      return
+    }
+    native.destroy(closeFd).then(
+      (res) => {
+        if (closeFd) this.fd = null
+        callback(res < 0 ? systemError(res, 'close') : err)
+      },
+      (e: Error) => callback(e),
+    )
+  }
+
+  close(cb?: (err?: NodeJS.ErrnoException | null) => void): void {
+    if (typeof cb === 'function') finished(this, cb)
+    this.destroy()
+  }
+}
+
+export function createReadStream(path: unknown, options?: ReadStreamOptions | BufferEncoding): ReadStream {
+  return new ReadStream(path, options)
+}
