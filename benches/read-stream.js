@@ -1,0 +1,149 @@
+#!/usr/bin/env node
+// Read-stream throughput: uring-fs createReadStream against fs.createReadStream
+// (libuv thread pool, and libuv's own io_uring with UV_USE_IO_URING=1), on a
+// cached 1 GiB file consumed through 'data' events, in the same run.
+//
+//   node benches/read-stream.js [--rounds 5] [--file PATH] [--size-mib 1024]
+//
+// Every variant runs in its own child process (UV_USE_IO_URING is read by
+// libuv at start-up), rounds interleave the variants, the file is read once
+// before each round so it is in the page cache, and each child does one
+// untimed warm-up pass so that every engine is measured with its allocator
+// warm. Printed: the median GiB/s of each variant, ratios against fs, minor
+// page faults and io_uring_enter calls per GiB, and fio's figure for the same
+// file when fio is installed.
+
+'use strict'
+const { spawnSync, execFileSync } = require('node:child_process')
+const fs = require('node:fs')
+const path = require('node:path')
+const os = require('node:os')
+
+const args = process.argv.slice(2)
+const opt = (name, def) => {
+  const i = args.indexOf(`--${name}`)
+  return i >= 0 ? args[i + 1] : def
+}
+
+if (args[0] === '--child') {
+  child(args[1], args[2], Number(args[3]))
+} else {
+  main()
+}
+
+function child(engine, file, hwm) {
+  const mod = engine === 'uring-fs' ? require('..') : fs
+  const pass = () =>
+    new Promise((resolve, reject) => {
+      let n = 0
+      const s = mod.createReadStream(file, { highWaterMark: hwm })
+      s.on('data', (d) => {
+        n += d.length
+      })
+      s.on('error', reject)
+      s.on('close', () => resolve(n))
+    })
+  ;(async () => {
+    await pass() // warm-up: allocator, JIT, buffer pool
+    const st0 = engine === 'uring-fs' ? mod.stats() : null
+    const ru0 = process.resourceUsage()
+    const t0 = process.hrtime.bigint()
+    const n = await pass()
+    const secs = Number(process.hrtime.bigint() - t0) / 1e9
+    const ru = process.resourceUsage()
+    const st = engine === 'uring-fs' ? mod.stats() : null
+    const gib = n / 2 ** 30
+    process.stdout.write(
+      JSON.stringify({
+        gibs: gib / secs,
+        faultsPerGiB: (ru.minorPageFault - ru0.minorPageFault) / gib,
+        cpuPerGiB: (ru.userCPUTime + ru.systemCPUTime - ru0.userCPUTime - ru0.systemCPUTime) / 1e3 / gib,
+        entersPerGiB: st ? (st.enters - st0.enters) / gib : null,
+        opsPerEnter: st ? (st.ops - st0.ops) / Math.max(1, st.enters - st0.enters) : null,
+      }),
+    )
+  })().catch((e) => {
+    console.error(e)
+    process.exit(1)
+  })
+}
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.floor(s.length / 2)]
+}
+
+function ensureFile(file, bytes) {
+  try {
+    if (fs.statSync(file).size === bytes) return
+  } catch {}
+  const fd = fs.openSync(file, 'w')
+  const chunk = Buffer.alloc(1 << 20)
+  for (let i = 0; i < chunk.length; i++) chunk[i] = (i * 131 + 7) & 0xff
+  for (let off = 0; off < bytes; off += chunk.length) fs.writeSync(fd, chunk, 0, Math.min(chunk.length, bytes - off))
+  fs.closeSync(fd)
+}
+
+function warmCache(file) {
+  // Read the whole file so it is in the page cache (the host drops idle pages).
+  const fd = fs.openSync(file, 'r')
+  const buf = Buffer.allocUnsafe(1 << 20)
+  while (fs.readSync(fd, buf, 0, buf.length, null) > 0);
+  fs.closeSync(fd)
+}
+
+function fio(file, bs) {
+  try {
+    const out = execFileSync(
+      'fio',
+      ['--name=r', `--filename=${file}`, '--rw=read', `--bs=${bs}`, '--ioengine=psync', '--direct=0', '--output-format=json', '--invalidate=0'],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
+    )
+    const j = JSON.parse(out)
+    return j.jobs[0].read.bw_bytes / 2 ** 30
+  } catch {
+    return null
+  }
+}
+
+function main() {
+  const rounds = Number(opt('rounds', 5))
+  const sizeMiB = Number(opt('size-mib', 1024))
+  const file = opt('file', path.join(os.tmpdir(), `uring-fs-bench-${sizeMiB}m.bin`))
+  ensureFile(file, sizeMiB << 20)
+  const variants = [
+    { name: 'fs', engine: 'fs', env: { UV_USE_IO_URING: '0' } },
+    { name: 'fs+uv_io_uring', engine: 'fs', env: { UV_USE_IO_URING: '1' } },
+    { name: 'uring-fs', engine: 'uring-fs', env: {} },
+  ]
+  console.log(`read-stream: ${sizeMiB} MiB cached file ${file}, ${rounds} rounds, node ${process.version}`)
+  for (const hwm of [64 << 10, 1 << 20]) {
+    const res = Object.fromEntries(variants.map((v) => [v.name, []]))
+    for (let r = 0; r < rounds; r++) {
+      for (const v of variants) {
+        warmCache(file)
+        const out = spawnSync(process.execPath, [__filename, '--child', v.engine, file, String(hwm)], {
+          env: { ...process.env, ...v.env },
+          encoding: 'utf8',
+        })
+        if (out.status !== 0) throw new Error(`${v.name} failed: ${out.stderr}`)
+        res[v.name].push(JSON.parse(out.stdout))
+      }
+    }
+    const fioBw = fio(file, hwm)
+    const med = (name, key) => median(res[name].map((x) => x[key]))
+    console.log(`\nhighWaterMark ${hwm >> 10} KiB (median of ${rounds})`)
+    for (const v of variants) {
+      const g = med(v.name, 'gibs')
+      let line = `  ${v.name.padEnd(16)} ${g.toFixed(2)} GiB/s  cpu ${med(v.name, 'cpuPerGiB').toFixed(0)} ms/GiB  faults ${med(v.name, 'faultsPerGiB').toFixed(0)}/GiB`
+      if (v.engine === 'uring-fs') {
+        line += `  io_uring_enter ${med(v.name, 'entersPerGiB').toFixed(0)}/GiB (${med(v.name, 'opsPerEnter').toFixed(1)} ops each)`
+      }
+      console.log(line)
+    }
+    const u = med('uring-fs', 'gibs')
+    console.log(`  ratio uring-fs / fs              ${(u / med('fs', 'gibs')).toFixed(2)}x`)
+    console.log(`  ratio uring-fs / fs+uv_io_uring  ${(u / med('fs+uv_io_uring', 'gibs')).toFixed(2)}x`)
+    if (fioBw) console.log(`  fio psync bs=${hwm >> 10}k: ${fioBw.toFixed(2)} GiB/s; uring-fs is ${((u / fioBw) * 100).toFixed(0)}% of it`)
+  }
+}
