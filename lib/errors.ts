@@ -29,11 +29,20 @@ export function systemError(errno: number, syscall: string, path?: string | Buff
   return err
 }
 
+/** Node's stack header for its own errors names the code: `TypeError [CODE]: message`. */
+function addCodeToStack(err: Error & { code: string }): void {
+  const stack = err.stack
+  if (typeof stack !== 'string') return
+  const nl = stack.indexOf('\n')
+  err.stack = `${err.name} [${err.code}]: ${err.message}${nl === -1 ? '' : stack.slice(nl)}`
+}
+
 class NodeTypeError extends TypeError {
   code: string
   constructor(code: string, message: string) {
     super(message)
     this.code = code
+    addCodeToStack(this)
   }
   toString(): string {
     return `${this.name} [${this.code}]: ${this.message}`
@@ -45,11 +54,16 @@ class NodeRangeError extends RangeError {
   constructor(code: string, message: string) {
     super(message)
     this.code = code
+    addCodeToStack(this)
   }
   toString(): string {
     return `${this.name} [${this.code}]: ${this.message}`
   }
 }
+
+// As in Node, `err.constructor` is the base class (TypeError, RangeError).
+Object.defineProperty(NodeTypeError.prototype, 'constructor', { get: () => TypeError, configurable: true })
+Object.defineProperty(NodeRangeError.prototype, 'constructor', { get: () => RangeError, configurable: true })
 
 const kTypes = ['string', 'function', 'number', 'object', 'Function', 'Object', 'boolean', 'bigint', 'symbol']
 const classRegExp = /^([A-Z][a-z0-9]*)+$/

@@ -58,8 +58,8 @@ export class ReadStream extends Readable {
       mode = opts.mode === undefined ? 0o666 : opts.mode
     } else {
       if (typeof opts.fd !== 'number') throw invalidArgType('options.fd', ['number', 'FileHandle'], opts.fd)
-      if (Object.is(opts.fd, -0)) throw outOfRange('fd', '>= 0 && <= 2147483647', opts.fd)
-      fd = validateInt32(opts.fd, 'fd', 0)
+      // fs's getValidatedFd takes -0 as 0.
+      fd = Object.is(opts.fd, -0) ? 0 : validateInt32(opts.fd, 'fd', 0)
     }
     opts.autoDestroy = opts.autoClose === undefined ? true : opts.autoClose
     const start = opts.start
@@ -96,6 +96,12 @@ export class ReadStream extends Readable {
   }
 
   _construct(callback: (error?: Error | null) => void): void {
+    // Destroyed before construction (a signal that was already aborted):
+    // open nothing, so nothing leaks.
+    if (this.destroyed) {
+      callback()
+      return
+    }
     let flags = 0
     let mode = 0
     if (this.fd === null) {
@@ -110,8 +116,10 @@ export class ReadStream extends Readable {
     const hwm = this.readableHighWaterMark
     // An empty range (start > end is rejected above; end < start never
     // reaches here) still opens the file, as fs does, then ends at once.
-    const first = this.start ?? 0
-    const endExclusive = this.end === Infinity ? -1 : this.end + 1
+    // fs reads an fd given without `start` from its current position.
+    const first = this.start ?? (this.fd === null ? 0 : -1)
+    // fs reads at most highWaterMark bytes per _read: with 0 it reads nothing.
+    const endExclusive = hwm === 0 ? first : this.end === Infinity ? -1 : this.end + 1
     const chunk = Math.max(1, Math.min(hwm, 2 ** 31))
     const ahead = this.#readAhead ?? DEFAULT_READ_AHEAD
     const window = Math.max(4, Math.min(MAX_WINDOW, Math.ceil(ahead / chunk)))
@@ -178,8 +186,10 @@ export class ReadStream extends Readable {
   }
 
   _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
-    const native = this.#native
-    this.#native = null
+    // Readable's constructor destroys at once for an aborted signal, before
+    // this class's fields exist.
+    const native = #native in this ? this.#native : null
+    if (native !== null) this.#native = null
     // fs closes the descriptor on destroy whenever it has one (the `!fd`
     // test in fs skips fd 0, and so does this).
     const closeFd = !!this.fd

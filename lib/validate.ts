@@ -32,8 +32,12 @@ export function getOptions<T extends object>(options: unknown): T & { encoding?:
   else out = { ...(options as Record<string, unknown>) }
   const enc = out.encoding
   if (enc && enc !== 'buffer' && !Buffer.isEncoding(enc as string)) {
-    // Node passes these two the other way round; its message reads so.
-    throw invalidArgValue(String(enc), 'encoding', 'is invalid encoding')
+    throw invalidArgValue('encoding', enc, 'is invalid encoding')
+  }
+  // fs's getOptions validates the signal itself (so null is rejected too).
+  const signal = out.signal
+  if (signal !== undefined && (signal === null || typeof signal !== 'object' || !('aborted' in signal))) {
+    throw invalidArgType('options.signal', 'AbortSignal', signal)
   }
   return out as T
 }

@@ -167,7 +167,9 @@ impl Engine {
             Imp::Uring(d) => {
                 d.cancel_fd(fd).await;
             }
-            Imp::Fallback(_) => {}
+            Imp::Fallback(_) => {
+                let _ = fd;
+            }
         }
     }
 

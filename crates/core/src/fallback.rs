@@ -83,14 +83,15 @@ impl Fallback {
             let want = want.min(buf.capacity() - filled);
             let res = loop {
                 // SAFETY: the destination lies inside buf's block (filled +
-                // want <= capacity) and buf is owned by this job.
+                // want <= capacity) and buf is owned by this job, so the
+                // system call writes only memory we own.
                 let n = unsafe {
-                    libc::pread(
-                        fd,
-                        buf.as_mut_ptr().add(filled).cast(),
-                        want,
-                        offset as libc::off_t,
-                    )
+                    let dst = buf.as_mut_ptr().add(filled).cast();
+                    if offset == crate::reader::CURRENT_POSITION {
+                        libc::read(fd, dst, want)
+                    } else {
+                        libc::pread(fd, dst, want, offset as libc::off_t)
+                    }
                 };
                 if n >= 0 {
                     break Ok(n as usize);

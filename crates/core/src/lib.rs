@@ -23,6 +23,7 @@ pub use reader::{Reader, ReaderOptions};
 pub use stat::FileStat;
 pub use stats::Stats;
 
+#[cfg(all(target_os = "linux", feature = "io-uring"))]
 /// Turns a kernel-style result (`>= 0`, or `-errno`) into an `io::Result`.
 pub(crate) fn errno_result(res: i32) -> std::io::Result<i32> {
     if res < 0 {

@@ -27,6 +27,9 @@ use crate::reader::{Reader, ReaderOptions};
 /// Called on the runtime's thread; the consumer makes it cross threads.
 pub type Callback = Box<dyn FnOnce() + Send>;
 
+/// Called once the descriptor is closed (or was not to be closed).
+pub type CloseCallback = Box<dyn FnOnce(Result<(), PumpError>) + Send>;
+
 /// Which system call failed, for Node-style errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Syscall {
@@ -71,7 +74,7 @@ struct State {
     /// destroy() asked for the descriptor to be closed.
     close_fd: bool,
     /// Called once the descriptor is closed (or was not ours to close).
-    on_closed: Option<Box<dyn FnOnce(Result<(), PumpError>) + Send>>,
+    on_closed: Option<CloseCallback>,
     closed: Option<Result<(), PumpError>>,
 }
 
@@ -141,7 +144,10 @@ impl ReadPump {
             capacity: opts.queue_chunks.max(1),
         });
         let task_shared = shared.clone();
-        rt.spawn(async move {
+        let open_slot: OpenSlot = Arc::new(Mutex::new(Some(on_open)));
+        let guard_slot = open_slot.clone();
+        let task = rt.spawn(async move {
+            let on_open = |res| fire_open(&open_slot, res);
             let s = task_shared;
             let fd = match source {
                 Source::Fd(fd) => fd,
@@ -188,6 +194,22 @@ impl ReadPump {
             };
             finish_closed(&s, closed);
         });
+        // A panic in the pump must not leave the consumer waiting forever:
+        // report it as an I/O error on every path the consumer listens to.
+        let guard = shared.clone();
+        rt.spawn(async move {
+            if let Err(e) = task.await {
+                if e.is_panic() {
+                    let err = || PumpError {
+                        syscall: Syscall::Read,
+                        error: io::Error::other("uring-fs: internal error (panic)"),
+                    };
+                    fire_open(&guard_slot, Err(err()));
+                    guard.deliver(None, Some(Err(err())));
+                    finish_closed(&guard, Ok(()));
+                }
+            }
+        });
         ReadPump { shared }
     }
 
@@ -216,11 +238,7 @@ impl ReadPump {
     /// Stops reading. `on_closed` is called once every read in flight has
     /// come back from the kernel and, with `close_fd`, the descriptor is
     /// closed. Only the first call counts.
-    pub fn destroy(
-        &self,
-        close_fd: bool,
-        on_closed: Box<dyn FnOnce(Result<(), PumpError>) + Send>,
-    ) {
+    pub fn destroy(&self, close_fd: bool, on_closed: CloseCallback) {
         let done = {
             let mut st = self.shared.lock();
             if st.stopping {
@@ -242,6 +260,16 @@ impl ReadPump {
         if let Some((res, cb)) = done {
             cb(res);
         }
+    }
+}
+
+type OpenSlot = Arc<Mutex<Option<Box<dyn FnOnce(Result<RawFd, PumpError>) + Send>>>>;
+
+/// Calls the open callback, once.
+fn fire_open(slot: &OpenSlot, res: Result<RawFd, PumpError>) {
+    let cb = slot.lock().ok().and_then(|mut c| c.take());
+    if let Some(cb) = cb {
+        cb(res);
     }
 }
 

@@ -25,9 +25,15 @@ use tokio::io::{AsyncRead, ReadBuf};
 use crate::buffer_pool::PoolBuf;
 use crate::engine::Engine;
 
+/// `ReaderOptions::start` value meaning "the descriptor's current file
+/// position": reads are then sequential (one in flight) and advance it, as
+/// `read(2)` does; this is how fs streams read an `fd` given without `start`
+/// (and the only way to read a pipe).
+pub const CURRENT_POSITION: u64 = u64::MAX;
+
 #[derive(Debug, Clone, Copy)]
 pub struct ReaderOptions {
-    /// First byte to read.
+    /// First byte to read, or [`CURRENT_POSITION`].
     pub start: u64,
     /// One past the last byte to read (`None`: to the end of the file).
     pub end: Option<u64>,
@@ -69,6 +75,8 @@ pub struct Reader {
     done: bool,
     /// For `AsyncRead`: the chunk being copied out and how far.
     current: Option<(PoolBuf, usize)>,
+    /// Bytes handed out so far.
+    consumed: u64,
 }
 
 /// Reads `want` bytes at `offset` into one buffer, continuing short reads;
@@ -77,9 +85,12 @@ async fn read_chunk(engine: Engine, fd: RawFd, offset: u64, want: usize) -> io::
     let mut buf = PoolBuf::with_capacity(want);
     loop {
         let filled = buf.len();
-        let (res, b) = engine
-            .read_at(fd, buf, offset + filled as u64, want - filled)
-            .await;
+        let at = if offset == CURRENT_POSITION {
+            offset
+        } else {
+            offset + filled as u64
+        };
+        let (res, b) = engine.read_at(fd, buf, at, want - filled).await;
         buf = b;
         match res {
             Ok(0) => return Ok(buf),
@@ -93,6 +104,7 @@ async fn read_chunk(engine: Engine, fd: RawFd, offset: u64, want: usize) -> io::
 
 impl Reader {
     pub fn new(engine: Engine, fd: RawFd, opts: ReaderOptions) -> Reader {
+        let sequential = opts.start == CURRENT_POSITION;
         Reader {
             engine,
             fd,
@@ -100,17 +112,29 @@ impl Reader {
             end: opts.end,
             chunk_size: opts.chunk_size.max(1),
             window: 1,
-            max_window: opts.max_window.max(1),
+            // Reads at the current position must not overlap: one at a time.
+            max_window: if sequential {
+                1
+            } else {
+                opts.max_window.max(1)
+            },
             inflight: VecDeque::new(),
             done: false,
             current: None,
+            consumed: 0,
         }
     }
 
     /// Tops the window up with reads for the next chunks.
     fn fill_window(&mut self) {
         while !self.done && self.inflight.len() < self.window {
+            let sequential = self.next_offset == CURRENT_POSITION;
             let want = match self.end {
+                // With no offset to compare, `end` counts bytes read.
+                Some(end) if sequential && self.consumed >= end => return,
+                Some(end) if sequential => {
+                    (end - self.consumed).min(self.chunk_size as u64) as usize
+                }
                 Some(end) if self.next_offset >= end => return,
                 Some(end) => (end - self.next_offset).min(self.chunk_size as u64) as usize,
                 None => self.chunk_size,
@@ -121,7 +145,9 @@ impl Reader {
                 self.next_offset,
                 want,
             ));
-            self.next_offset += want as u64;
+            if !sequential {
+                self.next_offset += want as u64;
+            }
             self.inflight.push_back(InFlight {
                 fut: Some(fut),
                 out: None,
@@ -161,6 +187,7 @@ impl Reader {
                 Poll::Ready(Ok(None))
             }
             Ok(buf) => {
+                self.consumed += buf.len() as u64;
                 if buf.len() < want {
                     // End of file inside this chunk: later reads see nothing.
                     self.done = true;
@@ -207,9 +234,9 @@ impl Reader {
         }
     }
 
-    /// Bytes of the range not yet handed out as chunks or in flight.
-    pub fn next_offset(&self) -> u64 {
-        self.next_offset
+    /// Bytes handed out as chunks so far.
+    pub fn consumed(&self) -> u64 {
+        self.consumed
     }
 }
 

@@ -15,6 +15,7 @@ use napi::bindgen_prelude::{Array, Buffer, BufferSlice, Function, Null, Object};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Either, Env, Error, JsDeferred, Result, Status};
 use napi_derive::napi;
+use uring_fs_core::reader::CURRENT_POSITION;
 use uring_fs_core::{PoolBuf, PumpOptions, ReadPump, ReaderOptions, Source};
 
 use crate::engine::global;
@@ -72,7 +73,8 @@ fn to_js_buffer<'env>(env: &'env Env, buf: PoolBuf) -> Result<BufferSlice<'env>>
 #[napi]
 impl NativeReadStream {
     /// `path` (bytes, no NUL) is opened with `flags`/`mode` unless `fd >= 0`
-    /// is given. `end` is exclusive, `-1` for none. `window` is the most reads
+    /// is given. `start` `-1` reads from the descriptor's current position,
+    /// sequentially. `end` is exclusive, `-1` for none. `window` is the most reads
     /// in flight; the ready queue holds as many chunks again.
     #[napi(constructor, catch_unwind)]
     #[allow(clippy::too_many_arguments)]
@@ -104,7 +106,11 @@ impl NativeReadStream {
         };
         let opts = PumpOptions {
             reader: ReaderOptions {
-                start: start.max(0) as u64,
+                start: if start < 0 {
+                    CURRENT_POSITION
+                } else {
+                    start as u64
+                },
                 end: (end >= 0).then_some(end as u64),
                 chunk_size: chunk_size.max(1) as usize,
                 max_window: window.max(1) as usize,
@@ -188,7 +194,7 @@ impl NativeReadStream {
         for (i, chunk) in taken.chunks.into_iter().enumerate() {
             arr.set(i as u32, to_js_buffer(env, chunk)?)?;
         }
-        Ok(arr).map(Either::A)
+        Ok(Either::A(arr))
     }
 
     /// Stops reading, waits for the kernel to return every read in flight,

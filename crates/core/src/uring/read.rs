@@ -12,7 +12,8 @@ use crate::buffer_pool::PoolBuf;
 use crate::errno_result;
 
 impl Driver {
-    /// Reads up to `want` bytes at `offset`, appending them to `buf` (which
+    /// Reads up to `want` bytes at `offset` (`u64::MAX`: at the current file
+    /// position, which the read advances), appending them to `buf` (which
     /// must have that much spare capacity). Returns the count read, 0 at EOF.
     pub async fn read_at(
         &self,
