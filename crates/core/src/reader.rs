@@ -58,6 +58,8 @@ type ChunkFuture = Pin<Box<dyn Future<Output = io::Result<PoolBuf>> + Send>>;
 
 struct InFlight {
     fut: Option<ChunkFuture>,
+    /// Polled at least once: its first read may be queued or in the kernel.
+    started: bool,
     out: Option<io::Result<PoolBuf>>,
     want: usize,
 }
@@ -150,9 +152,22 @@ impl Reader {
             }
             self.inflight.push_back(InFlight {
                 fut: Some(fut),
+                started: false,
                 out: None,
                 want,
             });
+        }
+    }
+
+    fn poll_inflight(&mut self, cx: &mut Context<'_>) {
+        for slot in self.inflight.iter_mut() {
+            if let Some(fut) = slot.fut.as_mut() {
+                slot.started = true;
+                if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+                    slot.fut = None;
+                    slot.out = Some(out);
+                }
+            }
         }
     }
 
@@ -163,14 +178,7 @@ impl Reader {
             return Poll::Ready(Ok(None));
         }
         self.fill_window();
-        for slot in self.inflight.iter_mut() {
-            if let Some(fut) = slot.fut.as_mut() {
-                if let Poll::Ready(out) = fut.as_mut().poll(cx) {
-                    slot.fut = None;
-                    slot.out = Some(out);
-                }
-            }
-        }
+        self.poll_inflight(cx);
         let Some(head) = self.inflight.front_mut() else {
             // Nothing left to read (the range is exhausted).
             self.done = true;
@@ -195,14 +203,7 @@ impl Reader {
                     self.window = (self.window * 2).min(self.max_window);
                     self.fill_window();
                     // Get the new reads queued before handing the chunk out.
-                    for slot in self.inflight.iter_mut() {
-                        if let Some(fut) = slot.fut.as_mut() {
-                            if let Poll::Ready(out) = fut.as_mut().poll(cx) {
-                                slot.fut = None;
-                                slot.out = Some(out);
-                            }
-                        }
-                    }
+                    self.poll_inflight(cx);
                 }
                 Poll::Ready(Ok(Some(buf)))
             }
@@ -222,13 +223,15 @@ impl Reader {
     /// has returned every one, so the descriptor may then be closed.
     pub async fn finish(&mut self) {
         self.done = true;
-        if self.inflight.iter().all(|s| s.fut.is_none()) {
+        if self.inflight.iter().all(|s| s.fut.is_none() || !s.started) {
             self.inflight.clear();
             return;
         }
         self.engine.cancel_fd(self.fd).await;
         while let Some(mut slot) = self.inflight.pop_front() {
-            if let Some(fut) = slot.fut.take() {
+            // A future never polled has queued nothing: drop it. One that
+            // was polled may have a read queued or in the kernel: wait.
+            if let (Some(fut), true) = (slot.fut.take(), slot.started) {
                 let _ = fut.await;
             }
         }
