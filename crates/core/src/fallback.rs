@@ -7,7 +7,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
 use crate::buffer_pool::PoolBuf;
@@ -48,26 +48,30 @@ impl Fallback {
     }
 
     pub async fn openat(&self, path: CString, flags: i32, mode: u32) -> io::Result<RawFd> {
-        let (tx, rx) = tokio::sync::oneshot::channel::<io::Result<RawFd>>();
+        // The descriptor travels as an OwnedFd: if the caller gives up, before
+        // the send or after it (the value then dies inside the channel), it is
+        // closed on drop instead of leaking.
+        let (tx, rx) = tokio::sync::oneshot::channel::<io::Result<OwnedFd>>();
         self.counters.add_op();
         let counters = self.counters.clone();
         tokio::task::spawn_blocking(move || {
             // SAFETY: path is a valid NUL-terminated string owned by this job.
             let res = cvt(unsafe {
                 libc::open(path.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::c_uint)
-            });
+            })
+            // SAFETY: fd was just opened here and is owned by nothing else.
+            .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
             // Counted before the result is handed over, so a caller sees its
             // own completion, and on the pool thread, so a caller that gave
             // up early does not leave the job counted as pending.
             counters.add_completions(1);
-            if let Err(Ok(fd)) = tx.send(res) {
-                // The caller is gone: nobody will ever close this descriptor.
-                // SAFETY: fd was just opened here and never shared.
-                unsafe { libc::close(fd) };
-            }
+            // An Err gives the value back; dropping it closes the descriptor.
+            let _ = tx.send(res);
         });
-        rx.await
-            .unwrap_or_else(|_| Err(io::Error::from_raw_os_error(libc::EIO)))
+        match rx.await {
+            Ok(res) => res.map(IntoRawFd::into_raw_fd),
+            Err(_) => Err(io::Error::from_raw_os_error(libc::EIO)),
+        }
     }
 
     pub async fn read_at(

@@ -138,7 +138,6 @@ impl Driver {
     /// very task awaiting this, so waiting for it to be collected could hang
     /// forever.
     pub async fn shutdown(&self) {
-        self.shared.shutting_down.store(true, Ordering::SeqCst);
         let pending: Vec<u64> = {
             let st = self.shared.lock();
             st.slab
@@ -151,6 +150,11 @@ impl Driver {
             self.shared
                 .push_ignored(opcode::AsyncCancel::new(key).build(), Box::new(()), false);
         }
+        // Only now may the driver task stop (it does once the slab is empty).
+        // Set before the cancels were queued, the flag let the driver see an
+        // empty slab in between, exit, and leave the cancels unsubmitted
+        // while this loop waited for them forever.
+        self.shared.shutting_down.store(true, Ordering::SeqCst);
         loop {
             let in_kernel = {
                 let st = self.shared.lock();
@@ -161,6 +165,10 @@ impl Driver {
             if !in_kernel {
                 break;
             }
+            // Submit and reap from here too: the driver task exits once the
+            // slab is empty, and an op that another task queued after that
+            // would otherwise never reach the kernel.
+            self.shared.submit_and_reap();
             self.shared.kick.notify_one();
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
