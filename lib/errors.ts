@@ -19,12 +19,12 @@ export function systemError(errno: number, syscall: string, path?: string | Buff
   const [code, desc] = uvErrors.get(neg) ?? ['UNKNOWN', 'unknown error']
   let message = `${code}: ${desc}, ${syscall}`
   const p = path === undefined ? undefined : path.toString()
-  if (p) message += ` '${p}'`
+  if (p !== undefined) message += ` '${p}'`
   const err = new Error(message) as SystemError
   err.errno = neg
   err.code = code
   err.syscall = syscall
-  if (p) err.path = p
+  if (p !== undefined) err.path = p
   Error.captureStackTrace?.(err, systemError)
   return err
 }

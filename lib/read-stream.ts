@@ -5,7 +5,8 @@
 import { Readable, finished } from 'node:stream'
 import { NativeReadStream } from '../binding'
 import { systemError } from './errors'
-import { getOptions, parseFileMode, stringToFlags, toPath, validateInt32, validateInteger } from './validate'
+import { asFileHandle, getOptions, parseFileMode, stringToFlags, toPath, validateInt32, validateInteger } from './validate'
+import type { FileHandleLike } from './validate'
 import { invalidArgType, outOfRange } from './errors'
 
 export interface ReadStreamOptions {
@@ -44,11 +45,14 @@ export class ReadStream extends Readable {
 
   #native: NativeReadStream | null = null
   #reading = false
+  /** Chunks taken from the pump but not yet pushed. */
+  #taken: Buffer[] = []
 
   constructor(path: unknown, options?: ReadStreamOptions | BufferEncoding) {
     const opts = getOptions<ReadStreamOptions & { autoDestroy?: boolean }>(options)
     if (opts.highWaterMark === undefined) opts.highWaterMark = 64 * 1024
     let fd: number | null = null
+    let handle: FileHandleLike | null = null
     let p: string | Buffer | undefined
     let flags: string | number | undefined
     let mode: number | string | undefined
@@ -57,7 +61,14 @@ export class ReadStream extends Readable {
       flags = opts.flags === undefined ? 'r' : opts.flags
       mode = opts.mode === undefined ? 0o666 : opts.mode
     } else {
-      if (typeof opts.fd !== 'number') throw invalidArgType('options.fd', ['number', 'FileHandle'], opts.fd)
+      handle = asFileHandle(opts.fd)
+      if (handle !== null) {
+        // fs reads the handle's descriptor and closes the handle (not the
+        // bare fd) when done; a handle closed elsewhere closes the stream.
+        opts.fd = handle.fd
+      } else if (typeof opts.fd !== 'number') {
+        throw invalidArgType('options.fd', ['number', 'FileHandle'], opts.fd)
+      }
       // fs's getValidatedFd takes -0 as 0.
       fd = Object.is(opts.fd, -0) ? 0 : validateInt32(opts.fd, 'fd', 0)
     }
@@ -79,9 +90,13 @@ export class ReadStream extends Readable {
     this.end = end
     this.pos = start
     this.#readAhead = opts.readAhead
+    this.#handle = handle
+    if (handle !== null) handle.on('close', () => this.close())
   }
 
   #readAhead: number | undefined
+  /** A FileHandle given as `fd`: closed (instead of the bare fd) when done. */
+  #handle: FileHandleLike | null = null
 
   get pending(): boolean {
     return this.fd === null
@@ -96,9 +111,10 @@ export class ReadStream extends Readable {
   }
 
   _construct(callback: (error?: Error | null) => void): void {
-    // Destroyed before construction (a signal that was already aborted):
-    // open nothing, so nothing leaks.
-    if (this.destroyed) {
+    // Already closed, before construction (a signal that was already
+    // aborted): open nothing, so nothing leaks. (A destroy() called before
+    // this waits for construction: that opens, and _destroy closes.)
+    if (this.closed) {
       callback()
       return
     }
@@ -116,10 +132,13 @@ export class ReadStream extends Readable {
     const hwm = this.readableHighWaterMark
     // An empty range (start > end is rejected above; end < start never
     // reaches here) still opens the file, as fs does, then ends at once.
-    // fs reads an fd given without `start` from its current position.
-    const first = this.start ?? (this.fd === null ? 0 : -1)
-    // fs reads at most highWaterMark bytes per _read: with 0 it reads nothing.
-    const endExclusive = hwm === 0 ? first : this.end === Infinity ? -1 : this.end + 1
+    // fs reads an fd given without `start` from its current position (-1),
+    // and a path without `start` from 0, or from the current position when
+    // it names a FIFO or a device (-2 lets the engine check).
+    const first = this.start ?? (this.fd === null ? -2 : -1)
+    // fs reads at most highWaterMark bytes per _read: with 0 it reads nothing
+    // (an end at the start; at the current position, end counts bytes).
+    const endExclusive = hwm === 0 ? Math.max(first, 0) : this.end === Infinity ? -1 : this.end + 1
     const chunk = Math.max(1, Math.min(hwm, 2 ** 31))
     const ahead = this.#readAhead ?? DEFAULT_READ_AHEAD
     const window = Math.max(4, Math.min(MAX_WINDOW, Math.ceil(ahead / chunk)))
@@ -157,23 +176,33 @@ export class ReadStream extends Readable {
 
   _read(): void {
     this.#reading = true
-    this.#pull()
+    // Never push from inside _read, as fs never does (its reads are
+    // asynchronous): a chunk pushed there is buffered while the previous one
+    // is being emitted, and Readable emits buffered data even after a
+    // destroy() in a 'data' handler.
+    process.nextTick(() => this.#pull())
   }
 
-  /** Moves every chunk the pump has ready into the stream. */
+  /**
+   * Moves the chunks the pump has ready into the stream, as long as the
+   * stream wants more (push() returns true) and is not destroyed; the rest
+   * wait in #taken for the next _read.
+   */
   #pull(): void {
     const native = this.#native
     if (!this.#reading || native === null || this.destroyed) return
-    const r = native.take()
+    const r = this.#taken.length > 0 ? this.#taken : native.take()
     if (Array.isArray(r)) {
       if (r.length === 0) return // onReady calls back when data is in
       this.#reading = false
-      for (let i = 0; i < r.length; i++) {
-        const buf = r[i]
+      let i = 0
+      while (i < r.length) {
+        const buf = r[i++]
         this.bytesRead += buf.length
         if (this.pos !== undefined) this.pos += buf.length
-        this.push(buf)
+        if (!this.push(buf) || this.destroyed) break
       }
+      this.#taken = i < r.length ? r.slice(i) : []
     } else if (r === null) {
       this.#reading = false
       native.release()
@@ -189,21 +218,33 @@ export class ReadStream extends Readable {
     // Readable's constructor destroys at once for an aborted signal, before
     // this class's fields exist.
     const native = #native in this ? this.#native : null
-    if (native !== null) this.#native = null
+    if (native !== null) {
+      this.#native = null
+      this.#taken = []
+    }
     // fs closes the descriptor on destroy whenever it has one (the `!fd`
-    // test in fs skips fd 0, and so does this).
+    // test in fs skips fd 0, and so does this); a FileHandle given as `fd`
+    // is closed through the handle.
     const closeFd = !!this.fd
+    const handle = #handle in this ? this.#handle : null
+    const closeHandle = (res: number): void => {
+      if (closeFd) this.fd = null
+      if (res < 0) {
+        callback(systemError(res, 'close'))
+      } else if (closeFd && handle !== null) {
+        handle.close().then(
+          () => callback(err),
+          (e: Error) => callback(e),
+        )
+      } else {
+        callback(err)
+      }
+    }
     if (native === null) {
-      callback(err)
+      closeHandle(0)
       return
     }
-    native.destroy(closeFd).then(
-      (res) => {
-        if (closeFd) this.fd = null
-        callback(res < 0 ? systemError(res, 'close') : err)
-      },
-      (e: Error) => callback(e),
-    )
+    native.destroy(closeFd && handle === null).then(closeHandle, (e: Error) => callback(e))
   }
 
   close(cb?: (err?: NodeJS.ErrnoException | null) => void): void {

@@ -105,3 +105,17 @@ export function parseFileMode(value: unknown, name: string, def?: number): numbe
   if (value < 0 || value > 4294967295) throw outOfRange(name, '>= 0 && <= 4294967295', value)
   return value
 }
+
+/** What streams use of a fs/promises FileHandle. */
+export interface FileHandleLike {
+  fd: number
+  close(): Promise<void>
+  on(event: 'close', listener: () => void): unknown
+}
+
+/** A FileHandle (fs.promises.open's result), recognised by its shape. */
+export function asFileHandle(v: unknown): FileHandleLike | null {
+  if (v === null || typeof v !== 'object') return null
+  const h = v as Partial<FileHandleLike>
+  return typeof h.fd === 'number' && typeof h.close === 'function' && typeof h.on === 'function' ? (h as FileHandleLike) : null
+}

@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 
 use crate::buffer_pool::PoolBuf;
 use crate::engine::Engine;
-use crate::reader::{Reader, ReaderOptions};
+use crate::reader::{Reader, ReaderOptions, CURRENT_POSITION};
 
 /// Called on the runtime's thread; the consumer makes it cross threads.
 pub type Callback = Box<dyn FnOnce() + Send>;
@@ -36,6 +36,9 @@ pub enum Syscall {
     Open,
     Read,
     Close,
+    Fstat,
+    Write,
+    Fsync,
 }
 
 impl Syscall {
@@ -44,6 +47,9 @@ impl Syscall {
             Syscall::Open => "open",
             Syscall::Read => "read",
             Syscall::Close => "close",
+            Syscall::Fstat => "fstat",
+            Syscall::Write => "write",
+            Syscall::Fsync => "fsync",
         }
     }
 }
@@ -118,6 +124,10 @@ pub enum Source {
 
 pub struct PumpOptions {
     pub reader: ReaderOptions,
+    /// The caller gave no start: a file that has no offsets (a FIFO, a
+    /// character device) opened by path is then read at its current
+    /// position, as fs reads it, instead of failing with positional reads.
+    pub start_unless_stream: bool,
     /// Chunks the queue may hold before the reader pauses.
     pub queue_chunks: usize,
 }
@@ -167,7 +177,15 @@ impl ReadPump {
                 },
             };
             on_open(Ok(fd));
-            let mut reader = Reader::new(engine.clone(), fd, opts.reader);
+            let mut reader_opts = opts.reader;
+            if opts.start_unless_stream {
+                if let Ok(st) = engine.fstat(fd).await {
+                    if !st.has_offsets() {
+                        reader_opts.start = CURRENT_POSITION;
+                    }
+                }
+            }
+            let mut reader = Reader::new(engine.clone(), fd, reader_opts);
             pump(&s, &mut reader).await;
             // Whatever ended the reading, no read may still be in the kernel
             // when the descriptor is closed.

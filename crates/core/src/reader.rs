@@ -82,9 +82,23 @@ pub struct Reader {
 }
 
 /// Reads `want` bytes at `offset` into one buffer, continuing short reads;
-/// fewer bytes come back only at end of file.
+/// fewer bytes come back only at end of file. At the current position (a
+/// pipe, a terminal, an fd handed over), whatever one read returns is the
+/// chunk, as with fs: waiting to fill it would hold back bytes that have
+/// arrived (interactive input would never show up).
 async fn read_chunk(engine: Engine, fd: RawFd, offset: u64, want: usize) -> io::Result<PoolBuf> {
     let mut buf = PoolBuf::with_capacity(want);
+    if offset == CURRENT_POSITION {
+        loop {
+            let (res, b) = engine.read_at(fd, buf, offset, want).await;
+            buf = b;
+            match res {
+                Ok(_) => return Ok(buf),
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
     loop {
         let filled = buf.len();
         let at = if offset == CURRENT_POSITION {
@@ -196,7 +210,8 @@ impl Reader {
             }
             Ok(buf) => {
                 self.consumed += buf.len() as u64;
-                if buf.len() < want {
+                let sequential = self.next_offset == CURRENT_POSITION;
+                if buf.len() < want && !sequential {
                     // End of file inside this chunk: later reads see nothing.
                     self.done = true;
                 } else {

@@ -21,6 +21,14 @@ impl FileStat {
         self.mode & u32::from(libc::S_IFMT) == u32::from(libc::S_IFREG)
     }
 
+    /// Regular files and block devices take positional reads; FIFOs,
+    /// sockets and character devices do not.
+    #[allow(clippy::useless_conversion)]
+    pub fn has_offsets(&self) -> bool {
+        let kind = self.mode & u32::from(libc::S_IFMT);
+        kind == u32::from(libc::S_IFREG) || kind == u32::from(libc::S_IFBLK)
+    }
+
     #[cfg(all(target_os = "linux", feature = "io-uring"))]
     pub(crate) fn from_statx(s: &libc::statx) -> FileStat {
         FileStat {

@@ -74,7 +74,8 @@ fn to_js_buffer<'env>(env: &'env Env, buf: PoolBuf) -> Result<BufferSlice<'env>>
 impl NativeReadStream {
     /// `path` (bytes, no NUL) is opened with `flags`/`mode` unless `fd >= 0`
     /// is given. `start` `-1` reads from the descriptor's current position,
-    /// sequentially. `end` is exclusive, `-1` for none. `window` is the most reads
+    /// sequentially; `-2` means none was given: 0, or the current position
+    /// for a file without offsets (a FIFO). `end` is exclusive, `-1` for none. `window` is the most reads
     /// in flight; the ready queue holds as many chunks again.
     #[napi(constructor, catch_unwind)]
     #[allow(clippy::too_many_arguments)]
@@ -106,15 +107,16 @@ impl NativeReadStream {
         };
         let opts = PumpOptions {
             reader: ReaderOptions {
-                start: if start < 0 {
-                    CURRENT_POSITION
-                } else {
-                    start as u64
+                start: match start {
+                    -1 => CURRENT_POSITION,
+                    s if s < 0 => 0,
+                    s => s as u64,
                 },
                 end: (end >= 0).then_some(end as u64),
                 chunk_size: chunk_size.max(1) as usize,
                 max_window: window.max(1) as usize,
             },
+            start_unless_stream: start == -2,
             queue_chunks: window.max(1) as usize,
         };
         Ok(NativeReadStream {

@@ -1,0 +1,429 @@
+// destroy(), abort, close(), early exits, descriptor leaks, many streams at
+// once, and memory. Every test here counts this process's descriptors, so
+// all of them are serial: nothing else in this file runs alongside.
+
+import test, { type ExecutionContext } from 'ava'
+import { spawnSync } from 'node:child_process'
+import * as fs from 'node:fs'
+import { Writable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+
+import { backend, createReadStream, stats } from '../index'
+import {
+  IMPLS,
+  REPO,
+  type AnyReadStream,
+  type Factory,
+  type Run,
+  errorSnapshot,
+  fdCount,
+  fdTarget,
+  fsFactory,
+  makeTmpDir,
+  mapLimit,
+  mulberry32,
+  randInt,
+  randomContent,
+  record,
+  removeTmpDir,
+  settleFdCount,
+  testSeed,
+  uringFactory,
+  writeFixture,
+} from './helpers'
+
+const SEED = testSeed()
+const BIG = 8 * 1024 * 1024 + 333
+
+let dir = ''
+let big = ''
+let small = ''
+
+test.before(async () => {
+  dir = makeTmpDir('life')
+  big = writeFixture(dir, 'big.bin', randomContent(mulberry32(SEED), BIG))
+  small = writeFixture(dir, 'small.bin', randomContent(mulberry32(SEED + 1), 10_000))
+  // Start the engine (ring, eventfd, threads) before any descriptor count.
+  for await (const _ of createReadStream(small)) void _
+})
+
+test.after.always(() => removeTmpDir(dir))
+
+/** Runs `body`, then waits for the descriptor count to come back to where it was. */
+async function noLeak(t: ExecutionContext, body: () => Promise<void>): Promise<void> {
+  const before = fdCount()
+  await body()
+  t.is(await settleFdCount(before), before, 'every descriptor was closed')
+}
+
+function sameEvents(t: ExecutionContext, uring: Run, expected: Run, what: string): void {
+  t.deepEqual(uring.events, expected.events, `${what}: events`)
+  t.deepEqual(errorSnapshot(uring.error), errorSnapshot(expected.error), `${what}: error`)
+  t.is(uring.destroyed, expected.destroyed, `${what}: destroyed`)
+  t.is(uring.fdAtEnd === null, expected.fdAtEnd === null, `${what}: fd`)
+}
+
+/** Runs `scenario` on a fresh stream of each implementation; returns [fs, uring-fs]. */
+async function both(scenario: (s: AnyReadStream) => void, make: (f: Factory) => AnyReadStream = (f) => f(big)): Promise<[Run, Run]> {
+  const runs: Run[] = []
+  for (const [, factory] of IMPLS) {
+    const s = make(factory)
+    const rec = record(s)
+    scenario(s)
+    runs.push(await rec)
+  }
+  return runs as [Run, Run]
+}
+
+// ---------------------------------------------------------------------------
+// destroy()
+
+test.serial('destroy() right after creation: same events as fs, nothing leaks', async (t) => {
+  await noLeak(t, async () => {
+    const [a, b] = await both((s) => s.destroy())
+    sameEvents(t, b, a, 'destroy at once')
+    t.deepEqual(b.events.filter((e) => e === 'data'), [])
+    t.is(b.events.at(-1), 'close')
+  })
+})
+
+test.serial("destroy() in 'open': same events as fs, the fd is closed", async (t) => {
+  await noLeak(t, async () => {
+    const [a, b] = await both((s) => s.once('open', () => s.destroy()))
+    sameEvents(t, b, a, "destroy in 'open'")
+    t.is(typeof b.openArg, 'number')
+    t.not(fdTarget(b.openArg as number), fs.realpathSync(big))
+  })
+})
+
+test.serial('destroy() after the first data of a multi-MiB file: no more data, same events as fs', async (t) => {
+  await noLeak(t, async () => {
+    const [a, b] = await both((s) => s.once('data', () => s.destroy()))
+    sameEvents(t, b, a, 'destroy after data')
+    t.is(b.lengths.length, 1, 'no data after destroy()')
+    t.is(b.bytesRead, a.bytesRead, 'bytesRead')
+    t.not(fdTarget(b.openArg as number), fs.realpathSync(big))
+  })
+})
+
+test.serial("destroy() in the third 'data': no data after it, as fs", async (t) => {
+  await noLeak(t, async () => {
+    const [a, b] = await both((s) => {
+      let n = 0
+      s.on('data', () => {
+        if (++n === 3) s.destroy()
+      })
+    })
+    sameEvents(t, b, a, 'destroy in third data')
+    t.deepEqual(b.lengths, a.lengths)
+    t.is(b.lengths.length, 3)
+  })
+})
+
+test.serial("destroy(new Error('x')) emits that very error, then 'close'", async (t) => {
+  await noLeak(t, async () => {
+    for (const when of ['at once', 'after data'] as const) {
+      const errors: Error[] = []
+      const [a, b] = await both((s) => {
+        const err = new Error('x')
+        errors.push(err)
+        if (when === 'at once') s.destroy(err)
+        else s.once('data', () => s.destroy(err))
+      })
+      sameEvents(t, b, a, `destroy(err) ${when}`)
+      t.is(b.error, errors[1], `${when}: the same object`)
+      t.deepEqual(b.events.slice(-2), ['error', 'close'])
+    }
+  })
+})
+
+test.serial('close(cb) mid-stream: cb gets what fs gives, the fd is closed', async (t) => {
+  await noLeak(t, async () => {
+    const cbErrors: unknown[] = []
+    const [a, b] = await both((s) =>
+      s.once('data', () =>
+        s.close((err) => {
+          cbErrors.push(err)
+        }),
+      ),
+    )
+    sameEvents(t, b, a, 'close(cb)')
+    t.is(cbErrors.length, 2)
+    t.deepEqual(errorSnapshot(cbErrors[1]), errorSnapshot(cbErrors[0]))
+  })
+})
+
+test.serial('pause() mid-stream keeps what fs keeps buffered; destroy() then closes', async (t) => {
+  await noLeak(t, async () => {
+    const seen: Array<{ bytesRead: number; readableLength: number }> = []
+    for (const [, factory] of IMPLS) {
+      const s = factory(big)
+      await new Promise<void>((resolve) => {
+        s.once('data', () => {
+          s.pause()
+          setTimeout(resolve, 200)
+        })
+      })
+      seen.push({ bytesRead: s.bytesRead, readableLength: s.readableLength })
+      await new Promise((resolve) => {
+        s.on('close', resolve)
+        s.destroy()
+      })
+    }
+    t.deepEqual(seen[1], seen[0])
+  })
+})
+
+// ---------------------------------------------------------------------------
+// Abort
+
+test.serial('an AbortSignal aborted mid-stream: AbortError like fs, the fd is closed', async (t) => {
+  await noLeak(t, async () => {
+    for (const reason of [undefined, new Error('why')]) {
+      const [a, b] = await both(
+        (s) => s.once('data', () => (s as unknown as { ac: AbortController }).ac.abort(reason)),
+        (f) => {
+          const ac = new AbortController()
+          const s = f(big, { signal: ac.signal })
+          ;(s as unknown as { ac: AbortController }).ac = ac
+          return s
+        },
+      )
+      sameEvents(t, b, a, `abort(${reason})`)
+      t.is(b.error?.name, 'AbortError')
+      t.is(b.error?.code, 'ABORT_ERR')
+      const causeA = (a.error as Error & { cause?: unknown }).cause
+      const causeB = (b.error as Error & { cause?: unknown }).cause
+      if (reason !== undefined) {
+        t.is(causeA, reason, 'fs: the reason is the cause (harness check)')
+        t.is(causeB, reason, 'the reason is the cause')
+      } else {
+        // abort() without a reason: each signal makes its own DOMException.
+        t.deepEqual(errorSnapshot(causeB), errorSnapshot(causeA), 'cause')
+      }
+      t.not(fdTarget(b.openArg as number), fs.realpathSync(big))
+    }
+  })
+})
+
+test.serial('an AbortSignal already aborted: the AbortError of fs, and no descriptor leaks', async (t) => {
+  const ac = new AbortController()
+  ac.abort()
+  // fs itself opens the file after the error and never closes it (a Node
+  // quirk): close fs's descriptor by hand, then count only ours.
+  const fsStream = fsFactory(small, { signal: ac.signal })
+  const fsOpened = new Promise<number>((resolve) => fsStream.once('open', resolve))
+  const a = await record(fsStream)
+  fs.closeSync(await fsOpened)
+
+  await noLeak(t, async () => {
+    const b = await record(uringFactory(small, { signal: ac.signal }))
+    t.deepEqual(errorSnapshot(b.error), errorSnapshot(a.error))
+    t.is(b.error?.name, 'AbortError')
+    t.deepEqual(b.events.slice(0, 2), ['error', 'close'], 'error, then close, first, as fs')
+    t.deepEqual(a.events.slice(0, 2), ['error', 'close'])
+    t.deepEqual(b.chunks, [])
+    t.true(b.destroyed)
+  })
+})
+
+// ---------------------------------------------------------------------------
+// Early exits of consumers
+
+test.serial('break out of for await: the stream is destroyed and its fd closed, as fs', async (t) => {
+  await noLeak(t, async () => {
+    const out: Array<{ destroyed: boolean; fd: number | null; n: number }> = []
+    for (const [, factory] of IMPLS) {
+      const s = factory(big)
+      let n = 0
+      const closed = new Promise((resolve) => s.on('close', resolve))
+      for await (const _ of s) {
+        void _
+        if (++n === 2) break
+      }
+      await closed
+      out.push({ destroyed: s.destroyed, fd: s.fd, n })
+    }
+    t.deepEqual(out[1], out[0])
+    t.true(out[1].destroyed)
+  })
+})
+
+test.serial('pipeline into a Writable that fails: same rejection as fs, the source closes', async (t) => {
+  await noLeak(t, async () => {
+    const out: unknown[] = []
+    for (const [, factory] of IMPLS) {
+      const s = factory(big)
+      let writes = 0
+      const sink = new Writable({
+        write(_c, _e, cb) {
+          cb(++writes === 3 ? new Error('sink failed') : null)
+        },
+      })
+      const closed = new Promise((resolve) => s.on('close', resolve))
+      const err = await pipeline(s, sink).then(
+        () => null,
+        (e: unknown) => e,
+      )
+      await closed
+      out.push({ err: errorSnapshot(err), destroyed: s.destroyed, fd: s.fd })
+    }
+    t.deepEqual(out[1], out[0])
+  })
+})
+
+test.serial('a slow consumer (backpressure): every byte arrives, in order', async (t) => {
+  await noLeak(t, async () => {
+    const s = createReadStream(big, { highWaterMark: 256 * 1024 })
+    const hash: Buffer[] = []
+    const sink = new Writable({
+      highWaterMark: 1,
+      write(c: Buffer, _e, cb) {
+        hash.push(c)
+        setImmediate(cb)
+      },
+    })
+    await pipeline(s, sink)
+    t.true(Buffer.concat(hash).equals(fs.readFileSync(big)))
+  })
+})
+
+// ---------------------------------------------------------------------------
+// Process exit
+
+const EXIT_SCRIPT = `
+const [impl, repo, file, how] = process.argv.slice(1)
+const { createReadStream } = impl === 'fs' ? require('fs') : require(repo)
+const s = createReadStream(file)
+if (how === 'pause') s.once('data', () => s.pause())
+if (how === 'destroy') s.once('data', () => s.destroy())
+if (how === 'read') s.on('data', () => {})
+if (how === 'nothing') {}
+process.on('exit', () => console.log(JSON.stringify({ bytesRead: s.bytesRead > 0, destroyed: s.destroyed })))
+`
+
+test.serial('the process exits by itself when no stream has work to do, as with fs', (t) => {
+  for (const how of ['read', 'pause', 'destroy', 'nothing']) {
+    const outs: string[] = []
+    for (const impl of ['fs', 'uring-fs']) {
+      const res = spawnSync(process.execPath, ['-e', EXIT_SCRIPT, impl, REPO, big, how], { encoding: 'utf8', timeout: 20_000 })
+      t.is(res.signal, null, `${impl} ${how}: exited by itself (not killed by the timeout)`)
+      t.is(res.status, 0, `${impl} ${how}: ${res.stderr}`)
+      outs.push(res.stdout)
+    }
+    t.is(outs[1], outs[0], how)
+  }
+})
+
+// ---------------------------------------------------------------------------
+// Many streams
+
+test.serial('10,000 streams destroyed at random points (200 at a time): fds back to the start', async (t) => {
+  t.timeout(90_000)
+  const seed = (SEED ^ 0x10000) >>> 0
+  t.log(`seed ${seed}`)
+  const rng = mulberry32(seed)
+  const files = Array.from({ length: 20 }, (_, i) => writeFixture(dir, `r${i}.bin`, randomContent(rng, randInt(rng, 0, 300_000))))
+  const plans = Array.from({ length: 10_000 }, () => ({
+    file: files[randInt(rng, 0, files.length - 1)],
+    when: (['sync', 'tick', 'open', 'data', 'end'] as const)[randInt(rng, 0, 4)],
+    hwm: randInt(rng, 1024, 128 * 1024),
+  }))
+  const counts = { sync: 0, tick: 0, open: 0, data: 0, end: 0 }
+  await noLeak(t, async () => {
+    await mapLimit(plans, 200, (p) => {
+      const s = createReadStream(p.file, { highWaterMark: p.hwm })
+      return new Promise<void>((resolve, reject) => {
+        s.on('error', reject)
+        s.on('close', () => resolve())
+        if (p.when === 'sync') s.destroy()
+        else if (p.when === 'tick') setImmediate(() => s.destroy())
+        else if (p.when === 'open') s.once('open', () => s.destroy())
+        else if (p.when === 'data') s.once('data', () => s.destroy())
+        if (p.when !== 'sync' && p.when !== 'tick') s.resume()
+        counts[p.when]++
+      })
+    })
+  })
+  t.log(counts)
+})
+
+test.serial('1,000 concurrent streams over 1,000 files: every byte right, ops batched on io_uring, no leak', async (t) => {
+  t.timeout(90_000)
+  const seed = (SEED ^ 0x1000) >>> 0
+  t.log(`seed ${seed}`)
+  const rng = mulberry32(seed)
+  const sub = fs.mkdtempSync(`${dir}/many-`)
+  const files = Array.from({ length: 1000 }, (_, i) => writeFixture(sub, `f${i}`, randomContent(rng, randInt(rng, 0, 200 * 1024))))
+  await noLeak(t, async () => {
+    const before = stats()
+    const results = await Promise.all(
+      files.map(
+        (f) =>
+          new Promise<Buffer>((resolve, reject) => {
+            const chunks: Buffer[] = []
+            createReadStream(f)
+              .on('data', (c) => chunks.push(c as Buffer))
+              .on('error', reject)
+              .on('close', () => resolve(Buffer.concat(chunks)))
+          }),
+      ),
+    )
+    const after = stats()
+    let wrong = 0
+    let total = 0
+    results.forEach((buf, i) => {
+      const expected = fs.readFileSync(files[i])
+      total += expected.length
+      if (!buf.equals(expected)) wrong++
+    })
+    t.is(wrong, 0, 'files read wrong')
+    const ops = after.ops - before.ops
+    const enters = after.enters - before.enters
+    t.log({ backend: backend(), ops, enters, completions: after.completions - before.completions, bytes: after.bytesRead - before.bytesRead })
+    t.true(after.bytesRead - before.bytesRead >= total, 'the engine read every byte')
+    t.true(ops >= 1000, 'at least an open per file')
+    if (backend() === 'io_uring') {
+      t.true(enters > 0)
+      t.true(enters < ops, `batched: ${enters} io_uring_enter calls for ${ops} operations`)
+    } else {
+      t.is(enters, 0, 'no io_uring_enter on the fallback')
+    }
+  })
+})
+
+// ---------------------------------------------------------------------------
+// Memory
+
+test.serial('reading a 64 MiB file 10 times keeps memory bounded', async (t) => {
+  t.timeout(120_000)
+  const size = 64 * 1024 * 1024
+  const f = `${dir}/64m.bin`
+  const fd = fs.openSync(f, 'w')
+  const block = randomContent(mulberry32(SEED + 64), 1024 * 1024)
+  for (let i = 0; i < 64; i++) fs.writeSync(fd, block)
+  fs.closeSync(fd)
+  const gc = (globalThis as { gc?: () => void }).gc
+  gc?.()
+  const start = process.memoryUsage().rss
+  let peak = start
+  await noLeak(t, async () => {
+    for (let i = 0; i < 10; i++) {
+      let bytes = 0
+      await new Promise<void>((resolve, reject) => {
+        createReadStream(f)
+          .on('data', (c) => {
+            bytes += c.length
+            peak = Math.max(peak, process.memoryUsage.rss())
+          })
+          .on('error', reject)
+          .on('close', () => resolve())
+      })
+      t.is(bytes, size)
+      gc?.()
+    }
+  })
+  fs.unlinkSync(f)
+  t.log({ startMiB: start >> 20, peakMiB: peak >> 20, gc: gc !== undefined })
+  t.true(peak < start + 512 * 1024 * 1024, `rss grew by ${(peak - start) >> 20} MiB`)
+})
