@@ -7,6 +7,10 @@ import { backend as nativeBackend, fallbackReason as nativeFallbackReason, stats
 
 export { ReadStream, createReadStream } from './lib/read-stream'
 export type { ReadStreamOptions } from './lib/read-stream'
+export { WriteStream, createWriteStream } from './lib/write-stream'
+export type { WriteStreamOptions } from './lib/write-stream'
+export { readFile, writeFile } from './lib/files'
+export type { ReadFileOptions, WriteFileOptions } from './lib/files'
 
 export type Backend = 'io_uring' | 'fallback'
 
@@ -27,6 +31,7 @@ export interface Stats {
   enters: number
   completions: number
   bytesRead: number
+  bytesWritten: number
   /** Times the ring's driver task woke up. */
   wakeups: number
 }

@@ -6,10 +6,12 @@ use std::io;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
+use crate::batch_writer::{Sync, WriteOutcome};
 use crate::buffer_pool::PoolBuf;
 use crate::fallback::Fallback;
 use crate::stat::FileStat;
 use crate::stats::{Counters, Stats};
+use crate::write_source::WriteSource;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -147,6 +149,48 @@ impl Engine {
             #[cfg(all(target_os = "linux", feature = "io-uring"))]
             Imp::Uring(d) => d.fstat(fd).await,
             Imp::Fallback(f) => f.fstat(fd).await,
+        }
+    }
+
+    /// One `writev(2)` of the start of `src` (its first `IOV_MAX` non-empty
+    /// parts, at most 1 GiB) at `offset` (`CURRENT_POSITION`: at the file
+    /// position, which it advances). May write less; returns the count and
+    /// the source. [`Engine::write_all`] writes everything.
+    pub async fn writev(
+        &self,
+        fd: RawFd,
+        src: WriteSource,
+        offset: u64,
+    ) -> (io::Result<usize>, WriteSource) {
+        match &self.imp {
+            #[cfg(all(target_os = "linux", feature = "io-uring"))]
+            Imp::Uring(d) => d.writev(fd, src, offset).await,
+            Imp::Fallback(f) => f.writev(fd, src, offset).await,
+        }
+    }
+
+    /// Writes all of `src` at `offset`, then syncs: see
+    /// [`crate::batch_writer::write_all`].
+    pub async fn write_all(
+        &self,
+        fd: RawFd,
+        src: WriteSource,
+        offset: u64,
+        sync: Sync,
+    ) -> WriteOutcome {
+        match &self.imp {
+            #[cfg(all(target_os = "linux", feature = "io-uring"))]
+            Imp::Uring(d) => d.write_all(fd, src, offset, sync).await,
+            Imp::Fallback(f) => f.write_all(fd, src, offset, sync).await,
+        }
+    }
+
+    /// `fsync(2)`, or `fdatasync(2)` when `datasync`.
+    pub async fn fsync(&self, fd: RawFd, datasync: bool) -> io::Result<()> {
+        match &self.imp {
+            #[cfg(all(target_os = "linux", feature = "io-uring"))]
+            Imp::Uring(d) => d.fsync(fd, datasync).await,
+            Imp::Fallback(f) => f.fsync(fd, datasync).await,
         }
     }
 

@@ -10,9 +10,12 @@ use std::io;
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
+use crate::batch_writer::{cut_groups, Cursor, Group, Plan, Sync, WriteOutcome};
 use crate::buffer_pool::PoolBuf;
+use crate::reader::CURRENT_POSITION;
 use crate::stat::FileStat;
 use crate::stats::Counters;
+use crate::write_source::WriteSource;
 
 #[derive(Clone)]
 pub struct Fallback {
@@ -25,6 +28,63 @@ fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
     } else {
         Ok(ret)
     }
+}
+
+/// One `pwritev` of `group` (`writev` at the file position), kernel style:
+/// bytes written or `-errno`. Not retried on EINTR: the caller decides.
+fn write_group(fd: RawFd, group: &Group) -> i32 {
+    let iov = &group.iov.0;
+    // SAFETY: the iovecs name memory of a WriteSource that the calling job
+    // owns for the whole call; the array is at most IOV_MAX entries long.
+    let n = unsafe {
+        if group.offset == CURRENT_POSITION {
+            libc::writev(fd, iov.as_ptr(), iov.len() as libc::c_int)
+        } else {
+            libc::pwritev(
+                fd,
+                iov.as_ptr(),
+                iov.len() as libc::c_int,
+                group.offset as libc::off_t,
+            )
+        }
+    };
+    if n < 0 {
+        -io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO)
+    } else {
+        // A group is at most MAX_WRITE_BYTES (1 GiB), so the count fits.
+        n as i32
+    }
+}
+
+/// `fsync(2)` or `fdatasync(2)`, kernel style. Not retried on EINTR.
+fn sync_fd(fd: RawFd, datasync: bool) -> i32 {
+    // SAFETY: fsync and fdatasync take no pointers.
+    let r = unsafe {
+        if datasync {
+            fdatasync(fd)
+        } else {
+            libc::fsync(fd)
+        }
+    };
+    if r < 0 {
+        -io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO)
+    } else {
+        0
+    }
+}
+
+#[cfg(not(target_vendor = "apple"))]
+use libc::fdatasync;
+
+/// macOS's libc has no `fdatasync`; `fsync` does at least as much.
+#[cfg(target_vendor = "apple")]
+fn fdatasync(fd: RawFd) -> libc::c_int {
+    // SAFETY: fsync takes no pointers.
+    unsafe { libc::fsync(fd) }
 }
 
 impl Fallback {
@@ -130,6 +190,93 @@ impl Fallback {
         self.run(move || {
             // SAFETY: the caller owns fd and gives it up here.
             cvt(unsafe { libc::close(fd) }).map(|_| ())
+        })
+        .await
+    }
+
+    /// One `pwritev` (`writev` at the file position) of the start of `src`,
+    /// as `Driver::writev`; may write less.
+    pub async fn writev(
+        &self,
+        fd: RawFd,
+        src: WriteSource,
+        offset: u64,
+    ) -> (io::Result<usize>, WriteSource) {
+        let counters = self.counters.clone();
+        self.run(move || {
+            let (mut groups, _) = cut_groups(src.parts(), Cursor::default(), offset, 1);
+            let Some(group) = groups.pop() else {
+                return (Ok(0), src);
+            };
+            let res = loop {
+                match write_group(fd, &group) {
+                    e if -e == libc::EINTR => {}
+                    e if e < 0 => break Err(io::Error::from_raw_os_error(-e)),
+                    n => break Ok(n as usize),
+                }
+            };
+            if let Ok(n) = res {
+                counters.add_bytes_written(n as u64);
+            }
+            // The iovecs go before the memory they name.
+            drop(group);
+            (res, src)
+        })
+        .await
+    }
+
+    pub async fn fsync(&self, fd: RawFd, datasync: bool) -> io::Result<()> {
+        self.run(move || loop {
+            match sync_fd(fd, datasync) {
+                e if -e == libc::EINTR => {}
+                e if e < 0 => break Err(io::Error::from_raw_os_error(-e)),
+                _ => break Ok(()),
+            }
+        })
+        .await
+    }
+
+    /// The batch writer on the pool: the same plan as on io_uring, one
+    /// system call at a time, all in one job that owns the source (so a
+    /// caller that gives up early never frees memory a write still reads).
+    pub async fn write_all(
+        &self,
+        fd: RawFd,
+        src: WriteSource,
+        offset: u64,
+        sync: Sync,
+    ) -> WriteOutcome {
+        let counters = self.counters.clone();
+        self.run(move || {
+            let mut plan = Plan::new(offset, sync);
+            let error = loop {
+                // Chains of one request: a write, or the sync after the last
+                // write, so nothing runs after a write that fell short.
+                let Some(chain) = plan.next_chain(&src, 1) else {
+                    break None;
+                };
+                let (lens, synced) = chain.shape();
+                let res = match (chain.groups.first(), chain.fsync) {
+                    (Some(group), _) => {
+                        let n = write_group(fd, group);
+                        if n > 0 {
+                            counters.add_bytes_written(n as u64);
+                        }
+                        n
+                    }
+                    (None, Some(datasync)) => sync_fd(fd, datasync),
+                    (None, None) => break None,
+                };
+                drop(chain);
+                if let Err(e) = plan.settle(&src, &lens, synced, &[res]) {
+                    break Some(e);
+                }
+            };
+            WriteOutcome {
+                written: plan.written(),
+                error,
+                source: src,
+            }
         })
         .await
     }

@@ -4,24 +4,30 @@
 //! Linux with the default `io-uring` feature), a thread-pool [`fallback`]
 //! with the same operations, chosen at start-up by [`Engine::start`], and on
 //! top of either the read-ahead [`Reader`] and the [`ReadPump`] that hands
-//! its chunks to a thread outside the runtime.
+//! its chunks to a thread outside the runtime, and the [`batch_writer`] that
+//! writes a [`WriteSource`] in linked batches.
 
+pub mod batch_writer;
 pub mod buffer_pool;
 pub mod engine;
 pub mod fallback;
+pub mod files;
 pub mod pump;
 pub mod reader;
 pub mod stat;
 pub mod stats;
 #[cfg(all(target_os = "linux", feature = "io-uring"))]
 pub mod uring;
+pub mod write_source;
 
+pub use batch_writer::WriteOutcome;
 pub use buffer_pool::PoolBuf;
 pub use engine::{Backend, Choice, Engine};
 pub use pump::{PumpError, PumpOptions, ReadPump, Source, Syscall, Taken};
 pub use reader::{Reader, ReaderOptions};
 pub use stat::FileStat;
 pub use stats::Stats;
+pub use write_source::WriteSource;
 
 #[cfg(all(target_os = "linux", feature = "io-uring"))]
 /// Turns a kernel-style result (`>= 0`, or `-errno`) into an `io::Result`.

@@ -8,6 +8,7 @@ pub struct Counters {
     enters: AtomicU64,
     completions: AtomicU64,
     bytes: AtomicU64,
+    bytes_written: AtomicU64,
     wakeups: AtomicU64,
 }
 
@@ -22,13 +23,18 @@ pub struct Stats {
     pub completions: u64,
     /// Bytes read.
     pub bytes: u64,
+    /// Bytes written (every byte a write call reported, short ones included).
+    pub bytes_written: u64,
     /// Times the driver task woke up.
     pub wakeups: u64,
 }
 
 impl Counters {
     pub(crate) fn add_op(&self) {
-        self.ops.fetch_add(1, Relaxed);
+        self.add_ops(1);
+    }
+    pub(crate) fn add_ops(&self, n: u64) {
+        self.ops.fetch_add(n, Relaxed);
     }
     #[allow(dead_code)] // only the io_uring driver enters the kernel
     pub(crate) fn add_enter(&self) {
@@ -40,6 +46,9 @@ impl Counters {
     pub(crate) fn add_bytes(&self, n: u64) {
         self.bytes.fetch_add(n, Relaxed);
     }
+    pub(crate) fn add_bytes_written(&self, n: u64) {
+        self.bytes_written.fetch_add(n, Relaxed);
+    }
     #[allow(dead_code)] // only the io_uring driver has a task to wake
     pub(crate) fn add_wakeup(&self) {
         self.wakeups.fetch_add(1, Relaxed);
@@ -50,6 +59,7 @@ impl Counters {
             enters: self.enters.load(Relaxed),
             completions: self.completions.load(Relaxed),
             bytes: self.bytes.load(Relaxed),
+            bytes_written: self.bytes_written.load(Relaxed),
             wakeups: self.wakeups.load(Relaxed),
         }
     }

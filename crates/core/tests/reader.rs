@@ -545,7 +545,12 @@ async fn current_position_reads_a_pipe_written_slowly() {
         let chunks = read_fd_chunks(&engine, rd, opts).await;
         writer.join().expect("writer");
         let got: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
-        assert!(got == data, "{choice:?} pipe: {} of {} bytes", got.len(), data.len());
+        assert!(
+            got == data,
+            "{choice:?} pipe: {} of {} bytes",
+            got.len(),
+            data.len()
+        );
         assert!(chunks.iter().all(|c| !c.is_empty() && c.len() <= 65536));
         assert!(
             chunks.len() > data.len() / 65536 + 1,

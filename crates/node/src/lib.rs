@@ -8,5 +8,6 @@
 #![cfg_attr(test, allow(dead_code))]
 
 mod engine;
+mod file_ops;
 mod read_stream;
 mod runtime_info;

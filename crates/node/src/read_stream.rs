@@ -8,17 +8,17 @@
 //! destroying are one-off and answer with promises.
 
 use std::ffi::CString;
-use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
 
-use napi::bindgen_prelude::{Array, Buffer, BufferSlice, Function, Null, Object};
+use napi::bindgen_prelude::{Array, Buffer, Function, Null, Object};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Either, Env, Error, JsDeferred, Result, Status};
 use napi_derive::napi;
 use uring_fs_core::reader::CURRENT_POSITION;
-use uring_fs_core::{PoolBuf, PumpOptions, ReadPump, ReaderOptions, Source};
+use uring_fs_core::{PumpOptions, ReadPump, ReaderOptions, Source};
 
 use crate::engine::global;
+use crate::file_ops::to_js_buffer;
 
 type ReadyFn = ThreadsafeFunction<(), (), (), Status, false, true>;
 type Resolver = Box<dyn FnOnce(Env) -> Result<i32> + Send>;
@@ -46,28 +46,6 @@ fn errno_of(e: &std::io::Error) -> i32 {
 
 fn settle(deferred: Deferred, value: i32) {
     deferred.resolve(Box::new(move |_| Ok(value)));
-}
-
-/// Wraps a pool buffer as an external Buffer; the pool gets it back when the
-/// Buffer is collected. V8 counts external ArrayBuffer memory towards its
-/// GC triggers by itself (measured: the pool stays near 100 MiB over 8 GiB
-/// of 1 MiB chunks), so no napi_adjust_external_memory here: reporting it
-/// again doubled the GC work and cost about 10% of throughput.
-fn to_js_buffer<'env>(env: &'env Env, buf: PoolBuf) -> Result<BufferSlice<'env>> {
-    let (ptr, len, cap) = buf.into_raw();
-    let addr = ptr.as_ptr() as usize;
-    // SAFETY: ptr/len describe `len` initialised bytes owned by the pool
-    // block we just took out of its PoolBuf; the finalizer is the only code
-    // that gives the block back, exactly once, after the Buffer is collected
-    // (or right away if Node copies the bytes instead).
-    unsafe {
-        BufferSlice::from_external(env, ptr.as_ptr(), len, (addr, len, cap), |_, (a, l, c)| {
-            if let Some(p) = NonNull::new(a as *mut u8) {
-                // SAFETY: (a, l, c) came from one into_raw call above.
-                drop(PoolBuf::from_raw(p, l, c));
-            }
-        })
-    }
 }
 
 #[napi]

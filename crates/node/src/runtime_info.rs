@@ -25,6 +25,7 @@ pub struct EngineStats {
     pub enters: f64,
     pub completions: f64,
     pub bytes_read: f64,
+    pub bytes_written: f64,
     /// Times the ring's driver task woke up.
     pub wakeups: f64,
     /// Buffer memory obtained from the system so far (first use faults).
@@ -44,6 +45,7 @@ pub fn stats() -> Result<EngineStats> {
         enters: s.enters as f64,
         completions: s.completions as f64,
         bytes_read: s.bytes as f64,
+        bytes_written: s.bytes_written as f64,
         wakeups: s.wakeups as f64,
         pool_fresh_bytes: p.fresh_bytes as f64,
         pool_released_bytes: p.released_bytes as f64,

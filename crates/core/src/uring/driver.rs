@@ -61,6 +61,8 @@ pub(crate) struct Shared {
     kick: Notify,
     eventfd: AsyncFd<OwnedFd>,
     shutting_down: AtomicBool,
+    /// How many SQEs the SQ holds: the longest batch `push_batch` takes.
+    pub(crate) sq_capacity: usize,
     pub(crate) counters: Arc<Counters>,
 }
 
@@ -77,6 +79,8 @@ const NEEDED: &[(u8, &str)] = &[
     (opcode::Statx::CODE, "statx"),
     (opcode::Close::CODE, "close"),
     (opcode::AsyncCancel::CODE, "async_cancel"),
+    (opcode::Writev::CODE, "writev"),
+    (opcode::Fsync::CODE, "fsync"),
 ];
 
 impl Driver {
@@ -111,6 +115,7 @@ impl Driver {
         // SAFETY: the OwnedFd is moved into the AsyncFd and stays open,
         // referring to the same eventfd, until the AsyncFd drops it.
         let eventfd = unsafe { AsyncFd::register(efd) }.map_err(io::Error::from)?;
+        let sq_capacity = ring.params().sq_entries() as usize;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 ring,
@@ -122,6 +127,7 @@ impl Driver {
             kick: Notify::new(),
             eventfd,
             shutting_down: AtomicBool::new(false),
+            sq_capacity,
             counters,
         });
         tokio::spawn(drive(shared.clone()));
@@ -189,7 +195,7 @@ impl Shared {
     pub(crate) fn push(&self, sqe: squeue::Entry) -> (usize, u64) {
         let mut st = self.lock();
         let (key, ud) = insert(&mut st, Slot::Waiting(None));
-        let wakers = self.push_locked(&mut st, sqe.user_data(ud));
+        let wakers = self.push_locked(&mut st, &[sqe.user_data(ud)]);
         drop(st);
         wakers.into_iter().for_each(Waker::wake);
         (key, ud)
@@ -211,30 +217,70 @@ impl Shared {
                 result_is_fd,
             },
         );
-        let wakers = self.push_locked(&mut st, sqe.user_data(ud));
+        let wakers = self.push_locked(&mut st, &[sqe.user_data(ud)]);
         drop(st);
         wakers.into_iter().for_each(Waker::wake);
     }
 
-    fn push_locked(&self, st: &mut State, sqe: squeue::Entry) -> Vec<Waker> {
+    /// Queues `sqes` as one unit: each under a fresh slab key, all pushed
+    /// to the SQ together and back to back, so that one `io_uring_enter`
+    /// submits the whole batch and an `IOSQE_IO_LINK` chain inside it
+    /// reaches the kernel in one piece. Returns `(key, user_data)` per SQE,
+    /// in order. The contract is `push`'s, for every SQE.
+    ///
+    /// A batch longer than the SQ (`sq_capacity`) can never be queued whole:
+    /// its slots complete at once with EINVAL and nothing is submitted, so
+    /// callers split longer work into batches that fit.
+    pub(crate) fn push_batch(&self, sqes: Vec<squeue::Entry>) -> Vec<(usize, u64)> {
+        let mut st = self.lock();
+        let keys: Vec<(usize, u64)> = sqes
+            .iter()
+            .map(|_| insert(&mut st, Slot::Waiting(None)))
+            .collect();
+        let sqes: Vec<squeue::Entry> = sqes
+            .into_iter()
+            .zip(&keys)
+            .map(|(sqe, &(_, ud))| sqe.user_data(ud))
+            .collect();
+        let wakers = self.push_locked(&mut st, &sqes);
+        drop(st);
+        wakers.into_iter().for_each(Waker::wake);
+        keys
+    }
+
+    /// Pushes `sqes` (whose slots exist) to the SQ, all or none.
+    fn push_locked(&self, st: &mut State, sqes: &[squeue::Entry]) -> Vec<Waker> {
         let mut wakers = Vec::new();
+        let fail = |st: &mut State, errno: i32, wakers: &mut Vec<Waker>| {
+            for sqe in sqes {
+                complete(st, sqe.get_user_data(), -errno, wakers);
+            }
+        };
+        if sqes.len() > self.sq_capacity {
+            fail(st, libc::EINVAL, &mut wakers);
+            return wakers;
+        }
         loop {
-            // SAFETY: the entry's pointers refer to memory owned by the op
-            // future or by its slot until the CQE arrives (push's contract).
-            let pushed = unsafe { st.ring.submission().push(&sqe) };
+            // SAFETY: the entries' pointers refer to memory owned by the op
+            // futures or by their slots until the CQEs arrive (push's
+            // contract). push_multiple copies all of them or none.
+            let pushed = unsafe { st.ring.submission().push_multiple(sqes) };
             if pushed.is_ok() {
                 break;
             }
-            // The SQ is full: submit what is queued now, then retry.
+            // Not enough room for the whole batch: submit what is queued
+            // now (which empties the SQ), then push the batch in one piece.
+            // Pushing part of it now and the rest after a submission would
+            // cut a link chain in two, and the kernel runs the two halves
+            // independently.
             if let Err(e) = self.submit_locked(st, &mut wakers) {
-                // Nothing can be queued; fail this op (and keep the others).
-                let ud = sqe.get_user_data();
-                complete(st, ud, -e.raw_os_error().unwrap_or(libc::EIO), &mut wakers);
+                // Nothing can be queued; fail these ops (and keep the others).
+                fail(st, e.raw_os_error().unwrap_or(libc::EIO), &mut wakers);
                 return wakers;
             }
         }
-        st.unsubmitted += 1;
-        self.counters.add_op();
+        st.unsubmitted += sqes.len();
+        self.counters.add_ops(sqes.len() as u64);
         if !st.submit_scheduled {
             st.submit_scheduled = true;
             self.kick.notify_one();

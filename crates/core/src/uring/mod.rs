@@ -4,9 +4,11 @@
 mod cancel;
 mod close;
 pub(crate) mod driver;
+mod fsync;
 mod op;
 mod openat;
 mod read;
 mod statx;
+mod writev;
 
 pub use driver::Driver;

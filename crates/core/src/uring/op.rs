@@ -44,6 +44,27 @@ impl<T: Send + 'static> Op<T> {
         }
     }
 
+    /// Queues several SQEs as one batch (`Shared::push_batch`: one
+    /// `io_uring_enter` submits them all, a link chain among them stays
+    /// whole), one future per SQE, in order. Each SQE points into its own
+    /// `data`'s heap memory only, as for `submit`. At most
+    /// `Shared::sq_capacity` SQEs.
+    pub(crate) fn submit_batch(shared: &Arc<Shared>, ops: Vec<(squeue::Entry, T)>) -> Vec<Op<T>> {
+        let (sqes, data): (Vec<_>, Vec<_>) = ops.into_iter().unzip();
+        let keys = shared.push_batch(sqes);
+        keys.into_iter()
+            .zip(data)
+            .map(|((key, user_data), data)| Op {
+                shared: shared.clone(),
+                key,
+                user_data,
+                data: Some(data),
+                result_is_fd: false,
+                finished: false,
+            })
+            .collect()
+    }
+
     /// For openat: if the future is dropped, a descriptor opened anyway is closed.
     pub(crate) fn closes_result_fd(mut self) -> Self {
         self.result_is_fd = true;

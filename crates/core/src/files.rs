@@ -1,0 +1,152 @@
+//! Whole-file helpers: read a file into one buffer sized from its metadata,
+//! write one from a batch of chunks.
+//!
+//! `fs.promises.readFile` costs an open, an fstat, reads and a close, each a
+//! thread-pool round trip, into a fresh buffer whose every page faults on
+//! first touch. Here the whole sequence runs on the engine's runtime with one
+//! crossing back to the caller, into pool memory advised for huge pages.
+
+use std::ffi::CString;
+use std::io;
+
+use crate::batch_writer::{self, Sync};
+use crate::buffer_pool::PoolBuf;
+use crate::engine::Engine;
+use crate::pump::{PumpError, Syscall};
+use crate::reader::CURRENT_POSITION;
+use crate::write_source::WriteSource;
+
+/// Step for files whose size the metadata does not tell (procfs, pipes).
+const UNKNOWN_SIZE_STEP: usize = 64 * 1024;
+
+fn err(syscall: Syscall, error: io::Error) -> PumpError {
+    PumpError { syscall, error }
+}
+
+/// Reads the file at `path` (opened with `flags`) whole. A regular file is
+/// read up to the size `fstat` reports (fewer bytes if it shrinks meanwhile,
+/// as fs does); anything else is read until EOF.
+pub async fn read_file(engine: &Engine, path: CString, flags: i32) -> Result<PoolBuf, PumpError> {
+    let fd = engine
+        .open(path, flags, 0o666)
+        .await
+        .map_err(|e| err(Syscall::Open, e))?;
+    let res = read_fd(engine, fd).await;
+    let closed = engine.close(fd).await;
+    let buf = res?;
+    closed.map_err(|e| err(Syscall::Close, e))?;
+    Ok(buf)
+}
+
+async fn read_fd(engine: &Engine, fd: i32) -> Result<PoolBuf, PumpError> {
+    let st = engine.fstat(fd).await.map_err(|e| err(Syscall::Fstat, e))?;
+    if st.is_regular() && st.size > 0 {
+        let size = usize::try_from(st.size)
+            .map_err(|_| err(Syscall::Read, io::Error::from_raw_os_error(libc::EFBIG)))?;
+        let mut buf = PoolBuf::with_capacity(size);
+        while buf.len() < size {
+            let at = buf.len() as u64;
+            let (res, b) = engine.read_at(fd, buf, at, size - at as usize).await;
+            buf = b;
+            match res {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Err(e) => return Err(err(Syscall::Read, e)),
+            }
+        }
+        return Ok(buf);
+    }
+    // Unknown size: read steps until EOF, then gather them in one buffer.
+    let mut parts: Vec<PoolBuf> = Vec::new();
+    let mut total = 0usize;
+    loop {
+        let buf = PoolBuf::with_capacity(UNKNOWN_SIZE_STEP);
+        let (res, buf) = engine
+            .read_at(fd, buf, total as u64, UNKNOWN_SIZE_STEP)
+            .await;
+        match res {
+            Ok(0) => break,
+            Ok(n) => {
+                total += n;
+                parts.push(buf);
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ESPIPE) && total == 0 => {
+                return read_sequential(engine, fd).await;
+            }
+            Err(e) => return Err(err(Syscall::Read, e)),
+        }
+    }
+    Ok(concat(&parts, total))
+}
+
+/// For descriptors without offsets (pipes, character devices).
+async fn read_sequential(engine: &Engine, fd: i32) -> Result<PoolBuf, PumpError> {
+    let mut parts: Vec<PoolBuf> = Vec::new();
+    let mut total = 0usize;
+    loop {
+        let buf = PoolBuf::with_capacity(UNKNOWN_SIZE_STEP);
+        let (res, buf) = engine
+            .read_at(fd, buf, CURRENT_POSITION, UNKNOWN_SIZE_STEP)
+            .await;
+        match res {
+            Ok(0) => break,
+            Ok(n) => {
+                total += n;
+                parts.push(buf);
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+            Err(e) => return Err(err(Syscall::Read, e)),
+        }
+    }
+    Ok(concat(&parts, total))
+}
+
+fn concat(parts: &[PoolBuf], total: usize) -> PoolBuf {
+    let mut out = PoolBuf::with_capacity(total.max(1));
+    let mut at = 0usize;
+    for p in parts {
+        // SAFETY: `out` has capacity for `total` bytes, the sum of the
+        // parts' lengths, and does not overlap any part.
+        unsafe { std::ptr::copy_nonoverlapping(p.as_ptr(), out.as_mut_ptr().add(at), p.len()) };
+        at += p.len();
+    }
+    // SAFETY: the first `total` bytes were written just above.
+    unsafe { out.set_len(total) };
+    out
+}
+
+/// Writes `src` as the whole content of the file at `path` (opened with
+/// `flags` and `mode`: fs's 'w' truncates, 'a' appends), fsyncs it when
+/// `flush`, and closes it. One batch: the chunks go to the kernel as linked
+/// writes in a single submission.
+pub async fn write_file(
+    engine: &Engine,
+    path: CString,
+    flags: i32,
+    mode: u32,
+    src: WriteSource,
+    flush: bool,
+) -> Result<(), PumpError> {
+    let fd = engine
+        .open(path, flags, mode)
+        .await
+        .map_err(|e| err(Syscall::Open, e))?;
+    let total = src.len();
+    let sync = if flush { Sync::Full } else { Sync::None };
+    // At the current position: 0 after a truncating open, the end with
+    // O_APPEND, which is where fs.writeFile writes too.
+    let out = batch_writer::write_all(engine, fd, src, CURRENT_POSITION, sync).await;
+    let closed = engine.close(fd).await;
+    if let Some(e) = out.error {
+        // Everything written and still an error: the sync failed.
+        let syscall = if out.written == total {
+            Syscall::Fsync
+        } else {
+            Syscall::Write
+        };
+        return Err(err(syscall, e));
+    }
+    closed.map_err(|e| err(Syscall::Close, e))
+}
