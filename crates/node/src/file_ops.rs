@@ -5,7 +5,10 @@
 
 use std::ffi::CString;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::ptr::NonNull;
+use std::task::{Context, Poll};
 
 use napi::bindgen_prelude::{Buffer, BufferSlice, Object, ToNapiValue};
 use napi::{Env, Error, JsDeferred, Result, Status};
@@ -28,17 +31,33 @@ where
     type Resolver<T> = Box<dyn FnOnce(Env) -> Result<T> + Send>;
     let g = global()?;
     let (deferred, promise): (JsDeferred<T, Resolver<T>>, _) = env.create_deferred()?;
-    let task = g.rt.spawn(fut);
     g.rt.spawn(async move {
-        match task.await {
+        match CatchUnwind(Box::pin(fut)).await {
             Ok(v) => deferred.resolve(Box::new(move |_| Ok(v))),
-            Err(_) => deferred.reject(Error::new(
+            Err(()) => deferred.reject(Error::new(
                 Status::GenericFailure,
                 "uring-fs: internal error (panic)",
             )),
         }
     });
     Ok(promise)
+}
+
+/// Polls a future, turning a panic into `Err(())` (one task per promise,
+/// where a supervising task would cost a second spawn and wake-up).
+struct CatchUnwind<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = std::result::Result<F::Output, ()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let fut = self.0.as_mut();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(Err(())),
+        }
+    }
 }
 
 fn c_path(path: &[u8]) -> Result<CString> {
