@@ -9,8 +9,9 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { Readable, Writable } from 'node:stream'
+import type { ExecutionContext } from 'ava'
 
-import { createReadStream } from '../index'
+import { createReadStream, createWriteStream } from '../index'
 
 /** The root of the repository: ava runs every spec with the project dir as cwd. */
 export const REPO = process.cwd()
@@ -366,3 +367,201 @@ export async function readAll(stream: Readable): Promise<Buffer | string> {
   return concat(chunks)
 }
 
+
+/** Asserts two byte (or string) sequences are equal without diffing megabytes. */
+export function sameBytes(t: ExecutionContext, actual: Buffer | string, expected: Buffer | string, what: string): void {
+  t.is(typeof actual, typeof expected, `${what}: type`)
+  if (typeof actual === 'string' || typeof expected === 'string') {
+    t.true(actual === expected, `${what}: strings differ (${actual.length} vs ${expected.length} chars)`)
+    return
+  }
+  if (actual.equals(expected)) {
+    t.pass()
+    return
+  }
+  let i = 0
+  while (i < actual.length && i < expected.length && actual[i] === expected[i]) i++
+  t.fail(`${what}: ${actual.length} bytes, expected ${expected.length}; first difference at offset ${i}`)
+}
+
+// ---------------------------------------------------------------------------
+// Write streams: the same scenario through fs.createWriteStream and
+// uring-fs's createWriteStream, each on its own target file.
+
+/** What the specs use of a write stream, fs's or ours. */
+export type AnyWriteStream = Writable & {
+  fd: number | null
+  path?: string | Buffer
+  flags?: string | number
+  mode?: string | number
+  start?: number
+  pos?: number
+  flush?: boolean
+  pending: boolean
+  bytesWritten: number
+  autoClose: boolean
+  close(cb?: (err?: NodeJS.ErrnoException | null) => void): void
+  destroySoon(): unknown
+}
+
+export type WriteFactory = (path: unknown, options?: unknown) => AnyWriteStream
+
+export const fsWriteFactory: WriteFactory = (p, o) => fs.createWriteStream(p as fs.PathLike, o as never) as unknown as AnyWriteStream
+export const uringWriteFactory: WriteFactory = (p, o) => createWriteStream(p, o as never) as unknown as AnyWriteStream
+
+/** Both implementations, fs first. */
+export const WRITE_IMPLS: ReadonlyArray<readonly ['fs' | 'uring-fs', WriteFactory]> = [
+  ['fs', fsWriteFactory],
+  ['uring-fs', uringWriteFactory],
+]
+
+/** The events recorded on a write stream, in order. */
+export const WRITE_EVENTS = ['open', 'ready', 'drain', 'finish', 'close', 'error', 'pipe', 'unpipe'] as const
+
+export interface WriteRun {
+  /** Event names in emission order. */
+  events: string[]
+  error: NodeJS.ErrnoException | null
+  openArg: unknown
+  pendingAtStart: boolean
+  pendingAtOpen: boolean | null
+  /** bytesWritten when 'finish' was emitted (null: no 'finish'). */
+  bytesWrittenAtFinish: number | null
+  bytesWritten: number
+  pos: number | undefined
+  fdAtEnd: number | null
+  destroyed: boolean
+  /** What each driver write() returned, in order. */
+  returns: boolean[]
+  /** Each write callback as it was called: the write's index and its error. */
+  callbacks: Array<{ index: number; error: Record<string, unknown> | null }>
+  stream: AnyWriteStream
+}
+
+/** How a script writes: through these, so that returns and callbacks are recorded. */
+export interface WriteDriver {
+  /** stream.write(chunk[, encoding], cb), recorded. */
+  write(chunk: unknown, encoding?: BufferEncoding): boolean
+  /** Resolves at the next 'drain' (or 'error'/'close': never hangs). */
+  drain(): Promise<void>
+}
+
+export type WriteScript = (s: AnyWriteStream, d: WriteDriver) => void | Promise<void>
+
+/**
+ * Runs `script` on `stream` and records everything until 'close' (plus a few
+ * turns of the loop), or, when no 'close' is expected, until `quietMs` after
+ * 'finish'/'error'.
+ */
+export function recordWrite(stream: AnyWriteStream, script: WriteScript, opts: RecordOptions = {}): Promise<WriteRun> {
+  const quietMs = opts.expectClose === false ? (opts.quietMs ?? 150) : 20_000
+  const run: WriteRun = {
+    events: [],
+    error: null,
+    openArg: undefined,
+    pendingAtStart: stream.pending,
+    pendingAtOpen: null,
+    bytesWrittenAtFinish: null,
+    bytesWritten: 0,
+    pos: undefined,
+    fdAtEnd: null,
+    destroyed: false,
+    returns: [],
+    callbacks: [],
+    stream,
+  }
+  const driver: WriteDriver = {
+    write(chunk, encoding) {
+      const index = run.returns.length
+      const cb = (err?: Error | null) => run.callbacks.push({ index, error: errorSnapshot(err) })
+      const ret = encoding === undefined ? stream.write(chunk, cb) : stream.write(chunk, encoding, cb)
+      run.returns.push(ret)
+      return ret
+    },
+    drain() {
+      return new Promise<void>((resolve) => {
+        const done = () => {
+          stream.off('drain', done)
+          stream.off('error', done)
+          stream.off('close', done)
+          resolve()
+        }
+        stream.on('drain', done)
+        stream.on('error', done)
+        stream.on('close', done)
+      })
+    },
+  }
+  return new Promise<WriteRun>((resolve, reject) => {
+    let done = false
+    let scriptDone = false
+    let ended = false
+    let quiet: NodeJS.Timeout | undefined | null
+    const finish = async () => {
+      if (done || !scriptDone || !ended) return
+      done = true
+      if (quiet) clearTimeout(quiet)
+      for (let i = 0; i < 5; i++) await tick()
+      quiet = null
+      run.bytesWritten = stream.bytesWritten
+      run.pos = stream.pos
+      run.fdAtEnd = stream.fd
+      run.destroyed = stream.destroyed
+      resolve(run)
+    }
+    const waitForClose = () => {
+      if (quiet === undefined && !done) {
+        quiet = setTimeout(() => {
+          ended = true
+          void finish()
+        }, quietMs)
+      }
+    }
+    for (const name of WRITE_EVENTS) {
+      stream.on(name, (arg: unknown) => {
+        if (done && quiet === null) return
+        run.events.push(name)
+        if (name === 'open') {
+          run.openArg = arg
+          run.pendingAtOpen = stream.pending
+        } else if (name === 'finish') {
+          run.bytesWrittenAtFinish = stream.bytesWritten
+          waitForClose()
+        } else if (name === 'error') {
+          run.error = arg as NodeJS.ErrnoException
+          waitForClose()
+        } else if (name === 'close') {
+          ended = true
+          void finish()
+        }
+      })
+    }
+    Promise.resolve()
+      .then(() => script(stream, driver))
+      .then(
+        () => {
+          scriptDone = true
+          void finish()
+        },
+        reject,
+      )
+  })
+}
+
+/**
+ * Runs `script` through fs and through uring-fs, one after the other, each
+ * on the file `target(impl)` gives (a fresh copy of the same starting point).
+ */
+export async function runWriteBoth(
+  target: (impl: 'fs' | 'uring-fs') => unknown,
+  options: unknown,
+  script: WriteScript,
+  opts?: RecordOptions,
+): Promise<{ fs: WriteRun; uring: WriteRun }> {
+  const copy = () => (options !== null && typeof options === 'object' ? { ...(options as object) } : options)
+  const runs: WriteRun[] = []
+  for (const [impl, factory] of WRITE_IMPLS) {
+    runs.push(await recordWrite(factory(target(impl), copy()), script, { expectClose: closes(options), ...opts }))
+  }
+  return { fs: runs[0], uring: runs[1] }
+}

@@ -37,6 +37,18 @@ function addCodeToStack(err: Error & { code: string }): void {
   err.stack = `${err.name} [${err.code}]: ${err.message}${nl === -1 ? '' : stack.slice(nl)}`
 }
 
+class NodeError extends Error {
+  code: string
+  constructor(code: string, message: string) {
+    super(message)
+    this.code = code
+    addCodeToStack(this)
+  }
+  toString(): string {
+    return `${this.name} [${this.code}]: ${this.message}`
+  }
+}
+
 class NodeTypeError extends TypeError {
   code: string
   constructor(code: string, message: string) {
@@ -61,7 +73,8 @@ class NodeRangeError extends RangeError {
   }
 }
 
-// As in Node, `err.constructor` is the base class (TypeError, RangeError).
+// As in Node, `err.constructor` is the base class (Error, TypeError, RangeError).
+Object.defineProperty(NodeError.prototype, 'constructor', { get: () => Error, configurable: true })
 Object.defineProperty(NodeTypeError.prototype, 'constructor', { get: () => TypeError, configurable: true })
 Object.defineProperty(NodeRangeError.prototype, 'constructor', { get: () => RangeError, configurable: true })
 
@@ -69,16 +82,38 @@ const kTypes = ['string', 'function', 'number', 'object', 'Function', 'Object', 
 const classRegExp = /^([A-Z][a-z0-9]*)+$/
 
 function determineSpecificType(value: unknown): string {
-  if (value == null) return '' + value
-  if (typeof value === 'function' && value.name) return `function ${value.name}`
-  if (typeof value === 'object') {
-    const ctor = (value as { constructor?: { name?: string } }).constructor
-    if (ctor?.name) return `an instance of ${ctor.name}`
-    return inspect(value, { depth: -1 })
+  if (value === null) return 'null'
+  if (value === undefined) return 'undefined'
+  switch (typeof value) {
+    case 'bigint':
+      return `type bigint (${value}n)`
+    case 'number':
+      if (value === 0) return 1 / value === -Infinity ? 'type number (-0)' : 'type number (0)'
+      if (value !== value) return 'type number (NaN)'
+      if (value === Infinity) return 'type number (Infinity)'
+      if (value === -Infinity) return 'type number (-Infinity)'
+      return `type number (${value})`
+    case 'boolean':
+      return value ? 'type boolean (true)' : 'type boolean (false)'
+    case 'symbol':
+      return `type symbol (${String(value)})`
+    case 'function':
+      return `function ${value.name}`
+    case 'object': {
+      const ctor = (value as { constructor?: { name?: string } }).constructor
+      if (ctor && 'name' in ctor) return `an instance of ${ctor.name}`
+      return inspect(value, { depth: -1 })
+    }
+    case 'string': {
+      const v = value.length > 28 ? `${value.slice(0, 25)}...` : value
+      return v.indexOf("'") === -1 ? `type string ('${v}')` : `type string (${JSON.stringify(v)})`
+    }
+    default: {
+      let inspected = inspect(value, { colors: false })
+      if (inspected.length > 28) inspected = `${inspected.slice(0, 25)}...`
+      return `type ${typeof value} (${inspected})`
+    }
   }
-  let inspected = inspect(value, { colors: false })
-  if (inspected.length > 28) inspected = `${inspected.slice(0, 25)}...`
-  return `type ${typeof value} (${inspected})`
 }
 
 function joinAlternatives(list: string[]): string {
@@ -159,4 +194,14 @@ export function outOfRange(name: string, range: string, input: unknown): RangeEr
     'ERR_OUT_OF_RANGE',
     `The value of "${name}" is out of range. It must be ${range}. Received ${received}`,
   )
+}
+
+/** ERR_STREAM_DESTROYED with Node's message: an I/O call completed after destroy(). */
+export function streamDestroyed(name: string): Error {
+  return new NodeError('ERR_STREAM_DESTROYED', `Cannot call ${name} after a stream was destroyed`)
+}
+
+/** ERR_FS_FILE_TOO_LARGE with Node's message: readFile of more than 2 GiB. */
+export function fileTooLarge(size: number): RangeError {
+  return new NodeRangeError('ERR_FS_FILE_TOO_LARGE', `File size (${size}) is greater than 2 GiB`)
 }

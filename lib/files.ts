@@ -1,10 +1,25 @@
-// readFile / writeFile: the fs/promises helpers, each one native call (open,
-// size from statx, read or batch write, close on the engine's runtime) and
-// one crossing back.
+// readFile / writeFile: the fs/promises helpers. A path and whole data (a
+// string, Buffer, TypedArray or DataView) take one native call (open, size
+// from fstat, read or batch write, close on the engine's runtime) and one
+// crossing back. Everything else follows Node's lib/internal/fs/promises.js
+// step by step: the order in which arguments are checked (so that the same
+// error wins when several are wrong), an (async) iterable written piece by
+// piece into a file opened first, and a FileHandle in place of the path.
 
-import { readFile as nativeReadFile, writeFile as nativeWriteFile } from '../binding'
-import { invalidArgType, systemError } from './errors'
-import { getOptions, stringToFlags, parseFileMode, toPath, validateBoolean } from './validate'
+import { Writable, addAbortSignal } from 'node:stream'
+import { StringDecoder } from 'node:string_decoder'
+import {
+  close as nativeClose,
+  fsync as nativeFsync,
+  open as nativeOpen,
+  readFile as nativeReadFile,
+  writeFile as nativeWriteFile,
+  writev as nativeWritev,
+} from '../binding'
+import { fileTooLarge, invalidArgType, systemError } from './errors'
+import { ReadStream } from './read-stream'
+import { asFileHandle, getOptions, parseFileMode, stringToFlags, toPath, validateBoolean } from './validate'
+import type { FileHandleLike } from './validate'
 
 export interface ReadFileOptions {
   encoding?: BufferEncoding | null
@@ -20,73 +35,175 @@ export interface WriteFileOptions {
   signal?: AbortSignal
 }
 
-function abortError(signal: AbortSignal): Error {
-  const err = new Error('The operation was aborted') as Error & { code: string; cause?: unknown }
-  err.name = 'AbortError'
-  err.code = 'ABORT_ERR'
-  err.cause = signal.reason
-  return err
+/** fs's kIoMaxLength: the largest file readFile reads. */
+const K_IO_MAX_LENGTH = 2 ** 31 - 1
+
+type AbortErrorClass = new (message?: string, options?: { cause?: unknown }) => Error
+
+let abortErrorClass: AbortErrorClass | null = null
+
+/**
+ * Node's own AbortError class (not exported by Node): taken once from the
+ * error a stream gets for an already aborted signal.
+ */
+function nodeAbortError(): AbortErrorClass {
+  if (abortErrorClass === null) {
+    const ac = new AbortController()
+    ac.abort()
+    const probe = new Writable({ write: (_c, _e, cb) => cb() })
+    probe.on('error', () => {})
+    addAbortSignal(ac.signal, probe)
+    abortErrorClass = (probe.errored as Error).constructor as AbortErrorClass
+  }
+  return abortErrorClass
 }
 
-function checkSignal(signal: unknown): AbortSignal | undefined {
-  if (signal === undefined) return undefined
-  if (signal === null || typeof signal !== 'object' || !('aborted' in signal)) {
-    throw invalidArgType('options.signal', 'AbortSignal', signal)
+/** fs/promises' checkAborted. */
+function checkAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) {
+    const AbortError = nodeAbortError()
+    throw new AbortError(undefined, { cause: signal.reason })
   }
-  return signal as AbortSignal
 }
 
 /** fs.promises.readFile: the whole file as a Buffer, or a string with `encoding`. */
 export async function readFile(path: unknown, options?: ReadFileOptions | BufferEncoding | null): Promise<Buffer | string> {
   const opts = getOptions<ReadFileOptions>(options)
+  const flag = opts.flag || 'r'
+  const signal = opts.signal
+  const handle = asFileHandle(path)
+  if (handle !== null) return readFileHandle(handle, opts.encoding, signal)
+  checkAborted(signal)
   const p = toPath(path)
-  const signal = checkSignal(opts.signal)
-  const flags = stringToFlags(opts.flag ?? 'r', 'flag')
-  if (signal?.aborted) throw abortError(signal)
+  const flags = stringToFlags(flag)
   const res = await nativeReadFile(Buffer.from(p), flags)
-  if (signal?.aborted) throw abortError(signal)
   if (!Buffer.isBuffer(res)) {
     throw systemError(res.errno, res.syscall, res.syscall === 'open' ? p : undefined)
   }
-  const enc = opts.encoding
-  return enc && enc !== ('buffer' as BufferEncoding) ? res.toString(enc) : res
+  // fs refuses, before reading, a file of more than kIoMaxLength bytes; the
+  // native read does not look, so the same error comes after the read.
+  if (res.length > K_IO_MAX_LENGTH) throw fileTooLarge(res.length)
+  return decode(res, opts.encoding, signal)
 }
 
-function toChunks(data: unknown, encoding: BufferEncoding): Buffer[] | null {
-  if (typeof data === 'string') return [Buffer.from(data, encoding)]
-  if (Buffer.isBuffer(data)) return [data]
-  if (ArrayBuffer.isView(data)) return [Buffer.from(data.buffer, data.byteOffset, data.byteLength)]
-  return null
+/** The end of fs's readFileHandle: its abort check, and its decoding (which rejects 'buffer'). */
+function decode(buf: Buffer, encoding: BufferEncoding | 'buffer' | null | undefined, signal: AbortSignal | undefined): Buffer | string {
+  // fs makes its decoder before reading: an encoding it cannot decode
+  // (getOptions lets 'buffer' through) fails once the file is open.
+  if (encoding) new StringDecoder(encoding as BufferEncoding)
+  checkAborted(signal)
+  return encoding ? buf.toString(encoding as BufferEncoding) : buf
+}
+
+/** readFile of a FileHandle: from its current position to the end; the handle stays open. */
+async function readFileHandle(
+  handle: FileHandleLike,
+  encoding: BufferEncoding | 'buffer' | null | undefined,
+  signal: AbortSignal | undefined,
+): Promise<Buffer | string> {
+  if (encoding) new StringDecoder(encoding as BufferEncoding)
+  checkAborted(signal)
+  const chunks: Buffer[] = []
+  const stream = new ReadStream(null, { fd: handle.fd, autoClose: false, highWaterMark: 1 << 20 })
+  for await (const chunk of stream) {
+    chunks.push(chunk as Buffer)
+    if (signal?.aborted) {
+      // Leaving the loop destroys the stream, which closes the descriptor
+      // it has: let go of it first, it is the handle's.
+      stream.fd = null
+      checkAborted(signal)
+    }
+  }
+  return decode(Buffer.concat(chunks), encoding, signal)
+}
+
+function isIterable(obj: unknown): obj is Iterable<unknown> | AsyncIterable<unknown> {
+  if (obj == null) return false
+  const o = obj as { [Symbol.iterator]?: unknown; [Symbol.asyncIterator]?: unknown }
+  return typeof o[Symbol.asyncIterator] === 'function' || typeof o[Symbol.iterator] === 'function'
+}
+
+/** fs's isCustomIterable: iterable, but neither a view nor a string. */
+function isCustomIterable(obj: unknown): obj is Iterable<unknown> | AsyncIterable<unknown> {
+  return isIterable(obj) && !ArrayBuffer.isView(obj) && typeof obj !== 'string'
+}
+
+function asBuffer(view: ArrayBufferView): Buffer {
+  return Buffer.isBuffer(view) ? view : Buffer.from(view.buffer, view.byteOffset, view.byteLength)
 }
 
 /**
- * fs.promises.writeFile: string, Buffer, TypedArray, DataView, or an
- * (async) iterable of those, written as one batch; with `flush`, fsynced
- * before the promise resolves.
+ * fs.promises.writeFile: a string, Buffer, TypedArray or DataView is
+ * written as one batch; an (async) iterable piece by piece, as it comes,
+ * into the file opened first (as fs does: a failing iterable leaves what
+ * was written before it). With `flush`, fsynced before the promise
+ * resolves.
  */
 export async function writeFile(path: unknown, data: unknown, options?: WriteFileOptions | BufferEncoding | null): Promise<void> {
   const opts = getOptions<WriteFileOptions>(options)
-  const p = toPath(path)
-  const signal = checkSignal(opts.signal)
-  const encoding = (opts.encoding ?? 'utf8') as BufferEncoding
-  const flags = stringToFlags(opts.flag ?? 'w', 'flag')
-  const mode = parseFileMode(opts.mode, 'mode', 0o666)
-  const flush = opts.flush == null ? false : validateBoolean(opts.flush, 'options.flush')
-  let chunks = toChunks(data, encoding)
-  if (chunks === null) {
-    const iterable = data as { [Symbol.iterator]?: unknown; [Symbol.asyncIterator]?: unknown } | null
-    if (iterable == null || (typeof iterable[Symbol.iterator] !== 'function' && typeof iterable[Symbol.asyncIterator] !== 'function')) {
-      throw invalidArgType('data', ['string', 'Buffer', 'TypedArray', 'DataView'], data)
-    }
-    chunks = []
-    for await (const piece of data as AsyncIterable<unknown>) {
-      if (signal?.aborted) throw abortError(signal)
-      const c = toChunks(piece, encoding)
-      if (c === null) throw invalidArgType('data', ['string', 'Buffer', 'TypedArray', 'DataView'], piece)
-      chunks.push(...c)
-    }
+  const flag = opts.flag || 'w'
+  const flush = opts.flush ?? false
+  validateBoolean(flush, 'options.flush')
+  const encoding = (opts.encoding || 'utf8') as BufferEncoding
+  let whole: Buffer | null = null
+  if (ArrayBuffer.isView(data)) {
+    whole = asBuffer(data)
+  } else if (!isCustomIterable(data)) {
+    if (typeof data !== 'string') throw invalidArgType('data', ['string', 'Buffer', 'TypedArray', 'DataView'], data)
+    whole = Buffer.from(data, encoding)
   }
-  if (signal?.aborted) throw abortError(signal)
-  const res = await nativeWriteFile(Buffer.from(p), chunks, flags, mode, flush)
-  if (res.errno !== 0) throw systemError(res.errno, res.syscall, res.syscall === 'open' ? p : undefined)
+  const signal = opts.signal
+  const handle = asFileHandle(path)
+  if (handle !== null) {
+    // As fs: at the handle's position, neither flushed nor closed.
+    await writeAll(handle.fd, whole ?? (data as Iterable<unknown>), signal, encoding)
+    return
+  }
+  checkAborted(signal)
+  const p = toPath(path)
+  const flags = stringToFlags(flag)
+  const mode = parseFileMode(opts.mode, 'mode', 0o666)
+  if (whole !== null) {
+    const res = await nativeWriteFile(Buffer.from(p), whole.length > 0 ? [whole] : [], flags, mode, flush)
+    if (res.errno !== 0) throw systemError(res.errno, res.syscall, res.syscall === 'open' ? p : undefined)
+    return
+  }
+  const fd = await nativeOpen(Buffer.from(p), flags, mode)
+  if (fd < 0) throw systemError(fd, 'open', p)
+  let failure: unknown = null
+  try {
+    await writeAll(fd, data as Iterable<unknown>, signal, encoding)
+    if (flush) {
+      const res = await nativeFsync(fd, false)
+      if (res < 0) throw systemError(res, 'fsync')
+    }
+  } catch (err) {
+    failure = err
+  }
+  const closed = await nativeClose(fd)
+  if (failure !== null) throw failure
+  if (closed < 0) throw systemError(closed, 'close')
+}
+
+/** fs's writeFileHandle: `data` (whole, or piece by piece) at the descriptor's position. */
+async function writeAll(fd: number, data: Buffer | Iterable<unknown> | AsyncIterable<unknown>, signal: AbortSignal | undefined, encoding: BufferEncoding): Promise<void> {
+  checkAborted(signal)
+  if (Buffer.isBuffer(data)) {
+    if (data.length > 0) await writeChunk(fd, data)
+    return
+  }
+  for await (const piece of data) {
+    checkAborted(signal)
+    // As fs: a view as it is, anything else through Buffer.from (which
+    // throws fs's error for what it cannot take).
+    const buf = ArrayBuffer.isView(piece) ? asBuffer(piece) : Buffer.from(piece as string, encoding)
+    if (buf.length === 0) continue
+    await writeChunk(fd, buf)
+    checkAborted(signal)
+  }
+}
+
+async function writeChunk(fd: number, buf: Buffer): Promise<void> {
+  const res = await nativeWritev(fd, [buf], -1, 0)
+  if (res.errno !== 0) throw systemError(res.errno, 'write')
 }

@@ -3,10 +3,13 @@
 // one submission, written in order at its offset, the JS Buffers held by
 // reference until the kernel is done with them (never copied). Options,
 // events, properties and errors follow Node's lib/internal/fs/streams.js,
-// quirks included: with `flush`, the descriptor is fsynced while closing,
-// after 'finish' (an fsync failure is an 'error' after 'finish'), and a
-// destroy() while a write is in the kernel makes that write fail with
-// ERR_STREAM_DESTROYED, which becomes the stream's 'error'.
+// quirks included: a destroy() while a write is in the kernel makes that
+// write fail with ERR_STREAM_DESTROYED, which becomes the stream's 'error'.
+//
+// One deliberate difference: with `flush`, the descriptor is fsynced before
+// 'finish' (in _final), so 'finish' means every byte is in the file and on
+// disk; fs fsyncs while closing, after 'finish', and an fsync failure there
+// comes after a 'finish' that promised too much. Here it comes instead.
 
 import { Writable } from 'node:stream'
 import { close as nativeClose, fsync as nativeFsync, open as nativeOpen, writev as nativeWritev } from '../binding'
@@ -198,6 +201,17 @@ export class WriteStream extends Writable {
     )
   }
 
+  _final(cb: (error?: Error | null) => void): void {
+    if (!this.flush || this.fd === null) {
+      cb()
+      return
+    }
+    nativeFsync(this.fd, false).then(
+      (res) => cb(res < 0 ? systemError(res, 'fsync') : null),
+      (err: Error) => cb(err),
+    )
+  }
+
   _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
     // Writable may call this while a batch is in the kernel: as fs does,
     // wait for it before closing, so that no queued write can reach a
@@ -211,8 +225,7 @@ export class WriteStream extends Writable {
       return
     }
     // fs's close(): nothing without a descriptor (its `!fd` test skips fd
-    // 0, and so does this); with `flush`, fsync first, then close whatever
-    // the fsync gave, the first error winning.
+    // 0, and so does this). (`flush` was done in _final, before 'finish'.)
     if (!this.fd) {
       cb(err)
       return
@@ -234,14 +247,7 @@ export class WriteStream extends Writable {
         (e: Error) => cb(e),
       )
     }
-    if (!this.flush) {
-      closeFd(null)
-      return
-    }
-    nativeFsync(fd, false).then(
-      (res) => closeFd(res < 0 ? systemError(res, 'fsync') : null),
-      (e: Error) => closeFd(e),
-    )
+    closeFd(null)
   }
 
   close(cb?: (err?: NodeJS.ErrnoException | null) => void): void {
