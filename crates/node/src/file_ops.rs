@@ -192,10 +192,10 @@ pub(crate) fn to_js_buffer<'env>(env: &'env Env, buf: PoolBuf) -> Result<BufferS
     }
     let (ptr, len, cap) = buf.into_raw();
     let addr = ptr.as_ptr() as usize;
-    // SAFETY: ptr/len describe `len` initialised bytes owned by the pool
-    // block we just took out of its PoolBuf; the finalizer is the only code
-    // that gives the block back, exactly once, after the Buffer is collected
-    // (or right away if Node copies the bytes instead).
+    // The finalizer is the only code that gives the block back, exactly
+    // once, after the Buffer is collected (or at once if Node copies it).
+    // SAFETY: ptr/len are `len` initialised bytes of a pool block that we
+    // just took out of its PoolBuf and that nothing else references.
     unsafe {
         BufferSlice::from_external(env, ptr.as_ptr(), len, (addr, len, cap), |_, (a, l, c)| {
             if let Some(p) = NonNull::new(a as *mut u8) {

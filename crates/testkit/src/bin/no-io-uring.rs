@@ -172,10 +172,10 @@ mod imp {
         if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
             return Err(io::Error::last_os_error());
         }
-        // SAFETY: `prog` points to `filter`, a live, correctly sized array of
-        // sock_filter that outlives the call (the kernel copies it). The
-        // process is single-threaded here (nothing has spawned a thread), so
-        // filtering the calling thread filters the whole of COMMAND.
+        // The process is single-threaded here (nothing has spawned a thread),
+        // so filtering the calling thread filters the whole of COMMAND.
+        // SAFETY: `prog` points to `filter`, a live, correctly sized array
+        // of sock_filter that outlives the call (the kernel copies it).
         let ret = unsafe {
             libc::syscall(
                 libc::SYS_seccomp,
