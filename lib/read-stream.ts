@@ -5,9 +5,9 @@
 import { Readable, finished } from 'node:stream'
 import { NativeReadStream } from '../binding'
 import { systemError } from './errors'
-import { asFileHandle, getOptions, parseFileMode, stringToFlags, toPath, validateInt32, validateInteger } from './validate'
+import { getOptions, parseFileMode, streamTarget, stringToFlags, validateInteger } from './validate'
 import type { FileHandleLike } from './validate'
-import { invalidArgType, outOfRange } from './errors'
+import { outOfRange } from './errors'
 
 export interface ReadStreamOptions {
   flags?: string | number
@@ -51,27 +51,7 @@ export class ReadStream extends Readable {
   constructor(path: unknown, options?: ReadStreamOptions | BufferEncoding) {
     const opts = getOptions<ReadStreamOptions & { autoDestroy?: boolean }>(options)
     if (opts.highWaterMark === undefined) opts.highWaterMark = 64 * 1024
-    let fd: number | null = null
-    let handle: FileHandleLike | null = null
-    let p: string | Buffer | undefined
-    let flags: string | number | undefined
-    let mode: number | string | undefined
-    if (opts.fd == null) {
-      p = toPath(path)
-      flags = opts.flags === undefined ? 'r' : opts.flags
-      mode = opts.mode === undefined ? 0o666 : opts.mode
-    } else {
-      handle = asFileHandle(opts.fd)
-      if (handle !== null) {
-        // fs reads the handle's descriptor and closes the handle (not the
-        // bare fd) when done; a handle closed elsewhere closes the stream.
-        opts.fd = handle.fd
-      } else if (typeof opts.fd !== 'number') {
-        throw invalidArgType('options.fd', ['number', 'FileHandle'], opts.fd)
-      }
-      // fs's getValidatedFd takes -0 as 0.
-      fd = Object.is(opts.fd, -0) ? 0 : validateInt32(opts.fd, 'fd', 0)
-    }
+    const { fd, handle, path: p, flags, mode } = streamTarget(path, opts, 'r')
     opts.autoDestroy = opts.autoClose === undefined ? true : opts.autoClose
     const start = opts.start
     let end = opts.end

@@ -119,3 +119,39 @@ export function asFileHandle(v: unknown): FileHandleLike | null {
   const h = v as Partial<FileHandleLike>
   return typeof h.fd === 'number' && typeof h.close === 'function' && typeof h.on === 'function' ? (h as FileHandleLike) : null
 }
+
+/** Where a stream's file comes from: fs's path/fd/FileHandle rules. */
+export interface StreamTarget {
+  fd: number | null
+  handle: FileHandleLike | null
+  path: string | Buffer | undefined
+  flags: string | number | undefined
+  mode: number | string | undefined
+}
+
+/**
+ * fs streams' choice between `options.fd` (a number or a FileHandle, whose
+ * descriptor is used and which is closed instead of the bare fd) and a
+ * path opened with `flags` (default `defaultFlags`) and `mode`.
+ */
+export function streamTarget(
+  path: unknown,
+  opts: { fd?: unknown; flags?: string | number; mode?: number | string },
+  defaultFlags: string,
+): StreamTarget {
+  if (opts.fd == null) {
+    return {
+      fd: null,
+      handle: null,
+      path: toPath(path),
+      flags: opts.flags === undefined ? defaultFlags : opts.flags,
+      mode: opts.mode === undefined ? 0o666 : opts.mode,
+    }
+  }
+  const handle = asFileHandle(opts.fd)
+  let fd = handle !== null ? handle.fd : opts.fd
+  if (handle === null && typeof fd !== 'number') throw invalidArgType('options.fd', ['number', 'FileHandle'], opts.fd)
+  // fs's getValidatedFd takes -0 as 0.
+  fd = Object.is(fd, -0) ? 0 : validateInt32(fd, 'fd', 0)
+  return { fd: fd as number, handle, path: undefined, flags: undefined, mode: undefined }
+}

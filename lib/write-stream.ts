@@ -13,17 +13,8 @@
 
 import { Writable } from 'node:stream'
 import { close as nativeClose, fsync as nativeFsync, open as nativeOpen, writev as nativeWritev } from '../binding'
-import { invalidArgType, streamDestroyed, systemError } from './errors'
-import {
-  asFileHandle,
-  getOptions,
-  parseFileMode,
-  stringToFlags,
-  toPath,
-  validateBoolean,
-  validateInt32,
-  validateInteger,
-} from './validate'
+import { streamDestroyed, systemError } from './errors'
+import { getOptions, parseFileMode, streamTarget, stringToFlags, validateBoolean, validateInteger } from './validate'
 import type { FileHandleLike } from './validate'
 
 export interface WriteStreamOptions {
@@ -60,27 +51,7 @@ export class WriteStream extends Writable {
     const opts = getOptions<WriteStreamOptions & { autoDestroy?: boolean; decodeStrings?: boolean }>(options)
     // Only buffers reach _write/_writev.
     opts.decodeStrings = true
-    let fd: number | null = null
-    let handle: FileHandleLike | null = null
-    let p: string | Buffer | undefined
-    let flags: string | number | undefined
-    let mode: number | string | undefined
-    if (opts.fd == null) {
-      p = toPath(path)
-      flags = opts.flags === undefined ? 'w' : opts.flags
-      mode = opts.mode === undefined ? 0o666 : opts.mode
-    } else {
-      handle = asFileHandle(opts.fd)
-      if (handle !== null) {
-        // fs writes to the handle's descriptor and closes the handle (not
-        // the bare fd) when done; a handle closed elsewhere ends the stream.
-        opts.fd = handle.fd
-      } else if (typeof opts.fd !== 'number') {
-        throw invalidArgType('options.fd', ['number', 'FileHandle'], opts.fd)
-      }
-      // fs's getValidatedFd takes -0 as 0.
-      fd = Object.is(opts.fd, -0) ? 0 : validateInt32(opts.fd, 'fd', 0)
-    }
+    const { fd, handle, path: p, flags, mode } = streamTarget(path, opts, 'w')
     opts.autoDestroy = opts.autoClose === undefined ? true : opts.autoClose
     const flush = opts.flush == null ? false : validateBoolean(opts.flush, 'options.flush')
     const start = opts.start

@@ -13,7 +13,9 @@
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-use std::ffi::CString;
+mod common;
+use common::{assert_nothing_pending, cpath, eventually, open_file_fds};
+
 use std::future::{poll_fn, Future};
 use std::io;
 use std::os::fd::RawFd;
@@ -21,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::pin::pin;
 use std::sync::{mpsc, Arc, Mutex};
 use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
@@ -75,54 +77,6 @@ fn random_bytes(rng: &mut StdRng, len: usize) -> Vec<u8> {
     let mut v = vec![0u8; len];
     rng.fill_bytes(&mut v);
     v
-}
-
-fn cpath(p: &Path) -> CString {
-    CString::new(p.as_os_str().as_encoded_bytes()).expect("path without NUL")
-}
-
-/// Descriptors of this process that name a filesystem path.
-fn open_file_fds() -> usize {
-    let entries = std::fs::read_dir("/proc/self/fd").expect("list /proc/self/fd");
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|e| std::fs::read_link(e.path()).ok())
-        .filter(|target| target.is_absolute() && !target.starts_with("/proc"))
-        .count()
-}
-
-/// Waits (polling) until `cond` holds; false if it did not within `limit`.
-async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
-
-/// After the engine's shutdown: nothing it started is still running.
-async fn assert_nothing_pending(engine: &Engine) {
-    if engine.backend() == Backend::IoUring {
-        // Every SQE produces one CQE: after shutdown all were reaped.
-        let s = engine.stats();
-        assert_eq!(
-            s.ops, s.completions,
-            "io_uring ops still in the kernel: {s:?}"
-        );
-    } else {
-        // Shutdown does not wait for pool jobs; they end on their own.
-        let done = eventually(Duration::from_secs(5), || {
-            let s = engine.stats();
-            s.ops == s.completions
-        })
-        .await;
-        assert!(done, "fallback jobs still running: {:?}", engine.stats());
-    }
 }
 
 /// Opens `path`, reads the range chunk by chunk, finishes and closes.

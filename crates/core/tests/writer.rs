@@ -13,6 +13,9 @@
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+mod common;
+use common::{assert_nothing_pending, cpath, eventually, open_file_fds};
+
 use std::ffi::CString;
 use std::future::{poll_fn, Future};
 use std::os::fd::RawFd;
@@ -20,7 +23,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
@@ -100,51 +103,6 @@ fn overlay(base: &[u8], offset: usize, data: &[u8]) -> Vec<u8> {
     }
     out[offset..offset + data.len()].copy_from_slice(data);
     out
-}
-
-fn cpath(p: &Path) -> CString {
-    CString::new(p.as_os_str().as_encoded_bytes()).expect("path without NUL")
-}
-
-/// Descriptors of this process that name a filesystem path.
-fn open_file_fds() -> usize {
-    let entries = std::fs::read_dir("/proc/self/fd").expect("list /proc/self/fd");
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|e| std::fs::read_link(e.path()).ok())
-        .filter(|target| target.is_absolute() && !target.starts_with("/proc"))
-        .count()
-}
-
-async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
-
-/// After the engine's shutdown: nothing it started is still running.
-async fn assert_nothing_pending(engine: &Engine) {
-    if engine.backend() == Backend::IoUring {
-        let s = engine.stats();
-        assert_eq!(
-            s.ops, s.completions,
-            "io_uring ops still in the kernel: {s:?}"
-        );
-    } else {
-        let done = eventually(Duration::from_secs(5), || {
-            let s = engine.stats();
-            s.ops == s.completions
-        })
-        .await;
-        assert!(done, "fallback jobs still running: {:?}", engine.stats());
-    }
 }
 
 async fn open(engine: &Engine, path: &Path, flags: i32) -> RawFd {
