@@ -12,21 +12,21 @@ use std::io;
 use crate::batch_writer::{self, Sync};
 use crate::buffer_pool::PoolBuf;
 use crate::engine::Engine;
-use crate::pump::{PumpError, Syscall};
+use crate::op_error::{OpError, Syscall};
 use crate::reader::CURRENT_POSITION;
 use crate::write_source::WriteSource;
 
 /// Step for files whose size the metadata does not tell (procfs, pipes).
 const UNKNOWN_SIZE_STEP: usize = 64 * 1024;
 
-fn err(syscall: Syscall, error: io::Error) -> PumpError {
-    PumpError { syscall, error }
+fn err(syscall: Syscall, error: io::Error) -> OpError {
+    OpError { syscall, error }
 }
 
 /// Reads the file at `path` (opened with `flags`) whole. A regular file is
 /// read up to the size `fstat` reports (fewer bytes if it shrinks meanwhile,
 /// as fs does); anything else is read until EOF.
-pub async fn read_file(engine: &Engine, path: CString, flags: i32) -> Result<PoolBuf, PumpError> {
+pub async fn read_file(engine: &Engine, path: CString, flags: i32) -> Result<PoolBuf, OpError> {
     let fd = engine
         .open(path, flags, 0o666)
         .await
@@ -38,7 +38,7 @@ pub async fn read_file(engine: &Engine, path: CString, flags: i32) -> Result<Poo
     Ok(buf)
 }
 
-async fn read_fd(engine: &Engine, fd: i32) -> Result<PoolBuf, PumpError> {
+async fn read_fd(engine: &Engine, fd: i32) -> Result<PoolBuf, OpError> {
     let st = engine.fstat(fd).await.map_err(|e| err(Syscall::Fstat, e))?;
     if st.is_regular() && st.size > 0 {
         let size = usize::try_from(st.size)
@@ -82,7 +82,7 @@ async fn read_fd(engine: &Engine, fd: i32) -> Result<PoolBuf, PumpError> {
 }
 
 /// For descriptors without offsets (pipes, character devices).
-async fn read_sequential(engine: &Engine, fd: i32) -> Result<PoolBuf, PumpError> {
+async fn read_sequential(engine: &Engine, fd: i32) -> Result<PoolBuf, OpError> {
     let mut parts: Vec<PoolBuf> = Vec::new();
     let mut total = 0usize;
     loop {
@@ -128,7 +128,7 @@ pub async fn write_file(
     mode: u32,
     src: WriteSource,
     flush: bool,
-) -> Result<(), PumpError> {
+) -> Result<(), OpError> {
     let fd = engine
         .open(path, flags, mode)
         .await

@@ -22,56 +22,27 @@ use tokio::sync::Notify;
 
 use crate::buffer_pool::PoolBuf;
 use crate::engine::Engine;
+use crate::op_error::{OpError, Syscall};
 use crate::reader::{Reader, ReaderOptions, CURRENT_POSITION};
 
 /// Called on the runtime's thread; the consumer makes it cross threads.
 pub type Callback = Box<dyn FnOnce() + Send>;
 
 /// Called once the descriptor is closed (or was not to be closed).
-pub type CloseCallback = Box<dyn FnOnce(Result<(), PumpError>) + Send>;
-
-/// Which system call failed, for Node-style errors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Syscall {
-    Open,
-    Read,
-    Close,
-    Fstat,
-    Write,
-    Fsync,
-}
-
-impl Syscall {
-    pub fn name(self) -> &'static str {
-        match self {
-            Syscall::Open => "open",
-            Syscall::Read => "read",
-            Syscall::Close => "close",
-            Syscall::Fstat => "fstat",
-            Syscall::Write => "write",
-            Syscall::Fsync => "fsync",
-        }
-    }
-}
-
-#[derive(Debug)]
-pub struct PumpError {
-    pub syscall: Syscall,
-    pub error: io::Error,
-}
+pub type CloseCallback = Box<dyn FnOnce(Result<(), OpError>) + Send>;
 
 /// What a take found.
 #[derive(Debug, Default)]
 pub struct Taken {
     pub chunks: Vec<PoolBuf>,
     /// The stream ended: `Some(Ok)` at EOF, `Some(Err)` on failure.
-    pub end: Option<Result<(), PumpError>>,
+    pub end: Option<Result<(), OpError>>,
 }
 
 #[derive(Default)]
 struct State {
     ready: VecDeque<PoolBuf>,
-    end: Option<Result<(), PumpError>>,
+    end: Option<Result<(), OpError>>,
     /// The consumer found nothing and waits for this to be called.
     on_ready: Option<Callback>,
     /// The task waits for the consumer to make room.
@@ -81,7 +52,7 @@ struct State {
     close_fd: bool,
     /// Called once the descriptor is closed (or was not ours to close).
     on_closed: Option<CloseCallback>,
-    closed: Option<Result<(), PumpError>>,
+    closed: Option<Result<(), OpError>>,
 }
 
 struct Shared {
@@ -97,7 +68,7 @@ impl Shared {
     }
 
     /// Parks an item (a chunk, or the end) and calls a waiting consumer.
-    fn deliver(&self, chunk: Option<PoolBuf>, end: Option<Result<(), PumpError>>) {
+    fn deliver(&self, chunk: Option<PoolBuf>, end: Option<Result<(), OpError>>) {
         let cb = {
             let mut st = self.lock();
             if let Some(c) = chunk {
@@ -145,7 +116,7 @@ impl ReadPump {
         engine: Engine,
         source: Source,
         opts: PumpOptions,
-        on_open: Box<dyn FnOnce(Result<RawFd, PumpError>) + Send>,
+        on_open: Box<dyn FnOnce(Result<RawFd, OpError>) + Send>,
     ) -> ReadPump {
         let shared = Arc::new(Shared {
             st: Mutex::new(State::default()),
@@ -165,7 +136,7 @@ impl ReadPump {
                     Ok(fd) => fd,
                     Err(error) => {
                         let errno = error.raw_os_error().unwrap_or(libc::EIO);
-                        let mk = || PumpError {
+                        let mk = || OpError {
                             syscall: Syscall::Open,
                             error: io::Error::from_raw_os_error(errno),
                         };
@@ -203,7 +174,7 @@ impl ReadPump {
                 stop.await;
             };
             let closed = if close_fd {
-                engine.close(fd).await.map_err(|error| PumpError {
+                engine.close(fd).await.map_err(|error| OpError {
                     syscall: Syscall::Close,
                     error,
                 })
@@ -218,7 +189,7 @@ impl ReadPump {
         rt.spawn(async move {
             if let Err(e) = task.await {
                 if e.is_panic() {
-                    let err = || PumpError {
+                    let err = || OpError {
                         syscall: Syscall::Read,
                         error: io::Error::other("uring-fs: internal error (panic)"),
                     };
@@ -281,17 +252,17 @@ impl ReadPump {
     }
 }
 
-type OpenSlot = Arc<Mutex<Option<Box<dyn FnOnce(Result<RawFd, PumpError>) + Send>>>>;
+type OpenSlot = Arc<Mutex<Option<Box<dyn FnOnce(Result<RawFd, OpError>) + Send>>>>;
 
 /// Calls the open callback, once.
-fn fire_open(slot: &OpenSlot, res: Result<RawFd, PumpError>) {
+fn fire_open(slot: &OpenSlot, res: Result<RawFd, OpError>) {
     let cb = slot.lock().ok().and_then(|mut c| c.take());
     if let Some(cb) = cb {
         cb(res);
     }
 }
 
-fn finish_closed(s: &Shared, res: Result<(), PumpError>) {
+fn finish_closed(s: &Shared, res: Result<(), OpError>) {
     let cb = {
         let mut st = s.lock();
         match st.on_closed.take() {
@@ -342,7 +313,7 @@ async fn pump(s: &Shared, reader: &mut Reader) {
             Err(error) => {
                 s.deliver(
                     None,
-                    Some(Err(PumpError {
+                    Some(Err(OpError {
                         syscall: Syscall::Read,
                         error,
                     })),

@@ -32,7 +32,7 @@ use tokio::sync::RwLock;
 use uring_fs_core::pump::Callback;
 use uring_fs_core::reader::CURRENT_POSITION;
 use uring_fs_core::{
-    Backend, Choice, Engine, PoolBuf, PumpError, PumpOptions, ReadPump, Reader, ReaderOptions,
+    Backend, Choice, Engine, OpError, PoolBuf, PumpOptions, ReadPump, Reader, ReaderOptions,
     Source, Syscall,
 };
 
@@ -779,10 +779,7 @@ async fn thousand_concurrent_readers_over_distinct_files() {
 type Closed = Arc<Mutex<Vec<Result<(), String>>>>;
 
 /// An `on_closed` callback that records its calls and signals `tx`.
-fn on_closed(
-    calls: &Closed,
-    tx: mpsc::Sender<()>,
-) -> Box<dyn FnOnce(Result<(), PumpError>) + Send> {
+fn on_closed(calls: &Closed, tx: mpsc::Sender<()>) -> Box<dyn FnOnce(Result<(), OpError>) + Send> {
     let calls = calls.clone();
     Box::new(move |res| {
         calls
@@ -794,8 +791,8 @@ fn on_closed(
 }
 
 fn on_open(
-    tx: mpsc::Sender<Result<RawFd, PumpError>>,
-) -> Box<dyn FnOnce(Result<RawFd, PumpError>) + Send> {
+    tx: mpsc::Sender<Result<RawFd, OpError>>,
+) -> Box<dyn FnOnce(Result<RawFd, OpError>) + Send> {
     Box::new(move |res| {
         let _ = tx.send(res);
     })
@@ -805,7 +802,7 @@ fn on_open(
 struct Consumed {
     bytes: Vec<u8>,
     chunks: usize,
-    end: Option<Result<(), PumpError>>,
+    end: Option<Result<(), OpError>>,
     waits: usize,
 }
 

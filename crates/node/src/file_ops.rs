@@ -17,7 +17,7 @@ use uring_fs_core::batch_writer::{self, Sync as SyncMode};
 use uring_fs_core::files;
 use uring_fs_core::reader::CURRENT_POSITION;
 use uring_fs_core::write_source::WriteSource;
-use uring_fs_core::{PoolBuf, PumpError};
+use uring_fs_core::{OpError, PoolBuf};
 
 use crate::engine::global;
 
@@ -212,7 +212,7 @@ pub struct FileError {
     pub syscall: String,
 }
 
-fn file_error(e: &PumpError) -> FileError {
+fn file_error(e: &OpError) -> FileError {
     FileError {
         errno: errno_of(&e.error),
         syscall: e.syscall.name().to_owned(),
