@@ -14,7 +14,10 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod common;
-use common::{assert_nothing_pending, cpath, eventually, open_file_fds};
+use common::{
+    assert_nothing_pending, choices, cpath, eventually, open_file_fds, random_bytes, rng, start,
+    HAS_URING,
+};
 
 use std::future::{poll_fn, Future};
 use std::io;
@@ -26,58 +29,16 @@ use std::task::Poll;
 use std::time::Duration;
 
 use rand::rngs::StdRng;
-use rand::{Rng, RngCore, SeedableRng};
+use rand::Rng;
 use tokio::io::AsyncReadExt;
 use tokio::sync::RwLock;
 use uring_fs_core::pump::Callback;
 use uring_fs_core::reader::CURRENT_POSITION;
 use uring_fs_core::{
-    Backend, Choice, Engine, OpError, PoolBuf, PumpOptions, ReadPump, Reader, ReaderOptions,
-    Source, Syscall,
+    Choice, Engine, OpError, PoolBuf, PumpOptions, ReadPump, Reader, ReaderOptions, Source, Syscall,
 };
 
 static FD_GATE: RwLock<()> = RwLock::const_new(());
-
-const HAS_URING: bool = cfg!(all(target_os = "linux", feature = "io-uring"));
-
-/// The backends this build can start.
-fn choices() -> Vec<Choice> {
-    if HAS_URING {
-        vec![Choice::IoUring, Choice::Fallback]
-    } else {
-        vec![Choice::Fallback]
-    }
-}
-
-fn start(choice: Choice) -> Engine {
-    let engine = Engine::start(choice).unwrap_or_else(|e| panic!("{choice:?}: {e}"));
-    let want = match choice {
-        Choice::IoUring => Backend::IoUring,
-        _ => Backend::Fallback,
-    };
-    assert_eq!(engine.backend(), want);
-    engine
-}
-
-fn rng(test: &str) -> StdRng {
-    let base: u64 = std::env::var("URING_FS_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5EED_F00D);
-    // A different (but fixed) stream per test, so tests do not depend on
-    // which ran first.
-    let seed = test.bytes().fold(base, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
-    println!("{test}: URING_FS_TEST_SEED={base} (stream seed {seed:#x})");
-    StdRng::seed_from_u64(seed)
-}
-
-fn random_bytes(rng: &mut StdRng, len: usize) -> Vec<u8> {
-    let mut v = vec![0u8; len];
-    rng.fill_bytes(&mut v);
-    v
-}
 
 /// Opens `path`, reads the range chunk by chunk, finishes and closes.
 async fn read_chunks(engine: &Engine, path: &Path, opts: ReaderOptions) -> Vec<PoolBuf> {

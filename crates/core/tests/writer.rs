@@ -14,7 +14,9 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod common;
-use common::{assert_nothing_pending, cpath, eventually, open_file_fds};
+use common::{
+    assert_nothing_pending, choices, cpath, eventually, open_file_fds, random_bytes, rng, start,
+};
 
 use std::ffi::CString;
 use std::future::{poll_fn, Future};
@@ -26,52 +28,14 @@ use std::task::Poll;
 use std::time::Duration;
 
 use rand::rngs::StdRng;
-use rand::{Rng, RngCore, SeedableRng};
+use rand::Rng;
 use tokio::sync::RwLock;
 use uring_fs_core::batch_writer::{Sync, CURRENT_POSITION, IOV_MAX};
-use uring_fs_core::{Backend, Choice, Engine, WriteOutcome, WriteSource};
+use uring_fs_core::{Choice, Engine, WriteOutcome, WriteSource};
 
 static FD_GATE: RwLock<()> = RwLock::const_new(());
 
-const HAS_URING: bool = cfg!(all(target_os = "linux", feature = "io-uring"));
-
 const CHILD_ENV: &str = "URING_FS_WRITER_RLIMIT_CHILD";
-
-fn choices() -> Vec<Choice> {
-    if HAS_URING {
-        vec![Choice::IoUring, Choice::Fallback]
-    } else {
-        vec![Choice::Fallback]
-    }
-}
-
-fn start(choice: Choice) -> Engine {
-    let engine = Engine::start(choice).unwrap_or_else(|e| panic!("{choice:?}: {e}"));
-    let want = match choice {
-        Choice::IoUring => Backend::IoUring,
-        _ => Backend::Fallback,
-    };
-    assert_eq!(engine.backend(), want);
-    engine
-}
-
-fn rng(test: &str) -> StdRng {
-    let base: u64 = std::env::var("URING_FS_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5EED_F00D);
-    let seed = test.bytes().fold(base, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
-    println!("{test}: URING_FS_TEST_SEED={base} (stream seed {seed:#x})");
-    StdRng::seed_from_u64(seed)
-}
-
-fn random_bytes(rng: &mut StdRng, len: usize) -> Vec<u8> {
-    let mut v = vec![0u8; len];
-    rng.fill_bytes(&mut v);
-    v
-}
 
 /// `count` parts of random length up to `max_len`, about one in ten empty.
 fn random_parts(rng: &mut StdRng, count: usize, max_len: usize) -> Vec<Vec<u8>> {

@@ -5,7 +5,9 @@ use std::ffi::CString;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use uring_fs_core::{Backend, Engine};
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
+use uring_fs_core::{Backend, Choice, Engine};
 
 pub fn cpath(p: &Path) -> CString {
     CString::new(p.as_os_str().as_encoded_bytes()).expect("path without NUL")
@@ -53,4 +55,45 @@ pub async fn assert_nothing_pending(engine: &Engine) {
         .await;
         assert!(done, "fallback jobs still running: {:?}", engine.stats());
     }
+}
+
+pub const HAS_URING: bool = cfg!(all(target_os = "linux", feature = "io-uring"));
+
+/// The backends this build can start.
+pub fn choices() -> Vec<Choice> {
+    if HAS_URING {
+        vec![Choice::IoUring, Choice::Fallback]
+    } else {
+        vec![Choice::Fallback]
+    }
+}
+
+pub fn start(choice: Choice) -> Engine {
+    let engine = Engine::start(choice).unwrap_or_else(|e| panic!("{choice:?}: {e}"));
+    let want = match choice {
+        Choice::IoUring => Backend::IoUring,
+        _ => Backend::Fallback,
+    };
+    assert_eq!(engine.backend(), want);
+    engine
+}
+
+pub fn rng(test: &str) -> StdRng {
+    let base: u64 = std::env::var("URING_FS_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5EED_F00D);
+    // A different (but fixed) stream per test, so tests do not depend on
+    // which ran first.
+    let seed = test.bytes().fold(base, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    println!("{test}: URING_FS_TEST_SEED={base} (stream seed {seed:#x})");
+    StdRng::seed_from_u64(seed)
+}
+
+pub fn random_bytes(rng: &mut StdRng, len: usize) -> Vec<u8> {
+    let mut v = vec![0u8; len];
+    rng.fill_bytes(&mut v);
+    v
 }
