@@ -10,6 +10,8 @@ export type { ReadStreamOptions } from './lib/read-stream'
 export { WriteStream, createWriteStream } from './lib/write-stream'
 export type { WriteStreamOptions } from './lib/write-stream'
 export { readFile, writeFile } from './lib/files'
+export { readFiles } from './lib/read-files'
+export type { ReadFilesOptions } from './lib/read-files'
 export type { ReadFileOptions, WriteFileOptions } from './lib/files'
 
 export type Backend = 'io_uring' | 'fallback'

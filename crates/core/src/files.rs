@@ -8,6 +8,9 @@
 
 use std::ffi::CString;
 use std::io;
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
 
 use crate::batch_writer::{self, Sync};
 use crate::buffer_pool::PoolBuf;
@@ -149,4 +152,39 @@ pub async fn write_file(
         return Err(err(syscall, e));
     }
     closed.map_err(|e| err(Syscall::Close, e))
+}
+
+/// Reads many whole files at once: at most `concurrency` in flight, each an
+/// open → fstat → read → close sequence on the engine, so the SQEs of many
+/// files share each `io_uring_enter`. Results are in the order of `paths`;
+/// one file's failure never fails the others.
+pub async fn read_files(
+    engine: &Engine,
+    paths: Vec<CString>,
+    flags: i32,
+    concurrency: usize,
+) -> Vec<Result<PoolBuf, OpError>> {
+    let limit = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut tasks = Vec::with_capacity(paths.len());
+    for path in paths {
+        let engine = engine.clone();
+        let limit = limit.clone();
+        tasks.push(tokio::spawn(async move {
+            // The semaphore is never closed, so acquiring cannot fail.
+            let _permit = limit.acquire_owned().await;
+            read_file(&engine, path, flags).await
+        }));
+    }
+    let mut out = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        out.push(match task.await {
+            Ok(res) => res,
+            // A panicking read is reported for its own file only.
+            Err(_) => Err(err(
+                Syscall::Read,
+                io::Error::other("uring-fs: internal error (panic)"),
+            )),
+        });
+    }
+    out
 }
