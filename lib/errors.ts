@@ -37,46 +37,32 @@ function addCodeToStack(err: Error & { code: string }): void {
   err.stack = `${err.name} [${err.code}]: ${err.message}${nl === -1 ? '' : stack.slice(nl)}`
 }
 
-class NodeError extends Error {
-  code: string
-  constructor(code: string, message: string) {
-    super(message)
-    this.code = code
-    addCodeToStack(this)
+type ErrorClass = typeof Error | typeof TypeError | typeof RangeError
+
+/**
+ * Node's internal error classes: the base class with a `code`, the code in
+ * the stack header and toString(), and (as in Node) `err.constructor` the
+ * base class itself.
+ */
+function nodeErrorClass<B extends ErrorClass>(Base: B): new (code: string, message: string) => InstanceType<B> & { code: string } {
+  class NodeError extends (Base as typeof Error) {
+    code: string
+    constructor(code: string, message: string) {
+      super(message)
+      this.code = code
+      addCodeToStack(this)
+    }
+    toString(): string {
+      return `${this.name} [${this.code}]: ${this.message}`
+    }
   }
-  toString(): string {
-    return `${this.name} [${this.code}]: ${this.message}`
-  }
+  Object.defineProperty(NodeError.prototype, 'constructor', { get: () => Base, configurable: true })
+  return NodeError as unknown as new (code: string, message: string) => InstanceType<B> & { code: string }
 }
 
-class NodeTypeError extends TypeError {
-  code: string
-  constructor(code: string, message: string) {
-    super(message)
-    this.code = code
-    addCodeToStack(this)
-  }
-  toString(): string {
-    return `${this.name} [${this.code}]: ${this.message}`
-  }
-}
-
-class NodeRangeError extends RangeError {
-  code: string
-  constructor(code: string, message: string) {
-    super(message)
-    this.code = code
-    addCodeToStack(this)
-  }
-  toString(): string {
-    return `${this.name} [${this.code}]: ${this.message}`
-  }
-}
-
-// As in Node, `err.constructor` is the base class (Error, TypeError, RangeError).
-Object.defineProperty(NodeError.prototype, 'constructor', { get: () => Error, configurable: true })
-Object.defineProperty(NodeTypeError.prototype, 'constructor', { get: () => TypeError, configurable: true })
-Object.defineProperty(NodeRangeError.prototype, 'constructor', { get: () => RangeError, configurable: true })
+const NodeError = nodeErrorClass(Error)
+const NodeTypeError = nodeErrorClass(TypeError)
+const NodeRangeError = nodeErrorClass(RangeError)
 
 const kTypes = ['string', 'function', 'number', 'object', 'Function', 'Object', 'boolean', 'bigint', 'symbol']
 const classRegExp = /^([A-Z][a-z0-9]*)+$/
