@@ -8,9 +8,8 @@
 
 use std::ffi::CString;
 use std::io;
-use std::sync::Arc;
 
-use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
 use crate::batch_writer::{self, Sync};
 use crate::buffer_pool::PoolBuf;
@@ -157,34 +156,44 @@ pub async fn write_file(
 /// Reads many whole files at once: at most `concurrency` in flight, each an
 /// open → fstat → read → close sequence on the engine, so the SQEs of many
 /// files share each `io_uring_enter`. Results are in the order of `paths`;
-/// one file's failure never fails the others.
+/// one file's failure never fails the others. Only `concurrency` tasks exist
+/// at a time, so a long list costs its paths and results, not a task each.
 pub async fn read_files(
     engine: &Engine,
     paths: Vec<CString>,
     flags: i32,
     concurrency: usize,
 ) -> Vec<Result<PoolBuf, OpError>> {
-    let limit = Arc::new(Semaphore::new(concurrency.max(1)));
-    let mut tasks = Vec::with_capacity(paths.len());
-    for path in paths {
-        let engine = engine.clone();
-        let limit = limit.clone();
-        tasks.push(tokio::spawn(async move {
-            // The semaphore is never closed, so acquiring cannot fail.
-            let _permit = limit.acquire_owned().await;
-            read_file(&engine, path, flags).await
-        }));
+    let total = paths.len();
+    let mut out: Vec<Option<Result<PoolBuf, OpError>>> = (0..total).map(|_| None).collect();
+    let mut pending = paths.into_iter().enumerate();
+    let mut running = JoinSet::new();
+    let spawn_next =
+        |running: &mut JoinSet<(usize, Result<PoolBuf, OpError>)>,
+         pending: &mut std::iter::Enumerate<std::vec::IntoIter<CString>>| {
+            if let Some((i, path)) = pending.next() {
+                let engine = engine.clone();
+                running.spawn(async move { (i, read_file(&engine, path, flags).await) });
+            }
+        };
+    for _ in 0..concurrency.max(1) {
+        spawn_next(&mut running, &mut pending);
     }
-    let mut out = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        out.push(match task.await {
-            Ok(res) => res,
-            // A panicking read is reported for its own file only.
-            Err(_) => Err(err(
-                Syscall::Read,
-                io::Error::other("uring-fs: internal error (panic)"),
-            )),
-        });
+    while let Some(joined) = running.join_next().await {
+        // A panicking read leaves its slot None, reported below.
+        if let Ok((i, res)) = joined {
+            out[i] = Some(res);
+        }
+        spawn_next(&mut running, &mut pending);
     }
-    out
+    out.into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Err(err(
+                    Syscall::Read,
+                    io::Error::other("uring-fs: internal error (panic)"),
+                ))
+            })
+        })
+        .collect()
 }
