@@ -12,7 +12,7 @@
 // comes after a 'finish' that promised too much. Here it comes instead.
 
 import { Writable } from 'node:stream'
-import { close as nativeClose, fsync as nativeFsync, open as nativeOpen, writev as nativeWritev } from '../binding'
+import { NativeWriter, close as nativeClose, fsync as nativeFsync, open as nativeOpen } from '../binding'
 import { streamDestroyed, systemError } from './errors'
 import { getOptions, parseFileMode, streamTarget, stringToFlags, validateBoolean, validateInteger } from './validate'
 import type { FileHandleLike } from './validate'
@@ -44,6 +44,10 @@ export class WriteStream extends Writable {
    * its write callback got (if any).
    */
   #inflight: Promise<Error | null | undefined> | null = null
+  /** The native batch writer for `fd`, made on the first write. */
+  #writer: NativeWriter | null = null
+  /** Where the result of the batch in the kernel goes. */
+  #onWritten: ((written: number, errno: number) => void) | null = null
   /** A FileHandle given as `fd`: closed (instead of the bare fd) when done. */
   #handle: FileHandleLike | null = null
 
@@ -157,19 +161,36 @@ export class WriteStream extends Writable {
     }
     const at = this.pos ?? -1
     if (this.pos !== undefined) this.pos += size
-    nativeWritev(this.fd as number, bufs, at, 0).then(
-      (res) => {
-        // As fs: a write that completes after destroy() is not counted,
-        // and fails (with ERR_STREAM_DESTROYED unless it failed itself).
-        if (this.destroyed) {
-          finish(res.errno !== 0 ? systemError(res.errno, 'write') : streamDestroyed(call))
-          return
-        }
-        this.bytesWritten += res.written
-        finish(res.errno !== 0 ? systemError(res.errno, 'write') : null)
-      },
-      (err: Error) => finish(err),
-    )
+    this.#onWritten = (written, errno) => {
+      // As fs: a write that completes after destroy() is not counted,
+      // and fails (with ERR_STREAM_DESTROYED unless it failed itself).
+      if (this.destroyed) {
+        finish(errno !== 0 ? systemError(errno, 'write') : streamDestroyed(call))
+        return
+      }
+      this.bytesWritten += written
+      finish(errno !== 0 ? systemError(errno, 'write') : null)
+    }
+    try {
+      this.#nativeWriter(this.fd as number).write(bufs, at, 0)
+    } catch (err) {
+      this.#onWritten = null
+      finish(err as Error)
+    }
+  }
+
+  /** The writer for `fd`: one threadsafe callback for all of its writes. */
+  #nativeWriter(fd: number): NativeWriter {
+    if (this.#writer === null) {
+      const writer = new NativeWriter(fd, (res: [number, number]) => {
+        writer.settled()
+        const onWritten = this.#onWritten
+        this.#onWritten = null
+        onWritten?.(res[0], res[1])
+      })
+      this.#writer = writer
+    }
+    return this.#writer
   }
 
   _final(cb: (error?: Error | null) => void): void {
@@ -194,6 +215,13 @@ export class WriteStream extends Writable {
     if (inflight !== null) {
       inflight.then((er) => this._destroy(err || er || null, cb))
       return
+    }
+    // No write is out any more: let the writer go (it holds a callback
+    // that holds this stream).
+    const writer = #writer in this ? this.#writer : null
+    if (writer !== null) {
+      writer.release()
+      this.#writer = null
     }
     // fs's close(): nothing without a descriptor (its `!fd` test skips fd
     // 0, and so does this). (`flush` was done in _final, before 'finish'.)

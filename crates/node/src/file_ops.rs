@@ -118,7 +118,7 @@ pub struct WriteResult {
 
 /// Wraps JS Buffers for the kernel: held by reference (the `Buffer` values
 /// keep them alive), never copied.
-fn source_of(chunks: Vec<Buffer>) -> WriteSource {
+pub(crate) fn source_of(chunks: Vec<Buffer>) -> WriteSource {
     let parts: Vec<(*const u8, usize)> = chunks.iter().map(|b| (b.as_ptr(), b.len())).collect();
     // SAFETY: each part points into a JS Buffer's backing store, and the
     // `Buffer` values in the owner hold references that keep those stores

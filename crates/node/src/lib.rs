@@ -11,3 +11,4 @@ mod engine;
 mod file_ops;
 mod read_stream;
 mod runtime_info;
+mod writer;
