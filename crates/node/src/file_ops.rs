@@ -45,7 +45,7 @@ where
 
 /// Polls a future, turning a panic into `Err(())` (one task per promise,
 /// where a supervising task would cost a second spawn and wake-up).
-struct CatchUnwind<F>(Pin<Box<F>>);
+pub(crate) struct CatchUnwind<F>(pub(crate) Pin<Box<F>>);
 
 impl<F: Future> Future for CatchUnwind<F> {
     type Output = std::result::Result<F::Output, ()>;

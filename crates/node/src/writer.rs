@@ -13,7 +13,7 @@ use uring_fs_core::batch_writer::{self, Sync as SyncMode};
 use uring_fs_core::reader::CURRENT_POSITION;
 
 use crate::engine::global;
-use crate::file_ops::source_of;
+use crate::file_ops::{source_of, CatchUnwind};
 
 /// `[written, errno]`: bytes of the batch now in the file, and 0 or `-errno`.
 type DoneFn = ThreadsafeFunction<(f64, i32), (), (f64, i32), Status, false, true>;
@@ -74,17 +74,25 @@ impl NativeWriter {
         let fd = self.fd;
         self.set_ref(env, true);
         g.rt.spawn(async move {
-            let out = batch_writer::write_all(&engine, fd, src, offset, mode).await;
-            // The Buffers are released here; napi-rs hands the release of
-            // their references back to the JS thread.
-            drop(out.source);
-            let errno = match &out.error {
-                None => 0,
-                Some(e) => -e.raw_os_error().unwrap_or(libc::EIO),
+            let write = async move {
+                let out = batch_writer::write_all(&engine, fd, src, offset, mode).await;
+                // The Buffers are released here; napi-rs hands the release
+                // of their references back to the JS thread.
+                drop(out.source);
+                let errno = match &out.error {
+                    None => 0,
+                    Some(e) => -e.raw_os_error().unwrap_or(libc::EIO),
+                };
+                (out.written, errno)
             };
+            // A panic must not leave the stream waiting: report it as EIO
+            // with nothing counted as written.
+            let (written, errno) = CatchUnwind(Box::pin(write))
+                .await
+                .unwrap_or((0, -libc::EIO));
             // Fails only once released, when nobody listens any more.
             let _ = done.call(
-                (out.written as f64, errno),
+                (written as f64, errno),
                 ThreadsafeFunctionCallMode::NonBlocking,
             );
         });
