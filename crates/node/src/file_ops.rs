@@ -116,6 +116,22 @@ pub struct WriteResult {
     pub syscall: String,
 }
 
+/// JS's write position (`-1`: the current position) and sync code (0 none,
+/// 1 fdatasync, 2 fsync) as the batch writer takes them.
+pub(crate) fn write_args(position: i64, sync: u32) -> (u64, SyncMode) {
+    let offset = if position < 0 {
+        CURRENT_POSITION
+    } else {
+        position as u64
+    };
+    let mode = match sync {
+        1 => SyncMode::Data,
+        2 => SyncMode::Full,
+        _ => SyncMode::None,
+    };
+    (offset, mode)
+}
+
 /// Wraps JS Buffers for the kernel: held by reference (the `Buffer` values
 /// keep them alive), never copied.
 pub(crate) fn source_of(chunks: Vec<Buffer>) -> WriteSource {
@@ -138,16 +154,7 @@ pub fn writev<'env>(
 ) -> Result<Object<'env>> {
     let engine = global()?.engine.clone();
     let src = source_of(chunks);
-    let offset = if position < 0 {
-        CURRENT_POSITION
-    } else {
-        position as u64
-    };
-    let mode = match sync {
-        1 => SyncMode::Data,
-        2 => SyncMode::Full,
-        _ => SyncMode::None,
-    };
+    let (offset, mode) = write_args(position, sync);
     let total = src.len();
     promise(env, async move {
         let out = batch_writer::write_all(&engine, fd, src, offset, mode).await;

@@ -9,11 +9,10 @@ use napi::bindgen_prelude::{Buffer, Function};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Error, Result, Status};
 use napi_derive::napi;
-use uring_fs_core::batch_writer::{self, Sync as SyncMode};
-use uring_fs_core::reader::CURRENT_POSITION;
+use uring_fs_core::batch_writer;
 
 use crate::engine::global;
-use crate::file_ops::{source_of, CatchUnwind};
+use crate::file_ops::{source_of, write_args, CatchUnwind};
 
 /// `[written, errno]`: bytes of the batch now in the file, and 0 or `-errno`.
 type DoneFn = ThreadsafeFunction<(f64, i32), (), (f64, i32), Status, false, true>;
@@ -61,16 +60,7 @@ impl NativeWriter {
         let g = global()?;
         let engine = g.engine.clone();
         let src = source_of(chunks);
-        let offset = if position < 0 {
-            CURRENT_POSITION
-        } else {
-            position as u64
-        };
-        let mode = match sync {
-            1 => SyncMode::Data,
-            2 => SyncMode::Full,
-            _ => SyncMode::None,
-        };
+        let (offset, mode) = write_args(position, sync);
         let fd = self.fd;
         self.set_ref(env, true);
         g.rt.spawn(async move {
