@@ -12,6 +12,8 @@ export type { WriteStreamOptions } from './lib/write-stream'
 export { readFile, writeFile } from './lib/files'
 export { readFiles } from './lib/read-files'
 export type { ReadFilesOptions } from './lib/read-files'
+export { sendFile } from './lib/send-file'
+export type { SendFileOptions, SendFileResult } from './lib/send-file'
 export type { ReadFileOptions, WriteFileOptions } from './lib/files'
 
 export type Backend = 'io_uring' | 'fallback'

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::batch_writer::{Sync, WriteOutcome};
 use crate::buffer_pool::PoolBuf;
 use crate::fallback::Fallback;
+use crate::send_body::{BodyRequest, SendOutcome, SocketHandle};
 use crate::stat::FileStat;
 use crate::stats::{Counters, Stats};
 use crate::write_source::WriteSource;
@@ -127,6 +128,43 @@ impl Engine {
             Imp::Uring(d) => d.openat(path, flags, mode).await,
             Imp::Fallback(f) => f.openat(path, flags, mode).await,
         }
+    }
+
+    /// Opens `path` relative to the directory `dir`, refusing (EXDEV) any
+    /// path that resolves outside it: see [`crate::beneath`].
+    pub async fn open_beneath(&self, dir: RawFd, path: CString, flags: i32) -> io::Result<RawFd> {
+        match &self.imp {
+            #[cfg(all(target_os = "linux", feature = "io-uring"))]
+            Imp::Uring(d) if d.shared.optional.openat2 => d.open_beneath(dir, path, flags).await,
+            _ => crate::beneath::open_beneath_on_pool(dir, path, flags, &self.counters).await,
+        }
+    }
+
+    /// Sends `req` (a head, then a range of a file) to `socket` without the
+    /// file's bytes passing through user memory, then closes the engine's
+    /// duplicate of the socket and the file: see [`crate::send_body`].
+    pub async fn send_body(&self, socket: Arc<SocketHandle>, req: BodyRequest) -> SendOutcome {
+        let file = Arc::new(req.file);
+        let out = match &self.imp {
+            #[cfg(all(target_os = "linux", feature = "io-uring"))]
+            Imp::Uring(d) if d.shared.optional.splice_body => {
+                d.splice_body(&socket, req.head, &file, req.offset, req.len)
+                    .await
+            }
+            _ => {
+                crate::sendfile_body::send_body(
+                    &socket,
+                    &req.head,
+                    &file,
+                    req.offset,
+                    req.len,
+                    &self.counters,
+                )
+                .await
+            }
+        };
+        socket.close();
+        out
     }
 
     /// Reads up to `want` bytes at `offset` into `buf`'s spare capacity.

@@ -8,6 +8,7 @@
 //! writes a [`WriteSource`] in linked batches.
 
 pub mod batch_writer;
+mod beneath;
 pub mod buffer_pool;
 pub mod engine;
 pub mod fallback;
@@ -15,6 +16,8 @@ pub mod files;
 pub mod op_error;
 pub mod pump;
 pub mod reader;
+pub mod send_body;
+mod sendfile_body;
 pub mod stat;
 pub mod stats;
 #[cfg(all(target_os = "linux", feature = "io-uring"))]
@@ -27,6 +30,7 @@ pub use engine::{Backend, Choice, Engine};
 pub use op_error::{OpError, Syscall};
 pub use pump::{PumpOptions, ReadPump, Source, Taken};
 pub use reader::{Reader, ReaderOptions};
+pub use send_body::{BodyRequest, SendOutcome, SocketHandle};
 pub use stat::FileStat;
 pub use stats::Stats;
 pub use write_source::WriteSource;

@@ -11,4 +11,5 @@ mod engine;
 mod file_ops;
 mod read_stream;
 mod runtime_info;
+mod send_file;
 mod writer;

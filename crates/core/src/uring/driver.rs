@@ -63,6 +63,8 @@ pub(crate) struct Shared {
     shutting_down: AtomicBool,
     /// How many SQEs the SQ holds: the longest batch `push_batch` takes.
     pub(crate) sq_capacity: usize,
+    /// Opcodes used when present, with a system-call path when not.
+    pub(crate) optional: OptionalOps,
     pub(crate) counters: Arc<Counters>,
 }
 
@@ -82,6 +84,27 @@ const NEEDED: &[(u8, &str)] = &[
     (opcode::Writev::CODE, "writev"),
     (opcode::Fsync::CODE, "fsync"),
 ];
+
+/// Opcodes the engine uses when the kernel has them (all since 5.6) and
+/// replaces with plain system calls when it does not.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OptionalOps {
+    /// SPLICE, SEND and POLL_ADD: the zero-copy body of `send_body`.
+    pub splice_body: bool,
+    /// OPENAT2: `open_beneath`.
+    pub openat2: bool,
+}
+
+impl OptionalOps {
+    fn of(probe: &Probe) -> OptionalOps {
+        OptionalOps {
+            splice_body: probe.is_supported(opcode::Splice::CODE)
+                && probe.is_supported(opcode::Send::CODE)
+                && probe.is_supported(opcode::PollAdd::CODE),
+            openat2: probe.is_supported(opcode::OpenAt2::CODE),
+        }
+    }
+}
 
 impl Driver {
     /// Sets up a ring and spawns its driver task on the current tokio runtime.
@@ -128,6 +151,7 @@ impl Driver {
             eventfd,
             shutting_down: AtomicBool::new(false),
             sq_capacity,
+            optional: OptionalOps::of(&probe),
             counters,
         });
         tokio::spawn(drive(shared.clone()));

@@ -7,7 +7,13 @@ pub(crate) mod driver;
 mod fsync;
 mod op;
 mod openat;
+mod openat2;
+mod pipe_pool;
+mod poll;
 mod read;
+mod send;
+mod splice;
+mod splice_body;
 mod statx;
 mod writev;
 

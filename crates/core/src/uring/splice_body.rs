@@ -1,0 +1,206 @@
+//! [`crate::send_body`] on io_uring: the head with SEND, then the file in
+//! pipe-sized pieces, each spliced file -> pipe -> socket, never copied to
+//! user memory.
+//!
+//! Each round is one linked chain in one submission: [poll for room] ->
+//! [send the rest of the head] -> [splice file -> pipe] -> [splice pipe ->
+//! socket]. When every step completes in full (a small file, a socket with
+//! room) the whole response is one round trip. A step that falls short
+//! breaks the chain (the rest complete with ECANCELED) and the next round
+//! picks up from the counts: bytes still in the pipe are sent before more
+//! of the file is read, and EAGAIN from a full socket starts the next round
+//! with a poll for room. Nothing waits in a kernel worker: the pipe and the
+//! socket are non-blocking, and a client that stops reading costs one
+//! pending poll.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
+
+use io_uring::squeue;
+
+use super::op::Op;
+use super::pipe_pool::Pipe;
+use super::poll::poll_out_sqe;
+use super::send::send_sqe;
+use super::splice::{splice_sqe, NO_OFFSET};
+use super::Driver;
+use crate::op_error::Syscall;
+use crate::send_body::{file_ended_early, SendOutcome, SocketHandle};
+
+/// Everything the kernel may touch during a transfer. Every request holds a
+/// share, so a dropped transfer future leaves nothing closed or freed
+/// before the last CQE: neither the head's bytes nor a descriptor number
+/// that a new open could reuse.
+struct Keep {
+    _socket: Arc<SocketHandle>,
+    head: Vec<u8>,
+    file: Arc<OwnedFd>,
+    pipe: Pipe,
+}
+
+/// One request of a round, to read its result back.
+enum Step {
+    Poll,
+    Head,
+    FileToPipe,
+    PipeToSocket,
+}
+
+/// What a round learned that changes the next one.
+struct Round {
+    error: Option<(Syscall, io::Error)>,
+    wait_for_room: bool,
+}
+
+impl Driver {
+    /// Sends `head` then `len` bytes of `file` from `offset` to `socket`.
+    pub(crate) async fn splice_body(
+        &self,
+        socket: &Arc<SocketHandle>,
+        head: Vec<u8>,
+        file: &Arc<OwnedFd>,
+        offset: u64,
+        len: u64,
+    ) -> SendOutcome {
+        let mut out = SendOutcome::default();
+        // Open until the transfer closes it, after this returns.
+        let Some(sock) = socket.raw() else {
+            out.fail(Syscall::Write, io::Error::from_raw_os_error(libc::EBADF));
+            return out;
+        };
+        let pipe = match Pipe::take() {
+            Ok(p) => p,
+            Err(e) => {
+                out.fail(Syscall::Write, e);
+                return out;
+            }
+        };
+        let keep = Arc::new(Keep {
+            _socket: socket.clone(),
+            head,
+            file: file.clone(),
+            pipe,
+        });
+        let file_fd = keep.file.as_raw_fd();
+        let (pipe_r, pipe_w) = (keep.pipe.read.as_raw_fd(), keep.pipe.write.as_raw_fd());
+        let capacity = u64::from(keep.pipe.capacity);
+        let end = offset + len;
+        let mut at = offset; // next file byte to go into the pipe
+        let mut in_pipe: u64 = 0;
+        let mut wait_for_room = false;
+        loop {
+            let head_left = keep.head.len() - out.head_sent;
+            if head_left == 0 && at == end && in_pipe == 0 {
+                break;
+            }
+            let mut steps = Vec::with_capacity(4);
+            let mut sqes = Vec::with_capacity(4);
+            if wait_for_room {
+                steps.push(Step::Poll);
+                sqes.push(poll_out_sqe(sock));
+            }
+            if head_left > 0 {
+                // The head is at most a few KiB; it points into `keep`,
+                // which the request holds.
+                let rest = &keep.head[out.head_sent..];
+                steps.push(Step::Head);
+                sqes.push(send_sqe(sock, rest.as_ptr(), rest.len() as u32, len > 0));
+            }
+            let mut to_send = in_pipe;
+            if in_pipe == 0 && at < end {
+                let n = (end - at).min(capacity);
+                steps.push(Step::FileToPipe);
+                sqes.push(splice_sqe(
+                    file_fd, at as i64, pipe_w, NO_OFFSET, n as u32, false,
+                ));
+                to_send = n;
+            }
+            if to_send > 0 {
+                let more_after = if in_pipe > 0 {
+                    at < end
+                } else {
+                    at + to_send < end
+                };
+                steps.push(Step::PipeToSocket);
+                sqes.push(splice_sqe(
+                    pipe_r,
+                    NO_OFFSET,
+                    sock,
+                    NO_OFFSET,
+                    to_send as u32,
+                    more_after,
+                ));
+            }
+            let last = sqes.len() - 1;
+            let reqs = sqes
+                .into_iter()
+                .enumerate()
+                .map(|(i, sqe)| {
+                    let sqe = if i < last {
+                        sqe.flags(squeue::Flags::IO_LINK)
+                    } else {
+                        sqe
+                    };
+                    (sqe, keep.clone())
+                })
+                .collect();
+            let ops = Op::submit_batch(&self.shared, reqs);
+            let mut round = Round {
+                error: None,
+                wait_for_room: false,
+            };
+            for (step, op) in steps.into_iter().zip(ops) {
+                let res = op.await.result;
+                if res == -libc::ECANCELED {
+                    continue; // an earlier step fell short; next round
+                }
+                match step {
+                    Step::Poll if res < 0 => round.fail(Syscall::Write, res),
+                    Step::Poll => {}
+                    Step::Head if res < 0 => round.fail(Syscall::Write, res),
+                    Step::Head => out.head_sent += res as usize,
+                    Step::FileToPipe if res == 0 => {
+                        round
+                            .error
+                            .get_or_insert((Syscall::Read, file_ended_early()));
+                    }
+                    // EAGAIN: the pipe is full, which an emptied pipe is not;
+                    // retried next round like a short splice.
+                    Step::FileToPipe if res == -libc::EAGAIN => {}
+                    Step::FileToPipe if res < 0 => round.fail(Syscall::Read, res),
+                    Step::FileToPipe => {
+                        in_pipe += res as u64;
+                        at += res as u64;
+                    }
+                    Step::PipeToSocket if res == -libc::EAGAIN => round.wait_for_room = true,
+                    Step::PipeToSocket if res < 0 => round.fail(Syscall::Write, res),
+                    Step::PipeToSocket => {
+                        in_pipe -= (res as u64).min(in_pipe);
+                        out.body_sent += res as u64;
+                    }
+                }
+            }
+            if let Some((syscall, e)) = round.error {
+                out.fail(syscall, e);
+                break;
+            }
+            wait_for_room = round.wait_for_room;
+        }
+        // Every request has completed, so `keep` is this future's alone;
+        // a pipe that still holds bytes (a transfer cut short) is dropped.
+        if in_pipe == 0 {
+            if let Ok(keep) = Arc::try_unwrap(keep) {
+                keep.pipe.give_back();
+            }
+        }
+        out
+    }
+}
+
+impl Round {
+    fn fail(&mut self, syscall: Syscall, res: i32) {
+        self.error
+            .get_or_insert((syscall, io::Error::from_raw_os_error(-res)));
+    }
+}

@@ -1,0 +1,425 @@
+// sendFile: a file as an HTTP response, with the behaviour of the `send`
+// package (statuses, headers, conditional requests, ranges, option names)
+// and a body that goes file -> socket inside the kernel on plain TCP.
+//
+// The steps follow send's SendStream.pipe/send/sendFile/sendIndex in
+// order, so that the same request gets the same answer; the differences are
+// deliberate: the file is opened confined beneath `root` by the kernel
+// (openat2 RESOLVE_BENEATH: a symlink out of `root` is a 404, never a
+// byte), non-regular files are not served, `redirect: false` turns the
+// directory redirect into a 404, and the promise reports what happened
+// instead of events.
+
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
+import { STATUS_CODES } from 'node:http'
+import { extname, join, normalize, resolve, sep } from 'node:path'
+import encodeUrl from 'encodeurl'
+import mime from 'mime-types'
+import ms from 'ms'
+import parseRange from 'range-parser'
+import { close as nativeClose, openServed } from '../binding'
+import type { ServedFile } from '../binding'
+import { invalidArgType, systemError } from './errors'
+import { isConditional, isFresh, isPreconditionFailure, isRangeFresh, validatorsOf } from './http-conditional'
+import { createReadStream } from './read-stream'
+import { withRoot } from './served-root'
+import { sendZeroCopy, zeroCopySocketFd } from './zero-copy-body'
+
+export interface SendFileOptions {
+  /** Directory to serve from; `path` is then a URL path beneath it. */
+  root?: string
+  /** File(s) to serve for a path ending in '/'. Default 'index.html'. */
+  index?: string | string[] | false
+  /** A directory path without a trailing '/' gets a 301 to it with one (default), or a 404 when false. */
+  redirect?: boolean
+  /** Cache-Control max-age, in ms or an `ms` string ('1d'). Default 0, at most a year. */
+  maxAge?: number | string
+  /** Adds `immutable` to Cache-Control. */
+  immutable?: boolean
+  etag?: boolean
+  lastModified?: boolean
+  acceptRanges?: boolean
+  cacheControl?: boolean
+  /** Paths with a part starting with '.': 'ignore' (404, default), 'deny' (403) or 'allow'. */
+  dotfiles?: 'allow' | 'deny' | 'ignore'
+  /** Headers set on every successful response, before sendFile's own. */
+  headers?: OutgoingHttpHeaders
+  /** Serve only this byte range of the file (inclusive), as send's start/end. */
+  start?: number
+  end?: number
+  /** false: always send the body through a read stream. Default true. */
+  zeroCopy?: boolean
+}
+
+export interface SendFileResult {
+  /** The status sent. */
+  statusCode: number
+  /** Body bytes of the file that reached the socket. */
+  bytes: number
+  /** The body went file -> socket in the kernel. */
+  zeroCopy: boolean
+  /** The connection ended before the response was complete. */
+  aborted: boolean
+  /** Why the status is an error (404, 500...), or why the body was cut. */
+  error?: Error
+}
+
+const UP_PATH_REGEXP = /(?:^|[\\/])\.\.(?:[\\/]|$)/
+const BYTES_RANGE_REGEXP = /^ *bytes=/
+const MAX_MAXAGE = 60 * 60 * 24 * 365 * 1000
+const S_IFMT = 0o170000
+const S_IFDIR = 0o040000
+
+interface Settings {
+  root: string | null
+  index: string[]
+  redirect: boolean
+  maxAge: number
+  immutable: boolean
+  etag: boolean
+  lastModified: boolean
+  acceptRanges: boolean
+  cacheControl: boolean
+  dotfiles: 'allow' | 'deny' | 'ignore'
+  headers: OutgoingHttpHeaders | undefined
+  start: number | undefined
+  end: number | undefined
+  zeroCopy: boolean
+}
+
+function flag(v: unknown, def: boolean): boolean {
+  return v === undefined ? def : Boolean(v)
+}
+
+function normalizeList(val: unknown, name: string): string[] {
+  const list = ([] as unknown[]).concat(val || [])
+  for (const item of list) {
+    if (typeof item !== 'string') throw new TypeError(`${name} must be array of strings or false`)
+  }
+  return list as string[]
+}
+
+function settingsOf(o: SendFileOptions): Settings {
+  const dotfiles = o.dotfiles ?? 'ignore'
+  if (dotfiles !== 'ignore' && dotfiles !== 'allow' && dotfiles !== 'deny') {
+    throw new TypeError('dotfiles option must be "allow", "deny", or "ignore"')
+  }
+  const raw = o.maxAge
+  let maxAge = typeof raw === 'string' ? ms(raw as ms.StringValue) : Number(raw)
+  maxAge = Number.isNaN(maxAge) || maxAge === undefined ? 0 : Math.min(Math.max(0, maxAge), MAX_MAXAGE)
+  return {
+    root: o.root ? resolve(o.root) : null,
+    index: o.index !== undefined ? normalizeList(o.index, 'index option') : ['index.html'],
+    redirect: flag(o.redirect, true),
+    maxAge,
+    immutable: flag(o.immutable, false),
+    etag: flag(o.etag, true),
+    lastModified: flag(o.lastModified, true),
+    acceptRanges: flag(o.acceptRanges, true),
+    cacheControl: flag(o.cacheControl, true),
+    dotfiles,
+    headers: o.headers,
+    start: o.start,
+    end: o.end,
+    zeroCopy: flag(o.zeroCopy, true),
+  }
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
+}
+
+function htmlDocument(title: string, body: string): string {
+  return `<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>${title}</title>\n</head>\n<body>\n<pre>${body}</pre>\n</body>\n</html>\n`
+}
+
+function collapseLeadingSlashes(str: string): string {
+  let i = 0
+  while (i < str.length && str[i] === '/') i++
+  return i > 1 ? '/' + str.slice(i) : str
+}
+
+function containsDotFile(parts: string[]): boolean {
+  return parts.some((part) => part.length > 1 && part[0] === '.')
+}
+
+/** Settles once `res` has finished or closed. */
+function responseDone(res: ServerResponse): Promise<void> {
+  if (res.writableFinished || res.destroyed) return Promise.resolve()
+  return new Promise((done) => {
+    const end = (): void => {
+      res.removeListener('finish', end)
+      res.removeListener('close', end)
+      done()
+    }
+    res.once('finish', end)
+    res.once('close', end)
+  })
+}
+
+function httpError(status: number, cause?: Error): Error {
+  const err = new Error(STATUS_CODES[status] ?? String(status), cause ? { cause } : undefined) as Error & {
+    status: number
+    statusCode: number
+    code?: string
+  }
+  err.status = err.statusCode = status
+  if (cause && 'code' in cause) err.code = (cause as { code?: string }).code
+  return err
+}
+
+class Response {
+  constructor(
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    readonly path: string,
+    readonly s: Settings,
+  ) {}
+
+  async done(bytes = 0, error?: Error, zeroCopy = false, aborted = false): Promise<SendFileResult> {
+    await responseDone(this.res)
+    const result: SendFileResult = { statusCode: this.res.statusCode, bytes, zeroCopy, aborted }
+    if (error) result.error = error
+    return result
+  }
+
+  /** send's error(): a small HTML page, every header set so far dropped. */
+  error(status: number, cause?: Error, headers?: OutgoingHttpHeaders): Promise<SendFileResult> {
+    const res = this.res
+    const doc = htmlDocument('Error', escapeHtml(STATUS_CODES[status] ?? String(status)))
+    for (const name of res.getHeaderNames()) res.removeHeader(name)
+    if (headers) for (const [k, v] of Object.entries(headers)) if (v !== undefined) res.setHeader(k, v)
+    res.statusCode = status
+    res.setHeader('Content-Type', 'text/html; charset=UTF-8')
+    res.setHeader('Content-Length', Buffer.byteLength(doc))
+    res.setHeader('Content-Security-Policy', "default-src 'none'")
+    res.setHeader('X-Content-Type-Options', 'nosniff')
+    res.end(doc)
+    return this.done(0, httpError(status, cause))
+  }
+
+  /** A failed open/fstat: missing -> 404, anything else -> 500. */
+  statError(f: { errno: number; syscall: string }, path: string): Promise<SendFileResult> {
+    const err = systemError(f.errno, f.syscall, path)
+    switch (err.code) {
+      case 'ENAMETOOLONG':
+      case 'ENOENT':
+      case 'ENOTDIR':
+      case 'EXDEV': // resolves outside root: as if it did not exist
+        return this.error(404, err)
+      default:
+        return this.error(500, err)
+    }
+  }
+
+  hasTrailingSlash(): boolean {
+    return this.path[this.path.length - 1] === '/'
+  }
+
+  redirect(): Promise<SendFileResult> {
+    if (!this.s.redirect) return this.error(404)
+    if (this.hasTrailingSlash()) return this.error(403)
+    const res = this.res
+    const loc = encodeUrl(collapseLeadingSlashes(this.path + '/'))
+    const doc = htmlDocument('Redirecting', 'Redirecting to ' + escapeHtml(loc))
+    res.statusCode = 301
+    res.setHeader('Content-Type', 'text/html; charset=UTF-8')
+    res.setHeader('Content-Length', Buffer.byteLength(doc))
+    res.setHeader('Content-Security-Policy', "default-src 'none'")
+    res.setHeader('X-Content-Type-Options', 'nosniff')
+    res.setHeader('Location', loc)
+    res.end(doc)
+    return this.done()
+  }
+
+  setHeaders(f: ServedFile): void {
+    const { res, s } = this
+    if (s.headers) for (const [k, v] of Object.entries(s.headers)) if (v !== undefined) res.setHeader(k, v)
+    if (s.acceptRanges && !res.getHeader('Accept-Ranges')) res.setHeader('Accept-Ranges', 'bytes')
+    if (s.cacheControl && !res.getHeader('Cache-Control')) {
+      let cc = 'public, max-age=' + Math.floor(s.maxAge / 1000)
+      if (s.immutable) cc += ', immutable'
+      res.setHeader('Cache-Control', cc)
+    }
+    const mtime = Math.trunc(f.mtimeMs)
+    if (s.lastModified && !res.getHeader('Last-Modified')) res.setHeader('Last-Modified', new Date(mtime).toUTCString())
+    // The weak validator of the `etag` package for fs.Stats (size and mtime
+    // in hex), so caches primed by `send` stay valid.
+    if (s.etag && !res.getHeader('ETag')) res.setHeader('ETag', `W/"${f.size.toString(16)}-${mtime.toString(16)}"`)
+  }
+
+  /** send's send(): headers, conditionals, range, then the body. Owns `f.fd`. */
+  async send(f: ServedFile, filePath: string): Promise<SendFileResult> {
+    const { req, res, s } = this
+    if (res.headersSent) {
+      void nativeClose(f.fd)
+      const err = new Error("Can't set headers after they are sent.") as Error & { code: string }
+      err.code = 'ERR_HTTP_HEADERS_SENT'
+      throw err
+    }
+    this.setHeaders(f)
+    if (!res.getHeader('Content-Type')) {
+      res.setHeader('Content-Type', mime.contentType(extname(filePath)) || 'application/octet-stream')
+    }
+    if (isConditional(req.headers)) {
+      const v = validatorsOf((n) => res.getHeader(n))
+      if (isPreconditionFailure(req.headers, v)) {
+        void nativeClose(f.fd)
+        return this.error(412)
+      }
+      const cachable = (res.statusCode >= 200 && res.statusCode < 300) || res.statusCode === 304
+      if (cachable && isFresh(req.headers, v)) {
+        void nativeClose(f.fd)
+        for (const h of ['Content-Encoding', 'Content-Language', 'Content-Length', 'Content-Range', 'Content-Type']) {
+          res.removeHeader(h)
+        }
+        res.statusCode = 304
+        res.end()
+        return this.done()
+      }
+    }
+    let offset = s.start || 0
+    let len = Math.max(0, f.size - offset)
+    if (s.end !== undefined) {
+      const bytes = s.end - offset + 1
+      if (len > bytes) len = bytes
+    }
+    const rangeHeader = req.headers.range
+    if (s.acceptRanges && rangeHeader !== undefined && BYTES_RANGE_REGEXP.test(rangeHeader)) {
+      let ranges = parseRange(len, rangeHeader, { combine: true })
+      if (!isRangeFresh(req.headers, validatorsOf((n) => res.getHeader(n)))) ranges = -2
+      if (ranges === -1) {
+        void nativeClose(f.fd)
+        return this.error(416, undefined, { 'Content-Range': `bytes */${len}` })
+      }
+      if (ranges !== -2 && ranges.length === 1) {
+        res.statusCode = 206
+        res.setHeader('Content-Range', `bytes ${ranges[0].start}-${ranges[0].end}/${len}`)
+        offset += ranges[0].start
+        len = ranges[0].end - ranges[0].start + 1
+      }
+    }
+    res.setHeader('Content-Length', len)
+    if (req.method === 'HEAD' || len === 0) {
+      void nativeClose(f.fd)
+      res.end()
+      return this.done()
+    }
+    const socketFd = s.zeroCopy ? zeroCopySocketFd(res) : -1
+    if (socketFd >= 0) {
+      const out = await sendZeroCopy(res, socketFd, f.fd, offset, len)
+      if (out.failed) {
+        const error = out.errno ? systemError(out.errno, out.syscall || 'write') : undefined
+        // A file error (it shrank, EIO) is not the client's doing.
+        const aborted = out.syscall !== 'read'
+        return this.done(out.bytes, error, true, aborted)
+      }
+      res.end()
+      return this.done(out.bytes, undefined, true)
+    }
+    return this.stream(f.fd, filePath, offset, len)
+  }
+
+  /** The body through a read stream (TLS, HTTP/2, transforms). */
+  stream(fd: number, filePath: string, offset: number, len: number): Promise<SendFileResult> {
+    const res = this.res
+    const stream = createReadStream(filePath, { fd, start: offset, end: offset + len - 1 })
+    return new Promise((settle) => {
+      let error: Error | undefined
+      let finished = false
+      res.once('finish', () => { finished = true })
+      stream.once('error', (err) => {
+        error = err
+        res.destroy()
+      })
+      void responseDone(res).then(() => {
+        if (!finished) stream.destroy()
+        settle(this.done(finished ? len : stream.bytesRead, error, false, !finished && !error))
+      })
+      stream.pipe(res)
+    })
+  }
+
+  /** Opens `rel` beneath the root and serves it (send's sendFile). */
+  async sendPath(dirFd: number, rel: string, shown: string): Promise<SendFileResult> {
+    const f = await openServed(dirFd, Buffer.from(rel || '.'))
+    if (f.errno !== 0) return this.statError(f, shown)
+    if ((f.mode & S_IFMT) === S_IFDIR) return this.redirect()
+    if (f.fd < 0) return this.error(404)
+    if (rel[rel.length - 1] === sep) {
+      void nativeClose(f.fd)
+      return this.error(404)
+    }
+    return this.send(f, rel)
+  }
+
+  /** The first index file of the directory `rel` (send's sendIndex). */
+  async sendIndex(dirFd: number, rel: string, shown: string): Promise<SendFileResult> {
+    let lastError: ServedFile | undefined
+    for (const name of this.s.index) {
+      const p = join(rel, name)
+      const f = await openServed(dirFd, Buffer.from(p))
+      if (f.errno !== 0) {
+        lastError = f
+        continue
+      }
+      if (f.fd < 0) continue // a directory (or no regular file)
+      return this.send(f, p)
+    }
+    return lastError ? this.statError(lastError, shown) : this.error(404)
+  }
+}
+
+/**
+ * Sends the file at `path` (a URL path, percent-encoded, beneath
+ * `options.root`; or an absolute file path without `root`) as the response
+ * to `req`, with the semantics of the `send` package. Resolves when the
+ * response is done, also when it failed or the client went away (see the
+ * result); rejects only on bad arguments or headers already sent.
+ */
+export async function sendFile(
+  req: IncomingMessage,
+  res: ServerResponse,
+  path: string,
+  options: SendFileOptions = {},
+): Promise<SendFileResult> {
+  if (typeof req !== 'object' || req === null) throw invalidArgType('req', 'IncomingMessage', req)
+  if (typeof res !== 'object' || res === null) throw invalidArgType('res', 'ServerResponse', res)
+  if (typeof path !== 'string') throw invalidArgType('path', 'string', path)
+  if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'Object', options)
+  const s = settingsOf(options)
+  const r = new Response(req, res, path, s)
+  let p: string
+  try {
+    p = decodeURIComponent(path)
+  } catch {
+    return r.error(400)
+  }
+  if (p.includes('\0')) return r.error(400)
+  let dir: string
+  let rel: string
+  let parts: string[]
+  if (s.root !== null) {
+    if (p) p = normalize('.' + sep + p)
+    if (UP_PATH_REGEXP.test(p)) return r.error(403)
+    parts = p.split(sep)
+    dir = s.root
+    rel = p
+  } else {
+    if (UP_PATH_REGEXP.test(p)) return r.error(403)
+    parts = normalize(p).split(sep)
+    // Beneath '/': anywhere, but through the same confined open.
+    dir = '/'
+    rel = resolve(p).slice(1) + (p.endsWith(sep) && p.length > 1 ? sep : '')
+  }
+  if (containsDotFile(parts)) {
+    if (s.dotfiles === 'deny') return r.error(403)
+    if (s.dotfiles !== 'allow') return r.error(404)
+  }
+  const shown = s.root !== null ? path : p
+  return withRoot(dir, async (dirFd) => {
+    if (dirFd < 0) return r.statError({ errno: dirFd, syscall: 'open' }, shown)
+    if (s.index.length && r.hasTrailingSlash()) return r.sendIndex(dirFd, rel, shown)
+    return r.sendPath(dirFd, rel, shown)
+  })
+}

@@ -1,0 +1,64 @@
+// The directory sendFile serves from, held open: every file is opened
+// relative to it with the kernel confining the lookup (openat2
+// RESOLVE_BENEATH), so no path, encoded dot or symlink reaches outside.
+//
+// A directory descriptor names the directory itself, not its path: after a
+// deploy that swaps the tree (`mv new www`) a descriptor held forever would
+// keep serving the old one. So a root is re-opened when its descriptor is
+// more than a second old, and an old descriptor is closed only when the
+// last open that uses it has finished (closing it earlier could let a new
+// open reuse its number while an openat2 is still relative to it).
+
+import { close as nativeClose, open as nativeOpen } from '../binding'
+import { constants } from 'node:fs'
+
+const MAX_AGE_MS = 1000
+
+interface Entry {
+  fd: Promise<number>
+  openedAt: number
+  users: number
+  retired: boolean
+}
+
+const roots = new Map<string, Entry>()
+
+function release(e: Entry): void {
+  e.users--
+  if (e.retired && e.users === 0) {
+    e.fd.then((fd) => { if (fd >= 0) void nativeClose(fd) }, () => {})
+  }
+}
+
+/**
+ * Runs `use` with a descriptor of the directory `root` (an absolute path),
+ * or with the open's `-errno`.
+ */
+export async function withRoot<T>(root: string, use: (fd: number) => Promise<T>): Promise<T> {
+  const now = Date.now()
+  let e = roots.get(root)
+  if (e && now - e.openedAt > MAX_AGE_MS) {
+    roots.delete(root)
+    e.retired = true
+    if (e.users === 0) { e.users = 1; release(e) }
+    e = undefined
+  }
+  if (!e) {
+    const flags = constants.O_RDONLY | constants.O_DIRECTORY
+    e = { fd: nativeOpen(Buffer.from(root), flags, 0), openedAt: now, users: 0, retired: false }
+    roots.set(root, e)
+  }
+  const entry = e
+  entry.users++
+  try {
+    const fd = await entry.fd
+    if (fd < 0 && roots.get(root) === entry) {
+      // Not cached: the directory may appear later.
+      roots.delete(root)
+      entry.retired = true
+    }
+    return await use(fd)
+  } finally {
+    release(entry)
+  }
+}
