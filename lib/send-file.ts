@@ -17,7 +17,7 @@ import encodeUrl from 'encodeurl'
 import mime from 'mime-types'
 import ms from 'ms'
 import parseRange from 'range-parser'
-import { close as nativeClose, openServed } from '../binding'
+import { close as nativeClose, openServed, openServedCached } from '../binding'
 import type { ServedFile } from '../binding'
 import { invalidArgType, systemError } from './errors'
 import { isConditional, isFresh, isPreconditionFailure, isRangeFresh, validatorsOf } from './http-conditional'
@@ -155,6 +155,12 @@ function responseDone(res: ServerResponse): Promise<void> {
     res.once('finish', end)
     res.once('close', end)
   })
+}
+
+/** Opens a file beneath the root: inline when the kernel can without I/O. */
+function open(dirFd: number, rel: string): ServedFile | Promise<ServedFile> {
+  const p = Buffer.from(rel)
+  return openServedCached(dirFd, p) ?? openServed(dirFd, p)
 }
 
 function httpError(status: number, cause?: Error): Error {
@@ -342,7 +348,7 @@ class Response {
 
   /** Opens `rel` beneath the root and serves it (send's sendFile). */
   async sendPath(dirFd: number, rel: string, shown: string): Promise<SendFileResult> {
-    const f = await openServed(dirFd, Buffer.from(rel || '.'))
+    const f = await open(dirFd, rel || '.')
     if (f.errno !== 0) return this.statError(f, shown)
     if ((f.mode & S_IFMT) === S_IFDIR) return this.redirect()
     if (f.fd < 0) return this.error(404)
@@ -358,7 +364,7 @@ class Response {
     let lastError: ServedFile | undefined
     for (const name of this.s.index) {
       const p = join(rel, name)
-      const f = await openServed(dirFd, Buffer.from(p))
+      const f = await open(dirFd, p)
       if (f.errno !== 0) {
         lastError = f
         continue

@@ -1,23 +1,36 @@
 // The body of a sendFile response sent file -> socket inside the kernel
-// (io_uring SPLICE through a pipe, or sendfile(2)): the bytes never enter
-// JavaScript or any user-space buffer.
+// (sendfile(2) inline, io_uring SPLICE through a pipe, or sendfile(2) on
+// the thread pool): the bytes never enter JavaScript or any user buffer.
 //
-// Node writes the head: sendFile sets the headers and calls flushHeaders().
-// That write is caught on its way from the socket's Writable side to libuv
-// (the socket's own _write/_writev, replaced for that one write) and sent
-// by the native transfer in front of the body, so head and body leave in
-// order, in as few packets as the kernel likes. Its callback is held until
-// the body is out: to Node the socket is busy writing the whole time, so
-// anything else written to it meanwhile (the next pipelined response,
-// socket.end() from a client half-close) waits in the Writable's own buffer
-// and reaches the socket only after the body. The native side works on its
-// own duplicate of the descriptor; if Node closes the socket (client gone,
-// timeout, destroy), the transfer is aborted and ends promptly.
+// Node builds the head (status line and headers) as it always does. The
+// head and the body must reach the socket in order and alone: nothing Node
+// writes may land in between. Two ways:
+//
+// - Inline (the common case): the socket has nothing queued, so the head
+//   Node built (res._header) and the start of the body go out right here,
+//   on this thread, without blocking (the file range is in the page cache,
+//   the socket is non-blocking). Nothing else runs meanwhile; when it all
+//   went out the response is complete without a thread hand-off.
+// - Held: whatever remains (a socket that was full, a file not cached, a
+//   large body) is sent by the native engine, asynchronously. For that
+//   time the socket's Writable side is held busy: one write (the head, or
+//   an empty marker after an inline start) is caught on its way to libuv
+//   and its callback held until the body is out. So anything else written
+//   to the socket meanwhile (the next pipelined response, socket.end()
+//   after a client half-close) waits in the Writable's own buffer. The
+//   native side works on its own duplicate of the descriptor; if Node
+//   closes the socket (client gone, timeout, destroy), the transfer is
+//   aborted and ends promptly.
 
 import type { ServerResponse } from 'node:http'
 import { OutgoingMessage } from 'node:http'
 import type { Socket } from 'node:net'
-import { BodyTransfer, close as nativeClose } from '../binding'
+import type { BodyResult } from '../binding'
+import { BodyTransfer, close as nativeClose, sendInline } from '../binding'
+
+/** Bytes a response may send inline on the event loop's thread. */
+const INLINE_BUDGET = 256 * 1024
+const EMPTY = Buffer.alloc(0)
 
 type WriteCb = (err?: Error | null) => void
 interface Chunk { chunk: Buffer | string; encoding: BufferEncoding | 'buffer' }
@@ -26,6 +39,12 @@ interface SocketInternals {
   _write: (chunk: Buffer | string, encoding: BufferEncoding | 'buffer', cb: WriteCb) => void
   _writev?: (chunks: Chunk[], cb: WriteCb) => void
   encrypted?: boolean
+}
+/** OutgoingMessage's head state, as Node keeps it since v0.x (also 20-24). */
+interface HeadInternals {
+  _header: string | null
+  _headerSent: boolean
+  _implicitHeader?: () => void
 }
 
 /** The descriptor of a plain stream socket a zero-copy body can go to, or -1. */
@@ -50,78 +69,115 @@ export interface BodyOutcome {
   syscall: string
 }
 
+interface Held {
+  /** What the caught write carried. */
+  bytes: Buffer
+  /** Lets the Writable go on (calls the held write's callback). */
+  release: () => void
+}
+
 /**
- * Catches the next write that empties the socket's queue (the head
- * flushHeaders() queued) and holds its callback. Resolves with the bytes
- * and a release function, or null if the socket closed first.
+ * Catches the write that `trigger` makes and that nothing queued before
+ * it follows (earlier bytes go to libuv as usual), holding its callback.
+ * Resolves null if the socket closes first.
  */
-function captureHead(socket: Socket & SocketInternals): Promise<{ head: Buffer; release: () => void } | null> {
+function holdNextWrite(socket: Socket & SocketInternals, trigger: () => void): Promise<Held | null> {
   return new Promise((resolve) => {
-    const own = Object.prototype.hasOwnProperty
-    const hadWrite = own.call(socket, '_write')
-    const hadWritev = own.call(socket, '_writev')
     const origWrite = socket._write
     const origWritev = socket._writev
+    // Own properties for the time of one write; removed in the reverse
+    // order they were added, which lets V8 return the socket to its shape.
     const restore = (): void => {
-      if (hadWrite) socket._write = origWrite
-      else delete (socket as Partial<SocketInternals>)._write
-      if (hadWritev) socket._writev = origWritev
-      else delete (socket as Partial<SocketInternals>)._writev
+      delete (socket as Partial<SocketInternals>)._writev
+      delete (socket as Partial<SocketInternals>)._write
       socket.removeListener('close', onClose)
     }
     const onClose = (): void => { restore(); resolve(null) }
     const take = (chunks: Chunk[], cb: WriteCb): void => {
       restore()
-      const head = Buffer.concat(chunks.map(({ chunk, encoding }) =>
+      const bytes = Buffer.concat(chunks.map(({ chunk, encoding }) =>
         typeof chunk === 'string' ? Buffer.from(chunk, encoding === 'buffer' ? 'utf8' : encoding) : chunk))
-      resolve({ head, release: () => cb() })
+      resolve({ bytes, release: () => cb() })
     }
     const length = (chunks: Chunk[]): number => chunks.reduce((n, c) => n + c.chunk.length, 0)
-    // Anything still queued behind a chunk means it is not the head yet
-    // (an earlier response's tail): that goes to libuv as usual.
     socket._write = function (chunk, encoding, cb) {
       if (socket.writableLength > chunk.length) return origWrite.call(socket, chunk, encoding, cb)
       take([{ chunk, encoding }], cb)
     }
     socket._writev = function (chunks, cb) {
-      if (socket.writableLength > length(chunks)) {
-        if (origWritev) return origWritev.call(socket, chunks, cb)
-      }
+      if (socket.writableLength > length(chunks) && origWritev) return origWritev.call(socket, chunks, cb)
       take(chunks, cb)
     }
     socket.once('close', onClose)
+    trigger()
   })
 }
 
+const failure = (bytes: number, errno = 0, syscall = ''): BodyOutcome => ({ bytes, failed: true, errno, syscall })
+
 /**
- * Flushes `res`'s head and sends `len` bytes of `fileFd` from `offset` to
- * the socket `socketFd` in the kernel. Takes `fileFd` over (always closed).
+ * Sends `res`'s head, then `len` bytes of `fileFd` from `offset`, to the
+ * socket `socketFd` in the kernel. Takes `fileFd` over (always closed).
  */
 export async function sendZeroCopy(res: ServerResponse, socketFd: number, fileFd: number, offset: number, len: number): Promise<BodyOutcome> {
   const socket = res.socket as Socket & SocketInternals
-  const captured = captureHead(socket)
-  res.flushHeaders()
-  const got = await captured
-  if (!got) {
-    void nativeClose(fileFd)
-    return { bytes: 0, failed: true, errno: 0, syscall: '' }
+  const r = res as unknown as HeadInternals
+  let head: Buffer
+  let held: Held | null
+  let sent = 0
+  if (socket.writableLength === 0 && !socket.writableCorked && !r._headerSent && typeof r._implicitHeader === 'function') {
+    if (!r._header) r._implicitHeader()
+    head = Buffer.from(r._header as string, 'latin1')
+    const inline = sendInline(socketFd, head, fileFd, offset, len, INLINE_BUDGET)
+    if (inline.headSent > 0) r._headerSent = true
+    if (inline.errno !== 0) {
+      void nativeClose(fileFd)
+      socket.destroy()
+      return failure(inline.bodySent, inline.errno, inline.syscall)
+    }
+    if (inline.headSent === head.length && inline.bodySent === len) {
+      void nativeClose(fileFd)
+      return { bytes: len, failed: false, errno: 0, syscall: '' }
+    }
+    if (inline.headSent === 0) {
+      // Nothing went out (the file is not all cached): Node sends the
+      // head through the held write, as below.
+      held = await holdNextWrite(socket, () => res.flushHeaders())
+      if (held) head = held.bytes
+    } else {
+      held = await holdNextWrite(socket, () => socket.write(EMPTY))
+      head = head.subarray(inline.headSent)
+      offset += inline.bodySent
+      len -= inline.bodySent
+      sent = inline.bodySent
+    }
+  } else {
+    // Bytes of an earlier response are still queued: the head goes out
+    // behind them, through the held write.
+    held = await holdNextWrite(socket, () => res.flushHeaders())
+    head = held ? held.bytes : EMPTY
   }
-  let transfer: BodyTransfer
+  if (!held) {
+    void nativeClose(fileFd)
+    return failure(sent)
+  }
+  const transfer = new BodyTransfer()
+  let done: Promise<BodyResult>
   try {
-    transfer = new BodyTransfer(socketFd, got.head, fileFd, offset, len)
+    done = transfer.start(socketFd, head, fileFd, offset, len)
   } catch {
     // The socket's descriptor was unusable (closed under us): the
     // transfer closed the file; cut the response.
     socket.destroy()
-    got.release()
-    return { bytes: 0, failed: true, errno: 0, syscall: '' }
+    held.release()
+    return failure(sent)
   }
   const onClose = (): void => transfer.abort()
   socket.once('close', onClose)
-  const r = await transfer.wait()
+  const out = await done
   socket.removeListener('close', onClose)
-  const failed = r.errno !== 0 || r.headSent < got.head.length || r.bodySent < len
+  const failed = out.errno !== 0 || out.headSent < head.length || out.bodySent < len
   if (failed) socket.destroy()
-  got.release()
-  return { bytes: r.bodySent, failed, errno: r.errno, syscall: r.syscall }
+  held.release()
+  return { bytes: sent + out.bodySent, failed, errno: out.errno, syscall: out.syscall }
 }

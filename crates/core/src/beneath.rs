@@ -19,6 +19,7 @@ use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::stat::FileStat;
 use crate::stats::Counters;
 
 /// `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS`.
@@ -120,6 +121,60 @@ fn fd_path(fd: RawFd) -> io::Result<PathBuf> {
 #[cfg(not(any(target_os = "linux", target_vendor = "apple")))]
 fn fd_path(_: RawFd) -> io::Result<PathBuf> {
     Err(io::Error::from(io::ErrorKind::Unsupported))
+}
+
+/// Opens `path` beneath `dir` and reads its metadata without ever waiting
+/// for a disk: the lookup is done from the kernel's dentry cache only
+/// (`RESOLVE_CACHED`, Linux 5.12+), and `fstat` of an open local file
+/// touches no disk. `Ok(None)` when the lookup would need I/O or the
+/// kernel cannot do this: then use the async path
+/// ([`crate::Engine::open_beneath`]). Costs a few microseconds, so a caller
+/// on an event loop may use it inline, as io_uring itself does for opens.
+#[cfg(target_os = "linux")]
+pub fn try_open_cached(
+    dir: RawFd,
+    path: &CStr,
+    flags: i32,
+) -> io::Result<Option<(OwnedFd, FileStat)>> {
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: RESOLVE | libc::RESOLVE_CACHED,
+    };
+    // SAFETY: `path` is NUL-terminated and `how` is a valid open_how of the
+    // size passed; both outlive the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir,
+            path.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            // Needs I/O; or no openat2 / RESOLVE_CACHED in this kernel.
+            Some(libc::EAGAIN | libc::ENOSYS | libc::EINVAL) => Ok(None),
+            _ => Err(e),
+        };
+    }
+    // SAFETY: a fresh descriptor that nothing else owns.
+    let file = unsafe { OwnedFd::from_raw_fd(r as RawFd) };
+    // SAFETY: all-zero is a valid stat; fstat writes into the local.
+    let mut st = unsafe { std::mem::zeroed::<libc::stat>() };
+    // SAFETY: `st` is a valid, writable stat struct.
+    if unsafe { libc::fstat(r as RawFd, &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(Some((file, FileStat::from_stat(&st))))
+}
+
+/// Elsewhere there is no cached-only lookup: always the async path.
+#[cfg(not(target_os = "linux"))]
+pub fn try_open_cached(_: RawFd, _: &CStr, _: i32) -> io::Result<Option<(OwnedFd, FileStat)>> {
+    Ok(None)
 }
 
 /// [`open_beneath_blocking`] on tokio's blocking pool. The descriptor

@@ -8,7 +8,7 @@
 //! writes a [`WriteSource`] in linked batches.
 
 pub mod batch_writer;
-mod beneath;
+pub mod beneath;
 pub mod buffer_pool;
 pub mod engine;
 pub mod fallback;
@@ -17,6 +17,7 @@ pub mod op_error;
 pub mod pump;
 pub mod reader;
 pub mod send_body;
+pub mod send_inline;
 mod sendfile_body;
 pub mod stat;
 pub mod stats;

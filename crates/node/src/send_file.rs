@@ -4,14 +4,13 @@
 //! lives in lib/send-file.ts; this converts arguments and results.
 
 use std::ffi::CString;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 
 use napi::bindgen_prelude::{Buffer, Object};
 use napi::{Env, Error, Result, Status};
 use napi_derive::napi;
-use tokio::sync::oneshot;
-use uring_fs_core::{BodyRequest, SendOutcome, SocketHandle};
+use uring_fs_core::{BodyRequest, FileStat, SendOutcome, SocketHandle};
 
 use crate::engine::global;
 use crate::file_ops::promise;
@@ -33,7 +32,22 @@ pub struct ServedFile {
     pub ino: f64,
 }
 
+/// O_NONBLOCK: opening a FIFO someone left in the tree must not hang.
+const SERVE_FLAGS: i32 = libc::O_RDONLY | libc::O_NOCTTY | libc::O_NONBLOCK;
+
 impl ServedFile {
+    fn of(fd: i32, st: &FileStat) -> ServedFile {
+        ServedFile {
+            fd,
+            errno: 0,
+            syscall: String::new(),
+            size: st.size as f64,
+            mode: st.mode,
+            mtime_ms: st.mtime_ns as f64 / 1e6,
+            ino: st.ino as f64,
+        }
+    }
+
     fn failed(syscall: &str, e: &std::io::Error) -> ServedFile {
         ServedFile {
             fd: -1,
@@ -56,9 +70,7 @@ pub fn open_served<'env>(env: &'env Env, dir_fd: i32, path: Buffer) -> Result<Ob
         .map_err(|_| Error::new(Status::InvalidArg, "path contains a NUL byte"))?;
     let engine = global()?.engine.clone();
     promise(env, async move {
-        // O_NONBLOCK: opening a FIFO someone left in the tree must not hang.
-        let flags = libc::O_RDONLY | libc::O_NOCTTY | libc::O_NONBLOCK;
-        let fd = match engine.open_beneath(dir_fd, path, flags).await {
+        let fd = match engine.open_beneath(dir_fd, path, SERVE_FLAGS).await {
             Ok(fd) => fd,
             Err(e) => return ServedFile::failed("open", &e),
         };
@@ -69,24 +81,34 @@ pub fn open_served<'env>(env: &'env Env, dir_fd: i32, path: Buffer) -> Result<Ob
                 return ServedFile::failed("fstat", &e);
             }
         };
-        let keep = st.is_regular();
-        if !keep {
+        if !st.is_regular() {
             let _ = engine.close(fd).await;
+            return ServedFile::of(-1, &st);
         }
-        ServedFile {
-            fd: if keep { fd } else { -1 },
-            errno: 0,
-            syscall: String::new(),
-            size: st.size as f64,
-            mode: st.mode,
-            mtime_ms: st.mtime_ns as f64 / 1e6,
-            ino: st.ino as f64,
-        }
+        ServedFile::of(fd, &st)
     })
 }
 
-/// How a body transfer ended: `[headSent, bodySent, errno, syscall]`, with
-/// errno 0 when everything was sent.
+/// `openServed` done inline when the kernel can do it without waiting for
+/// a disk (the path's lookup is in its cache): the result, or null to use
+/// `openServed`. A few microseconds on the calling thread, where the async
+/// path costs two thread hand-offs.
+#[napi(catch_unwind)]
+pub fn open_served_cached(dir_fd: i32, path: Buffer) -> Result<Option<ServedFile>> {
+    let path = CString::new(path.to_vec())
+        .map_err(|_| Error::new(Status::InvalidArg, "path contains a NUL byte"))?;
+    match uring_fs_core::beneath::try_open_cached(dir_fd, &path, SERVE_FLAGS) {
+        Ok(None) => Ok(None),
+        Ok(Some((file, st))) if st.is_regular() => {
+            Ok(Some(ServedFile::of(file.into_raw_fd(), &st)))
+        }
+        Ok(Some((_closed_on_drop, st))) => Ok(Some(ServedFile::of(-1, &st))),
+        Err(e) => Ok(Some(ServedFile::failed("open", &e))),
+    }
+}
+
+/// How far a body transfer got: bytes of the head and of the body that
+/// reached the socket; errno 0, or `-errno` of the call that failed.
 #[napi(object)]
 pub struct BodyResult {
     pub head_sent: f64,
@@ -95,22 +117,79 @@ pub struct BodyResult {
     pub syscall: String,
 }
 
+impl From<SendOutcome> for BodyResult {
+    fn from(out: SendOutcome) -> BodyResult {
+        let (errno, syscall) = match &out.error {
+            Some(e) => (
+                -e.error.raw_os_error().unwrap_or(libc::EIO),
+                e.syscall.name().to_string(),
+            ),
+            None => (0, String::new()),
+        };
+        BodyResult {
+            head_sent: out.head_sent as f64,
+            body_sent: out.body_sent as f64,
+            errno,
+            syscall,
+        }
+    }
+}
+
+/// Sends, on this thread and without blocking, what it can of `head` then
+/// of `len` bytes of `fileFd` from `offset` (at most `budget`), when the
+/// file range is all in the page cache (else nothing). The caller keeps
+/// both descriptors and sends the rest with a `BodyTransfer`.
+#[napi(catch_unwind)]
+pub fn send_inline(
+    socket_fd: i32,
+    head: Buffer,
+    file_fd: i32,
+    offset: f64,
+    len: f64,
+    budget: f64,
+) -> BodyResult {
+    uring_fs_core::send_inline::send_inline(
+        socket_fd,
+        &head,
+        file_fd,
+        offset as u64,
+        len as u64,
+        budget as u64,
+    )
+    .into()
+}
+
 /// One response body on its way from a file to a socket.
 #[napi]
 pub struct BodyTransfer {
-    socket: Arc<SocketHandle>,
-    done: Mutex<Option<oneshot::Receiver<SendOutcome>>>,
+    socket: Mutex<Option<Arc<SocketHandle>>>,
 }
 
 #[napi]
 impl BodyTransfer {
-    /// Starts sending `head`, then `len` bytes of `fileFd` from `offset`,
-    /// to the stream socket `socketFd`. Takes `fileFd` over (closed when
-    /// done, or now if this throws); works on its own duplicate of
-    /// `socketFd`, so the caller may close that at any time (then call
-    /// `abort`).
-    #[napi(constructor, catch_unwind)]
-    pub fn new(socket_fd: i32, head: Buffer, file_fd: i32, offset: f64, len: f64) -> Result<Self> {
+    #[napi(constructor)]
+    #[allow(clippy::new_without_default)] // a JS class
+    pub fn new() -> Self {
+        BodyTransfer {
+            socket: Mutex::new(None),
+        }
+    }
+
+    /// Sends `head`, then `len` bytes of `fileFd` from `offset`, to the
+    /// stream socket `socketFd`; settles when done or failed. Takes `fileFd`
+    /// over (closed when done, or now if this throws); works on its own
+    /// duplicate of `socketFd`, so the caller may close that at any time
+    /// (then call `abort`).
+    #[napi(catch_unwind, ts_return_type = "Promise<BodyResult>")]
+    pub fn start<'env>(
+        &self,
+        env: &'env Env,
+        socket_fd: i32,
+        head: Buffer,
+        file_fd: i32,
+        offset: f64,
+        len: f64,
+    ) -> Result<Object<'env>> {
         // SAFETY: the caller hands the descriptor over (see above); from here
         // this OwnedFd is its only owner.
         let file = unsafe { OwnedFd::from_raw_fd(file_fd) };
@@ -120,58 +199,16 @@ impl BodyTransfer {
                 format!("uring-fs: cannot use the socket: {e}"),
             )
         })?;
-        let g = global()?;
-        let engine = g.engine.clone();
+        *self.socket.lock().unwrap_or_else(|e| e.into_inner()) = Some(socket.clone());
+        let engine = global()?.engine.clone();
         let req = BodyRequest {
             head: head.to_vec(),
             file,
             offset: offset as u64,
             len: len as u64,
         };
-        let (tx, rx) = oneshot::channel();
-        let s = socket.clone();
-        g.rt.spawn(async move {
-            let _ = tx.send(engine.send_body(s, req).await);
-        });
-        Ok(BodyTransfer {
-            socket,
-            done: Mutex::new(Some(rx)),
-        })
-    }
-
-    /// Settles when the transfer ends (once; later calls get EINVAL).
-    #[napi(catch_unwind, ts_return_type = "Promise<BodyResult>")]
-    pub fn wait<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
-        let rx = self.done.lock().unwrap_or_else(|e| e.into_inner()).take();
         promise(env, async move {
-            let out = match rx {
-                Some(rx) => rx.await.ok(),
-                None => None,
-            };
-            match out {
-                Some(out) => {
-                    let (errno, syscall) = match &out.error {
-                        Some(e) => (
-                            -e.error.raw_os_error().unwrap_or(libc::EIO),
-                            e.syscall.name().to_string(),
-                        ),
-                        None => (0, String::new()),
-                    };
-                    BodyResult {
-                        head_sent: out.head_sent as f64,
-                        body_sent: out.body_sent as f64,
-                        errno,
-                        syscall,
-                    }
-                }
-                // Waited twice, or the task died (a panic): nothing known sent.
-                None => BodyResult {
-                    head_sent: 0.0,
-                    body_sent: 0.0,
-                    errno: -libc::EIO,
-                    syscall: "write".into(),
-                },
-            }
+            BodyResult::from(engine.send_body(socket, req).await)
         })
     }
 
@@ -179,6 +216,13 @@ impl BodyTransfer {
     /// that its owner has closed or is closing.
     #[napi]
     pub fn abort(&self) {
-        self.socket.abort();
+        if let Some(s) = self
+            .socket
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            s.abort();
+        }
     }
 }

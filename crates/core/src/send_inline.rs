@@ -1,0 +1,160 @@
+//! The start of a response body sent inline, on the caller's own thread,
+//! when that cannot wait for a disk: the file range is entirely in the page
+//! cache (`cachestat(2)`, Linux 6.5+) and the socket is non-blocking. Then
+//! `send(2)` of the head and `sendfile(2)` of the body cost a few
+//! microseconds, no more than Node's own writes of a response, and a small
+//! file's whole response leaves without a single thread hand-off. What the
+//! socket does not take at once (or anything beyond `budget`) is left for
+//! [`crate::send_body`], which waits for room asynchronously.
+//!
+//! Works on the caller's descriptor directly: the caller is the socket's
+//! owner and nothing else runs on its thread meanwhile.
+
+use std::io;
+use std::os::fd::RawFd;
+
+use crate::op_error::Syscall;
+use crate::send_body::SendOutcome;
+
+/// Sends what it can of `head` then `len` bytes of `file` from `offset`
+/// (at most `budget` of them) without blocking. Sends nothing when the
+/// range is not all cached or the system cannot tell. `error` set: the
+/// connection (or the file) failed.
+pub fn send_inline(
+    sock: RawFd,
+    head: &[u8],
+    file: RawFd,
+    offset: u64,
+    len: u64,
+    budget: u64,
+) -> SendOutcome {
+    let mut out = SendOutcome::default();
+    imp::send_inline(&mut out, sock, head, file, offset, len, budget);
+    out
+}
+
+#[cfg(target_os = "linux")]
+mod imp {
+    use super::*;
+    use crate::send_body::file_ended_early;
+
+    /// `cachestat(2)`'s number: the same on every Linux architecture (it is
+    /// past the point where their tables were unified); libc lacks it.
+    const SYS_CACHESTAT: libc::c_long = 451;
+
+    #[repr(C)]
+    struct CachestatRange {
+        off: u64,
+        len: u64,
+    }
+
+    #[repr(C)]
+    #[derive(Default)]
+    struct Cachestat {
+        nr_cache: u64,
+        nr_dirty: u64,
+        nr_writeback: u64,
+        nr_evicted: u64,
+        nr_recently_evicted: u64,
+    }
+
+    /// Every page of `[offset, offset + len)` is in the page cache.
+    fn cached(file: RawFd, offset: u64, len: u64) -> bool {
+        if len == 0 {
+            return true;
+        }
+        // SAFETY: sysconf takes no pointers.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
+        let pages = (offset + len - 1) / page - offset / page + 1;
+        let range = CachestatRange { off: offset, len };
+        let mut cs = Cachestat::default();
+        // SAFETY: both structs are valid for the kernel's reads and writes
+        // for the duration of the call; flags must be 0.
+        let r = unsafe {
+            libc::syscall(
+                SYS_CACHESTAT,
+                file,
+                &range as *const CachestatRange,
+                &mut cs as *mut Cachestat,
+                0,
+            )
+        };
+        r == 0 && cs.nr_cache >= pages
+    }
+
+    fn would_block(e: &io::Error) -> bool {
+        matches!(e.kind(), io::ErrorKind::WouldBlock)
+    }
+
+    pub(super) fn send_inline(
+        out: &mut SendOutcome,
+        sock: RawFd,
+        head: &[u8],
+        file: RawFd,
+        offset: u64,
+        len: u64,
+        budget: u64,
+    ) {
+        let body = len.min(budget);
+        if !cached(file, offset, body) {
+            return;
+        }
+        while out.head_sent < head.len() {
+            let rest = &head[out.head_sent..];
+            let mut flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+            if len > 0 {
+                flags |= libc::MSG_MORE;
+            }
+            // SAFETY: `rest` is valid for reads of its length for the call.
+            let n = unsafe { libc::send(sock, rest.as_ptr().cast(), rest.len(), flags) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                match e.kind() {
+                    io::ErrorKind::Interrupted => continue,
+                    _ if would_block(&e) => return,
+                    _ => return out.fail(Syscall::Write, e),
+                }
+            }
+            out.head_sent += n as usize;
+        }
+        while out.body_sent < body {
+            let mut off = (offset + out.body_sent) as libc::off_t;
+            let count = (body - out.body_sent) as usize;
+            // SAFETY: `off` is a valid, writable off_t; both descriptors are
+            // the caller's and open for the call.
+            let n = unsafe { libc::sendfile(sock, file, &mut off, count) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                match e.kind() {
+                    io::ErrorKind::Interrupted => continue,
+                    _ if would_block(&e) => return,
+                    // The file side cannot fail on cached pages except by
+                    // shrinking; what is left is the socket's.
+                    _ => return out.fail(Syscall::Write, e),
+                }
+            }
+            if n == 0 {
+                return out.fail(Syscall::Read, file_ended_early());
+            }
+            out.body_sent += n as u64;
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod imp {
+    use super::*;
+
+    /// No way to know here that a read will not wait: leave it all to the
+    /// async path.
+    pub(super) fn send_inline(
+        _: &mut SendOutcome,
+        _: RawFd,
+        _: &[u8],
+        _: RawFd,
+        _: u64,
+        _: u64,
+        _: u64,
+    ) {
+    }
+}
