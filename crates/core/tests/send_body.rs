@@ -311,3 +311,81 @@ fn open_beneath_stays_inside() {
     }
     let _ = std::io::stdout().flush();
 }
+
+/// `send_inline` sends a cached range without blocking, stops (without an
+/// error) where the socket is full, and sends nothing for a file range not
+/// in the page cache.
+#[test]
+fn send_inline_sends_cached_ranges_only() {
+    use uring_fs_core::send_inline::send_inline;
+    let mut rng = rng("send_inline_sends_cached_ranges_only");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = random_bytes(&mut rng, 8 * 1024 * 1024);
+    let path = dir.path().join("f");
+    std::fs::write(&path, &data).expect("write");
+    let file = std::fs::File::open(&path).expect("open");
+    let _ = std::fs::read(&path).expect("read into the cache");
+
+    // Small: all of it, head first.
+    let (server, mut client) = pair();
+    let out = send_inline(
+        server.as_raw_fd(),
+        b"HEAD",
+        file.as_raw_fd(),
+        100,
+        5000,
+        1 << 20,
+    );
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert_eq!((out.head_sent, out.body_sent), (4, 5000));
+    let mut got = vec![0u8; 5004];
+    client.read_exact(&mut got).expect("read");
+    assert_eq!(&got[..4], b"HEAD");
+    assert!(got[4..] == data[100..5100]);
+
+    // Larger than the socket takes with nobody reading: a part, no error.
+    let out = send_inline(
+        server.as_raw_fd(),
+        b"",
+        file.as_raw_fd(),
+        0,
+        data.len() as u64,
+        u64::MAX,
+    );
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert!(
+        out.body_sent > 0 && out.body_sent < data.len() as u64,
+        "{}",
+        out.body_sent
+    );
+    let mut got = vec![0u8; out.body_sent as usize];
+    client.read_exact(&mut got).expect("read");
+    assert!(got[..] == data[..out.body_sent as usize]);
+
+    // The budget caps it.
+    let out = send_inline(server.as_raw_fd(), b"", file.as_raw_fd(), 0, 1 << 20, 1000);
+    assert_eq!(out.body_sent, 1000);
+    let mut got = vec![0u8; 1000];
+    client.read_exact(&mut got).expect("read");
+
+    // Dropped from the page cache: nothing is sent.
+    file.sync_all().expect("sync");
+    // SAFETY: posix_fadvise takes no pointers.
+    let r = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    assert_eq!(r, 0);
+    let out = send_inline(
+        server.as_raw_fd(),
+        b"HEAD",
+        file.as_raw_fd(),
+        0,
+        data.len() as u64,
+        1 << 20,
+    );
+    assert!(out.error.is_none());
+    if out.head_sent != 0 {
+        // The host may have kept the pages (it decides); then it all went.
+        println!("pages stayed cached after DONTNEED; inline send went ahead");
+    } else {
+        assert_eq!(out.body_sent, 0);
+    }
+}
