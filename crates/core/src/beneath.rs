@@ -74,26 +74,40 @@ pub(crate) fn open_beneath_blocking(dir: RawFd, path: &CStr, flags: i32) -> io::
             return Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) });
         }
         let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::ENOSYS) {
+        if !matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EXDEV)) {
             return Err(e);
         }
     }
     checked_open(dir, path, flags)
 }
 
-/// Open, then compare real paths.
+/// Open, then compare real paths. Also the second chance for what openat2
+/// refuses on the way but may end inside `dir`: an absolute symlink whose
+/// target lies beneath it, a magic link to a file inside.
 fn checked_open(dir: RawFd, path: &CStr, flags: i32) -> io::Result<OwnedFd> {
-    if path.to_bytes().first() == Some(&b'/') {
+    use std::os::unix::ffi::OsStrExt;
+    let root = fd_path(dir)?;
+    // Resolved before anything is opened, so no file outside (a device
+    // whose open has effects) is ever opened.
+    let target = std::fs::canonicalize(root.join(std::ffi::OsStr::from_bytes(path.to_bytes())))?;
+    // Component-wise: /srv/www-old does not start with /srv/www.
+    if !target.starts_with(&root) {
         return Err(escapes());
     }
-    // SAFETY: `path` is NUL-terminated and outlives the call.
-    let fd = cvt(unsafe { libc::openat(dir, path.as_ptr(), flags | libc::O_CLOEXEC, 0) })?;
+    let target = std::ffi::CString::new(target.as_os_str().as_bytes()).map_err(|_| escapes())?;
+    // SAFETY: `target` is NUL-terminated and outlives the call.
+    let fd = cvt(unsafe {
+        libc::open(
+            target.as_ptr(),
+            flags | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+            0,
+        )
+    })?;
     // SAFETY: a fresh descriptor that nothing else owns.
     let file = unsafe { OwnedFd::from_raw_fd(fd) };
-    let root = fd_path(dir)?;
-    let real = fd_path(fd)?;
-    // Component-wise: /srv/www-old does not start with /srv/www.
-    if real.starts_with(&root) {
+    // Checked again on what was opened: a rename in between cannot slip a
+    // file from outside in.
+    if fd_path(fd)?.starts_with(&root) {
         Ok(file)
     } else {
         Err(escapes())
@@ -155,8 +169,9 @@ pub fn try_open_cached(
     if r < 0 {
         let e = io::Error::last_os_error();
         return match e.raw_os_error() {
-            // Needs I/O; or no openat2 / RESOLVE_CACHED in this kernel.
-            Some(libc::EAGAIN | libc::ENOSYS | libc::EINVAL) => Ok(None),
+            // Needs I/O; or no openat2 / RESOLVE_CACHED in this kernel; or
+            // left the directory on the way (the async path looks closer).
+            Some(libc::EAGAIN | libc::ENOSYS | libc::EINVAL | libc::EXDEV) => Ok(None),
             _ => Err(e),
         };
     }

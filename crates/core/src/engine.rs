@@ -135,7 +135,16 @@ impl Engine {
     pub async fn open_beneath(&self, dir: RawFd, path: CString, flags: i32) -> io::Result<RawFd> {
         match &self.imp {
             #[cfg(all(target_os = "linux", feature = "io-uring"))]
-            Imp::Uring(d) if d.shared.optional.openat2 => d.open_beneath(dir, path, flags).await,
+            Imp::Uring(d) if d.shared.optional.openat2 => {
+                match d.open_beneath(dir, path.clone(), flags).await {
+                    // Refused on the way; the pool's open looks closer
+                    // (an absolute symlink may still end inside `dir`).
+                    Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+                        crate::beneath::open_beneath_on_pool(dir, path, flags, &self.counters).await
+                    }
+                    other => other,
+                }
+            }
             _ => crate::beneath::open_beneath_on_pool(dir, path, flags, &self.counters).await,
         }
     }

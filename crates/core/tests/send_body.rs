@@ -244,8 +244,9 @@ fn dup_refuses_non_sockets() {
 }
 
 /// `open_beneath` opens what lies inside the directory (symlinks included)
-/// and refuses, with EXDEV, every way out: `..`, absolute paths, symlinks
-/// to outside, symlinked directories, magic links.
+/// (symlinks included, absolute ones whose target is inside too) and
+/// refuses, with EXDEV, every way out: `..`, absolute paths, symlinks to
+/// outside, symlinked directories, magic links.
 #[test]
 fn open_beneath_stays_inside() {
     let top = tempfile::tempdir().expect("tempdir");
@@ -261,6 +262,8 @@ fn open_beneath_stays_inside() {
     link("..", "up-dir");
     link("/etc", "abs-dir");
     link("/proc/self/fd/0", "magic");
+    let abs_inside = root.join("sub/in.txt");
+    link(abs_inside.to_str().expect("utf-8 path"), "abs-inside");
     for choice in choices() {
         let rt = runtime();
         rt.block_on(async {
@@ -274,7 +277,13 @@ fn open_beneath_stays_inside() {
                 let p = CString::new(p).expect("cstring");
                 async move { engine.open_beneath(dirfd, p, libc::O_RDONLY).await }
             };
-            for ok in ["sub/in.txt", "ok-link", "sub/../sub/in.txt", "./sub/in.txt"] {
+            for ok in [
+                "sub/in.txt",
+                "ok-link",
+                "sub/../sub/in.txt",
+                "./sub/in.txt",
+                "abs-inside",
+            ] {
                 let fd = open(ok)
                     .await
                     .unwrap_or_else(|e| panic!("{choice:?} {ok}: {e}"));

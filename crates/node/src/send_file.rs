@@ -35,6 +35,13 @@ pub struct ServedFile {
 /// O_NONBLOCK: opening a FIFO someone left in the tree must not hang.
 const SERVE_FLAGS: i32 = libc::O_RDONLY | libc::O_NOCTTY | libc::O_NONBLOCK;
 
+/// Nanoseconds to fs.Stats' `mtimeMs`: whole milliseconds exactly (a
+/// nanosecond count does not fit an f64 exactly, and a rounding across a
+/// millisecond would change the ETag), plus the fraction.
+fn mtime_ms(ns: i128) -> f64 {
+    (ns.div_euclid(1_000_000)) as f64 + (ns.rem_euclid(1_000_000)) as f64 / 1e6
+}
+
 impl ServedFile {
     fn of(fd: i32, st: &FileStat) -> ServedFile {
         ServedFile {
@@ -43,7 +50,7 @@ impl ServedFile {
             syscall: String::new(),
             size: st.size as f64,
             mode: st.mode,
-            mtime_ms: st.mtime_ns as f64 / 1e6,
+            mtime_ms: mtime_ms(st.mtime_ns),
             ino: st.ino as f64,
         }
     }
