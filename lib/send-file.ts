@@ -247,7 +247,8 @@ class Response {
       if (s.immutable) cc += ', immutable'
       res.setHeader('Cache-Control', cc)
     }
-    const mtime = Math.trunc(f.mtimeMs)
+    // fs.Stats' mtime: mtimeMs computed as Node does, rounded to a Date.
+    const mtime = Math.round(f.mtimeSec * 1e3 + f.mtimeNsec / 1e6)
     if (s.lastModified && !res.getHeader('Last-Modified')) res.setHeader('Last-Modified', new Date(mtime).toUTCString())
     // The weak validator of the `etag` package for fs.Stats (size and mtime
     // in hex), so caches primed by `send` stay valid.

@@ -27,20 +27,15 @@ pub struct ServedFile {
     pub size: f64,
     /// `st_mode`: file type and permission bits.
     pub mode: u32,
-    /// Modification time in milliseconds (fractional, as `fs.Stats`).
-    pub mtime_ms: f64,
+    /// Modification time: whole seconds and nanoseconds, from which JS
+    /// computes `mtimeMs` exactly as `fs.Stats` does.
+    pub mtime_sec: f64,
+    pub mtime_nsec: f64,
     pub ino: f64,
 }
 
 /// O_NONBLOCK: opening a FIFO someone left in the tree must not hang.
 const SERVE_FLAGS: i32 = libc::O_RDONLY | libc::O_NOCTTY | libc::O_NONBLOCK;
-
-/// Nanoseconds to fs.Stats' `mtimeMs`: whole milliseconds exactly (a
-/// nanosecond count does not fit an f64 exactly, and a rounding across a
-/// millisecond would change the ETag), plus the fraction.
-fn mtime_ms(ns: i128) -> f64 {
-    (ns.div_euclid(1_000_000)) as f64 + (ns.rem_euclid(1_000_000)) as f64 / 1e6
-}
 
 impl ServedFile {
     fn of(fd: i32, st: &FileStat) -> ServedFile {
@@ -50,7 +45,8 @@ impl ServedFile {
             syscall: String::new(),
             size: st.size as f64,
             mode: st.mode,
-            mtime_ms: mtime_ms(st.mtime_ns),
+            mtime_sec: st.mtime_ns.div_euclid(1_000_000_000) as f64,
+            mtime_nsec: st.mtime_ns.rem_euclid(1_000_000_000) as f64,
             ino: st.ino as f64,
         }
     }
@@ -62,7 +58,8 @@ impl ServedFile {
             syscall: syscall.into(),
             size: 0.0,
             mode: 0,
-            mtime_ms: 0.0,
+            mtime_sec: 0.0,
+            mtime_nsec: 0.0,
             ino: 0.0,
         }
     }
