@@ -17,7 +17,8 @@ import encodeUrl from 'encodeurl'
 import mime from 'mime-types'
 import ms from 'ms'
 import parseRange from 'range-parser'
-import { close as nativeClose, openServed, openServedCached } from '../binding'
+import { openServed, openServedCached } from '../binding'
+import { closeFile } from './zero-copy-body'
 import type { ServedFile } from '../binding'
 import { invalidArgType, systemError } from './errors'
 import { isConditional, isFresh, isPreconditionFailure, isRangeFresh, validatorsOf } from './http-conditional'
@@ -259,7 +260,7 @@ class Response {
   async send(f: ServedFile, filePath: string): Promise<SendFileResult> {
     const { req, res, s } = this
     if (res.headersSent) {
-      void nativeClose(f.fd)
+      closeFile(f.fd)
       const err = new Error("Can't set headers after they are sent.") as Error & { code: string }
       err.code = 'ERR_HTTP_HEADERS_SENT'
       throw err
@@ -271,12 +272,12 @@ class Response {
     if (isConditional(req.headers)) {
       const v = validatorsOf((n) => res.getHeader(n))
       if (isPreconditionFailure(req.headers, v)) {
-        void nativeClose(f.fd)
+        closeFile(f.fd)
         return this.error(412)
       }
       const cachable = (res.statusCode >= 200 && res.statusCode < 300) || res.statusCode === 304
       if (cachable && isFresh(req.headers, v)) {
-        void nativeClose(f.fd)
+        closeFile(f.fd)
         for (const h of ['Content-Encoding', 'Content-Language', 'Content-Length', 'Content-Range', 'Content-Type']) {
           res.removeHeader(h)
         }
@@ -296,7 +297,7 @@ class Response {
       let ranges = parseRange(len, rangeHeader, { combine: true })
       if (!isRangeFresh(req.headers, validatorsOf((n) => res.getHeader(n)))) ranges = -2
       if (ranges === -1) {
-        void nativeClose(f.fd)
+        closeFile(f.fd)
         return this.error(416, undefined, { 'Content-Range': `bytes */${len}` })
       }
       if (ranges !== -2 && ranges.length === 1) {
@@ -308,7 +309,7 @@ class Response {
     }
     res.setHeader('Content-Length', len)
     if (req.method === 'HEAD' || len === 0) {
-      void nativeClose(f.fd)
+      closeFile(f.fd)
       res.end()
       return this.done()
     }
@@ -354,7 +355,7 @@ class Response {
     if ((f.mode & S_IFMT) === S_IFDIR) return this.redirect()
     if (f.fd < 0) return this.error(404)
     if (rel[rel.length - 1] === sep) {
-      void nativeClose(f.fd)
+      closeFile(f.fd)
       return this.error(404)
     }
     return this.send(f, rel)
