@@ -1,0 +1,104 @@
+#!/usr/bin/env node
+// The Node static-file servers benches/http.js measures, one per process so
+// that each one's CPU time and RSS can be read from /proc/<pid>.
+//
+//   node benches/http-servers.js <fs-stream|send|fastify|uring-fs> <root>
+//
+// Listens on 127.0.0.1 on a free port and writes {"port": N} on a line to
+// stdout once it accepts connections. Every server answers GET /<file> with
+// the file under <root> and a Content-Length, over keep-alive.
+
+'use strict'
+const http = require('node:http')
+const fs = require('node:fs')
+const path = require('node:path')
+const { pipeline } = require('node:stream')
+
+const [kind, root] = process.argv.slice(2)
+if (!kind || !root) {
+  console.error('usage: http-servers.js <fs-stream|send|fastify|uring-fs> <root>')
+  process.exit(2)
+}
+
+const ready = (port) => process.stdout.write(`${JSON.stringify({ port })}\n`)
+const pathnameOf = (req) => new URL(req.url, 'http://localhost').pathname
+
+function fsStream() {
+  const base = path.resolve(root)
+  return http.createServer((req, res) => {
+    let file
+    try {
+      file = path.resolve(base, `.${decodeURIComponent(pathnameOf(req))}`)
+    } catch {
+      res.statusCode = 400
+      return res.end()
+    }
+    if (!file.startsWith(base + path.sep)) {
+      res.statusCode = 404
+      return res.end()
+    }
+    fs.stat(file, (err, st) => {
+      if (err || !st.isFile()) {
+        res.statusCode = 404
+        return res.end()
+      }
+      res.setHeader('Content-Type', 'application/octet-stream')
+      res.setHeader('Content-Length', st.size)
+      // pipeline rather than .pipe: same data path, but a client that goes
+      // away also closes the file (with .pipe the read stream and its
+      // descriptor would linger, which the slow-client mode would notice).
+      pipeline(fs.createReadStream(file), res, () => {})
+    })
+  })
+}
+
+function sendServer() {
+  const send = require('send')
+  return http.createServer((req, res) => {
+    // send answers errors (404, 416, ...) itself when no 'error' listener is set.
+    send(req, pathnameOf(req), { root }).pipe(res)
+  })
+}
+
+function uringFs() {
+  const { sendFile } = require('..')
+  if (typeof sendFile !== 'function') {
+    console.error('uring-fs: sendFile is not exported by the built package (run npm run build)')
+    process.exit(3)
+  }
+  return http.createServer((req, res) => {
+    // sendFile writes every status itself; a rejection is a bug or an I/O
+    // failure, answered here so the bench sees it as a non-2xx / error.
+    sendFile(req, res, pathnameOf(req), { root }).catch((err) => {
+      console.error('uring-fs sendFile:', err)
+      if (!res.headersSent) {
+        res.statusCode = 500
+        res.end()
+      } else {
+        res.destroy()
+      }
+    })
+  })
+}
+
+async function fastifyServer() {
+  const app = require('fastify')({ logger: false })
+  await app.register(require('@fastify/static'), { root: path.resolve(root) })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  ready(app.server.address().port)
+}
+
+const nodeHttp = { 'fs-stream': fsStream, send: sendServer, 'uring-fs': uringFs }
+
+if (kind === 'fastify') {
+  fastifyServer().catch((e) => {
+    console.error(e)
+    process.exit(1)
+  })
+} else if (nodeHttp[kind]) {
+  const server = nodeHttp[kind]()
+  server.listen(0, '127.0.0.1', () => ready(server.address().port))
+} else {
+  console.error(`unknown server kind ${kind}`)
+  process.exit(2)
+}

@@ -1,0 +1,667 @@
+#!/usr/bin/env node
+// Static files over HTTP: uring-fs sendFile against the usual Node ways of
+// serving a file and against nginx, in the same run.
+//
+//   node benches/http.js [--sizes 4k,64k,1m,16m] [--duration 5] [--rounds 3]
+//                        [--only fs-stream,send,fastify,nginx,uring-fs]
+//                        [--connections 32] [--warmup 1] [--nginx PATH]
+//   node benches/http.js --slow-clients [N=1000] [--slow-secs 10] [--only ...]
+//
+// Servers, each its own child process listening on 127.0.0.1:
+//   fs-stream  node:http + fs.createReadStream(file) piped to the response,
+//              Content-Length set (alias: fs)
+//   send       node:http + the `send` package
+//   fastify    fastify + @fastify/static
+//   nginx      nginx, one worker, sendfile on, tcp_nopush on (when installed;
+//              benches/nginx.conf.template)
+//   uring-fs   node:http + require('..').sendFile(req, res, pathname, { root })
+//
+// Files of random bytes are written to a temp dir. Each server is checked
+// once per size (status, Content-Length, length and SHA-256 of the body)
+// before anything is measured, so a broken server cannot produce numbers.
+// Load is `wrk -t1 -c32 -d<duration>s`; rounds interleave the servers (in a
+// rotating order), the files are read before each round so they are in the
+// page cache, and each server gets a short untimed wrk run per size in the
+// first round (JIT, allocator, connection set-up). Server CPU is the
+// utime+stime of the server's whole process tree (all threads, io_uring
+// workers included; nginx master + worker) from /proc, read around each wrk
+// run. Printed per size: median req/s, transfer rate and server CPU seconds
+// per GiB of file served, and ratios of uring-fs against the others.
+//
+// --slow-clients opens N keep-alive connections that each request the
+// largest file and then read it very slowly (a few KiB per second), samples
+// each selected server's RSS (default: uring-fs and send) for --slow-secs
+// seconds and prints the peak: what a server holds per stalled download.
+
+'use strict'
+const { spawn, spawnSync, execFileSync } = require('node:child_process')
+const crypto = require('node:crypto')
+const fs = require('node:fs')
+const http = require('node:http')
+const net = require('node:net')
+const os = require('node:os')
+const path = require('node:path')
+const { once } = require('node:events')
+const { setTimeout: sleep } = require('node:timers/promises')
+
+const args = process.argv.slice(2)
+const has = (name) => args.includes(`--${name}`)
+const opt = (name, def) => {
+  const i = args.indexOf(`--${name}`)
+  return i >= 0 && i + 1 < args.length && !args[i + 1].startsWith('--') ? args[i + 1] : def
+}
+
+const SERVERS = ['fs-stream', 'send', 'fastify', 'nginx', 'uring-fs']
+const ALIASES = { fs: 'fs-stream', 'fs.createReadStream': 'fs-stream', '@fastify/static': 'fastify', uring: 'uring-fs' }
+const SERVER_SCRIPT = path.join(__dirname, 'http-servers.js')
+const NGINX_TEMPLATE = path.join(__dirname, 'nginx.conf.template')
+const GiB = 2 ** 30
+const MiB = 2 ** 20
+
+// ---- /proc -----------------------------------------------------------------
+
+const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' })) || 100
+  } catch {
+    return 100
+  }
+})()
+
+// Fields of /proc/<pid>/stat after "pid (comm) ": [0] is field 3 (state).
+// comm may contain spaces and parentheses, hence the last ')'.
+function statFields(pid) {
+  const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+  return s.slice(s.lastIndexOf(')') + 2).split(' ')
+}
+
+// The process and all its descendants (nginx master -> worker). Scanning
+// /proc for parent ids works on every kernel, unlike /proc/<pid>/task/*/children.
+function processTree(pid) {
+  const kids = new Map()
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue
+    let ppid
+    try {
+      ppid = Number(statFields(d)[1])
+    } catch {
+      continue // exited while we looked
+    }
+    if (!kids.has(ppid)) kids.set(ppid, [])
+    kids.get(ppid).push(Number(d))
+  }
+  const out = []
+  const todo = [pid]
+  while (todo.length) {
+    const p = todo.pop()
+    out.push(p)
+    todo.push(...(kids.get(p) || []))
+  }
+  return out
+}
+
+// utime + stime of a process counts all of its threads, including io_uring's
+// iou-wrk/iou-sqp kernel threads, which belong to the thread group.
+function treeCpuSeconds(pid) {
+  let ticks = 0
+  for (const p of processTree(pid)) {
+    try {
+      const f = statFields(p)
+      ticks += Number(f[11]) + Number(f[12])
+    } catch {}
+  }
+  return ticks / CLK_TCK
+}
+
+function treeRssBytes(pid) {
+  let kib = 0
+  for (const p of processTree(pid)) {
+    try {
+      const m = /^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${p}/status`, 'utf8'))
+      if (m) kib += Number(m[1])
+    } catch {}
+  }
+  return kib * 1024
+}
+
+// Raises RLIMIT_NOFILE of a process (root may raise the hard limit too).
+function ensureNofile(pid, need) {
+  const m = /^Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)/m.exec(fs.readFileSync(`/proc/${pid}/limits`, 'utf8'))
+  const soft = m && m[1] !== 'unlimited' ? Number(m[1]) : Infinity
+  const hard = m && m[2] !== 'unlimited' ? Number(m[2]) : Infinity
+  if (soft >= need) return
+  const r = spawnSync('prlimit', ['--pid', String(pid), `--nofile=${need}:${Math.max(need, hard)}`], { encoding: 'utf8' })
+  if (r.status !== 0) throw new Error(`open-file limit ${soft} < ${need} and prlimit failed: ${r.stderr || r.error}`)
+}
+
+// ---- servers ---------------------------------------------------------------
+
+const children = new Set()
+process.on('exit', () => {
+  for (const c of children) c.kill('SIGKILL')
+})
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => process.exit(130))
+}
+
+function findNginx() {
+  const explicit = opt('nginx', null)
+  if (explicit) return explicit
+  const dirs = (process.env.PATH || '').split(':').concat(['/usr/sbin', '/usr/local/sbin', '/usr/local/nginx/sbin'])
+  for (const d of dirs) {
+    const p = path.join(d, 'nginx')
+    try {
+      fs.accessSync(p, fs.constants.X_OK)
+      return p
+    } catch {}
+  }
+  return null
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer()
+    s.on('error', reject)
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address()
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+async function waitForPort(port, child, ms) {
+  const until = Date.now() + ms
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error('exited before listening')
+    const ok = await new Promise((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => {
+        s.destroy()
+        resolve(true)
+      })
+      s.on('error', () => resolve(false))
+    })
+    if (ok) return
+    if (Date.now() > until) throw new Error(`not listening on ${port} after ${ms} ms`)
+    await sleep(50)
+  }
+}
+
+async function stopChild(child) {
+  if (child.exitCode === null && child.signalCode === null) {
+    const exited = once(child, 'exit')
+    child.kill('SIGTERM')
+    const t = setTimeout(() => child.kill('SIGKILL'), 5000)
+    await exited
+    clearTimeout(t)
+  }
+  children.delete(child)
+}
+
+async function startNodeServer(kind, root) {
+  const child = spawn(process.execPath, [SERVER_SCRIPT, kind, root], { stdio: ['ignore', 'pipe', 'inherit'] })
+  children.add(child)
+  const port = await new Promise((resolve, reject) => {
+    let buf = ''
+    const onExit = (code, sig) => reject(new Error(`${kind} server exited (${sig || code}) before listening`))
+    child.on('exit', onExit)
+    child.stdout.on('data', (d) => {
+      buf += d
+      const nl = buf.indexOf('\n')
+      if (nl < 0) return
+      child.off('exit', onExit)
+      child.stdout.resume() // keep draining; nothing else is expected
+      resolve(JSON.parse(buf.slice(0, nl)).port)
+    })
+  })
+  return { name: kind, pid: child.pid, port, stop: () => stopChild(child) }
+}
+
+async function startNginx(nginx, root, tmp, connections) {
+  const prefix = fs.mkdtempSync(path.join(tmp, 'nginx-'))
+  const port = await freePort()
+  const vars = {
+    prefix,
+    root,
+    port,
+    connections,
+    // one descriptor per connection and one per open file, plus slack
+    nofile: 2 * connections + 64,
+  }
+  const conf = fs
+    .readFileSync(NGINX_TEMPLATE, 'utf8')
+    .split('\n')
+    .filter((line) => !/^\s*#/.test(line)) // the template's comments mention {{name}} themselves
+    .join('\n')
+    .replace(/\{\{(\w+)\}\}/g, (m, k) => {
+      if (!(k in vars)) throw new Error(`nginx.conf.template: unknown placeholder ${m}`)
+      return String(vars[k])
+    })
+  const confPath = path.join(prefix, 'nginx.conf')
+  fs.writeFileSync(confPath, conf)
+  const errLog = path.join(prefix, 'error.log')
+  const child = spawn(nginx, ['-p', prefix, '-e', errLog, '-c', confPath, '-g', 'daemon off;'], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+  })
+  children.add(child)
+  try {
+    await waitForPort(port, child, 10000)
+  } catch (e) {
+    let log = ''
+    try {
+      log = fs.readFileSync(errLog, 'utf8')
+    } catch {}
+    await stopChild(child)
+    throw new Error(`nginx ${e.message}\n${log}`)
+  }
+  return { name: 'nginx', pid: child.pid, port, stop: () => stopChild(child) }
+}
+
+// ---- files, verification, load ---------------------------------------------
+
+function parseSize(s) {
+  const m = /^(\d+)([kmg]?)(i?b)?$/i.exec(s.trim())
+  if (!m) throw new Error(`bad size ${s}`)
+  return Number(m[1]) * { '': 1, k: 1024, m: MiB, g: GiB }[m[2].toLowerCase()]
+}
+
+function label(bytes) {
+  if (bytes >= MiB && bytes % MiB === 0) return `${bytes / MiB} MiB`
+  if (bytes >= 1024 && bytes % 1024 === 0) return `${bytes / 1024} KiB`
+  return `${bytes} B`
+}
+
+// 4k.bin, 64k.bin, 1m.bin, 16m.bin
+function fileName(bytes) {
+  const [n, unit] = label(bytes).split(' ')
+  return `${n}${{ B: 'b', KiB: 'k', MiB: 'm' }[unit]}.bin`
+}
+
+function writeRandomFile(file, bytes) {
+  const fd = fs.openSync(file, 'w', 0o644)
+  const chunk = Buffer.allocUnsafe(Math.min(bytes, MiB))
+  const hash = crypto.createHash('sha256')
+  for (let off = 0; off < bytes; off += chunk.length) {
+    const n = Math.min(chunk.length, bytes - off)
+    crypto.randomFillSync(chunk, 0, n)
+    fs.writeSync(fd, chunk, 0, n)
+    hash.update(chunk.subarray(0, n))
+  }
+  fs.closeSync(fd)
+  return hash.digest('hex')
+}
+
+function warmCache(file) {
+  const fd = fs.openSync(file, 'r')
+  const buf = Buffer.allocUnsafe(MiB)
+  while (fs.readSync(fd, buf, 0, buf.length, null) > 0);
+  fs.closeSync(fd)
+}
+
+// One GET on a fresh connection; resolves to what a broken server would get wrong.
+function fetchSummary(port, urlPath) {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path: urlPath, agent: false }, (res) => {
+      const hash = crypto.createHash('sha256')
+      let length = 0
+      res.on('data', (d) => {
+        length += d.length
+        hash.update(d)
+      })
+      res.on('error', reject)
+      res.on('end', () => {
+        // Size of the response head as sent, to split wrk's byte counts into
+        // head and body.
+        let head = `HTTP/1.1 ${res.statusCode} ${res.statusMessage}\r\n\r\n`.length
+        for (let i = 0; i < res.rawHeaders.length; i += 2) head += `${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}\r\n`.length
+        resolve({ status: res.statusCode, contentLength: res.headers['content-length'], length, sha: hash.digest('hex'), head })
+      })
+    })
+    req.setTimeout(30000, () => req.destroy(new Error('timed out')))
+    req.on('error', reject)
+  })
+}
+
+// Resolves to { head } (the response head's size) or { why } it is wrong.
+async function verify(server, f) {
+  let r
+  try {
+    r = await fetchSummary(server.port, `/${f.name}`)
+  } catch (e) {
+    return { why: `request failed: ${e.message}` }
+  }
+  if (r.status !== 200) return { why: `status ${r.status}` }
+  if (r.contentLength !== String(f.size)) return { why: `Content-Length ${r.contentLength}, expected ${f.size}` }
+  if (r.length !== f.size) return { why: `body ${r.length} bytes, expected ${f.size}` }
+  if (r.sha !== f.sha) return { why: 'body differs from the file' }
+  return { head: r.head }
+}
+
+function wrk(port, urlPath, secs, connections) {
+  const url = `http://127.0.0.1:${port}${urlPath}`
+  // --timeout: wrk counts responses slower than 2 s (16 MiB to 32 clients
+  // of a slow server) as errors.
+  const r = spawnSync('wrk', ['-t1', `-c${connections}`, `-d${secs}s`, '--timeout', '60s', url], { encoding: 'utf8' })
+  if (r.error) throw new Error(`wrk: ${r.error.message}`)
+  if (r.status !== 0) throw new Error(`wrk exited ${r.status}: ${r.stderr}`)
+  const out = r.stdout
+  const num = (re) => {
+    const m = re.exec(out)
+    if (!m) throw new Error(`cannot parse wrk output:\n${out}`)
+    return m
+  }
+  const unit = { B: 1, KB: 1024, MB: MiB, GB: GiB, TB: 1024 * GiB }
+  const t = num(/Transfer\/sec:\s+([\d.]+)([KMGT]?B)/)
+  const read = num(/ requests in [\d.]+\w+, ([\d.]+)([KMGT]?B) read/)
+  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out)
+  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out)
+  return {
+    rps: Number(num(/Requests\/sec:\s+([\d.]+)/)[1]),
+    bytesRead: Number(read[1]) * unit[read[2]],
+    transferPerSec: Number(t[1]) * unit[t[2]],
+    errors: (non2xx ? Number(non2xx[1]) : 0) + (sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0),
+  }
+}
+
+// CPU time, in seconds, of everything on the machine, of this process and
+// its reaped children (wrk), and stolen by the hypervisor. Interrupt time
+// counts as busy: without CONFIG_IRQ_TIME_ACCOUNTING the softirq time of
+// loopback traffic is also in the stime of whichever task it interrupted,
+// which is mostly the server or wrk.
+function machineCpu() {
+  // user nice system idle iowait irq softirq steal
+  const c = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].split(/\s+/).slice(1).map(Number)
+  const f = statFields(process.pid)
+  return {
+    busy: (c[0] + c[1] + c[2] + c[5] + c[6]) / CLK_TCK,
+    steal: c[7] / CLK_TCK,
+    ours: (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / CLK_TCK,
+  }
+}
+
+// wrk counts only completed responses: with 16 MiB files, 32 connections and
+// a few seconds, a partly received response per connection is a large share
+// of the run. So the request rate and the GiB served come from the bytes wrk
+// read, split into body and head with the head size seen in verification.
+function measure(server, f, head, secs, connections) {
+  const m0 = machineCpu()
+  const cpu0 = treeCpuSeconds(server.pid)
+  const t0 = process.hrtime.bigint()
+  const w = wrk(server.port, `/${f.name}`, secs, connections)
+  const wall = Number(process.hrtime.bigint() - t0) / 1e9
+  const cpu = treeCpuSeconds(server.pid) - cpu0
+  const m1 = machineCpu()
+  const bodyGiB = ((w.bytesRead * f.size) / (f.size + head)) / GiB
+  return {
+    rps: w.transferPerSec / (f.size + head),
+    wrkRps: w.rps,
+    bodyMiBs: (w.transferPerSec * f.size) / (f.size + head) / MiB,
+    cpuPerGiB: cpu / bodyGiB,
+    errors: w.errors,
+    // cores used by processes that are neither the server nor wrk nor us
+    otherCores: Math.max(0, m1.busy - m0.busy - (m1.ours - m0.ours) - cpu) / wall,
+    stolenCores: (m1.steal - m0.steal) / wall,
+  }
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+
+// ---- modes -----------------------------------------------------------------
+
+function selectedServers(def) {
+  const only = opt('only', null)
+  const names = only ? only.split(',').map((s) => ALIASES[s.trim()] || s.trim()) : def
+  for (const n of names) if (!SERVERS.includes(n)) throw new Error(`unknown server ${n} (known: ${SERVERS.join(', ')})`)
+  return SERVERS.filter((n) => names.includes(n)) // fixed order, uring-fs last
+}
+
+// Drops servers that cannot run here, saying why.
+function available(names) {
+  const nginx = findNginx()
+  return names.filter((n) => {
+    if (n === 'nginx' && !nginx) {
+      console.log('  (nginx not found on PATH or in /usr/sbin: skipped)')
+      return false
+    }
+    if (n === 'uring-fs') {
+      let u
+      try {
+        u = require('..')
+      } catch (e) {
+        console.log(`  (uring-fs does not load: ${e.message}; skipped)`)
+        return false
+      }
+      if (typeof u.sendFile !== 'function') {
+        console.log('  (uring-fs: sendFile not in the built package, run npm run build; skipped)')
+        return false
+      }
+    }
+    return true
+  })
+}
+
+function start(name, root, tmp, connections) {
+  return name === 'nginx' ? startNginx(findNginx(), root, tmp, connections) : startNodeServer(name, root)
+}
+
+function machineNote(clients) {
+  const cpus = os.cpus()
+  let backend = ''
+  try {
+    backend = `, uring-fs backend ${require('..').backend()}`
+  } catch {}
+  return (
+    `node ${process.version}, ${cpus.length} cores (${cpus[0] && cpus[0].model.trim()}), kernel ${os.release()}${backend}\n` +
+    `note: ${clients} and the servers share these cores (one machine, loopback); ` +
+    `server CPU and RSS are the server's own process tree only\n` +
+    `load average at start ${os.loadavg()[0].toFixed(2)}`
+  )
+}
+
+async function throughput(tmp, files) {
+  const duration = Number(opt('duration', 5))
+  const rounds = Number(opt('rounds', 3))
+  const warmup = Number(opt('warmup', 1))
+  const connections = Number(opt('connections', 32))
+  const selected = selectedServers(SERVERS)
+  console.log(`http: static files over keep-alive, wrk -t1 -c${connections} -d${duration}s, median of ${rounds} round${rounds === 1 ? '' : 's'}`)
+  console.log(machineNote('wrk'))
+  const names = available(selected)
+  const servers = []
+  for (const n of names) servers.push(await start(n, tmp + '/files', tmp, Math.max(1024, connections * 4)))
+
+  // head[server][file]: size of the response head, once verified
+  const head = {}
+  for (const s of servers) {
+    head[s.name] = {}
+    for (const f of files) {
+      const v = await verify(s, f)
+      if (v.why) console.log(`  ${s.name} ${label(f.size)}: FAILED verification (${v.why}); not measured`)
+      else head[s.name][f.name] = v.head
+    }
+  }
+
+  const res = {} // res[file][server] = [measurement per round]
+  for (const f of files) res[f.name] = Object.fromEntries(servers.map((s) => [s.name, []]))
+  for (let r = 0; r < rounds; r++) {
+    for (const f of files) warmCache(f.path)
+    for (const f of files) {
+      // rotate the order each round so no server always runs right after another one's load
+      const order = servers.slice(r % servers.length).concat(servers.slice(0, r % servers.length))
+      for (const s of order) {
+        if (head[s.name][f.name] === undefined) continue
+        if (r === 0 && warmup > 0) wrk(s.port, `/${f.name}`, warmup, connections)
+        res[f.name][s.name].push(measure(s, f, head[s.name][f.name], duration, connections))
+      }
+    }
+  }
+  for (const s of servers) await s.stop()
+
+  let otherCores = 0
+  let stolenCores = 0
+  for (const f of files) {
+    console.log(`\n${label(f.size)}`)
+    console.log(
+      `  ${'server'.padEnd(10)} ${'req/s'.padStart(9)} ${'(wrk)'.padStart(9)} ${'body MiB/s'.padStart(11)} ${'CPU s/GiB'.padStart(10)}`,
+    )
+    const med = {}
+    for (const s of servers) {
+      const ms = res[f.name][s.name]
+      if (!ms.length) {
+        console.log(`  ${s.name.padEnd(10)} ${'-'.padStart(9)}   (failed verification)`)
+        continue
+      }
+      const m = (key) => median(ms.map((x) => x[key]))
+      med[s.name] = { rps: m('rps'), cpu: m('cpuPerGiB') }
+      otherCores = Math.max(otherCores, ...ms.map((x) => x.otherCores))
+      stolenCores = Math.max(stolenCores, ...ms.map((x) => x.stolenCores))
+      const errors = ms.reduce((a, x) => a + x.errors, 0)
+      console.log(
+        `  ${s.name.padEnd(10)} ${m('rps').toFixed(0).padStart(9)} ${m('wrkRps').toFixed(0).padStart(9)} ` +
+          `${m('bodyMiBs').toFixed(0).padStart(11)} ${m('cpuPerGiB').toFixed(3).padStart(10)}` +
+          `${errors ? `   (${errors} wrk errors / non-2xx)` : ''}`,
+      )
+    }
+    const u = med['uring-fs']
+    if (!u) continue
+    for (const base of ['send', 'fs-stream', 'fastify', 'nginx']) {
+      const b = med[base]
+      if (!b) continue
+      console.log(`  uring-fs / ${base.padEnd(9)}  req/s ${(u.rps / b.rps).toFixed(2)}x   CPU per GiB ${(u.cpu / b.cpu).toFixed(2)}x`)
+    }
+  }
+  console.log(
+    `\nreq/s: from the bytes wrk read, a partly received response counted by its fraction; (wrk): completed responses only.` +
+      `\nCPU s/GiB: server process tree utime+stime per GiB of file bodies served.`,
+  )
+  if (otherCores > 0.15 || stolenCores > 0.15) {
+    console.log(
+      `warning: during a measured run other processes used up to ${otherCores.toFixed(2)} cores ` +
+        `and the hypervisor stole up to ${stolenCores.toFixed(2)}; the figures are disturbed`,
+    )
+  }
+}
+
+// N connections that each ask for `f` and then take a few KiB now and then:
+// the server has to hold every response half-sent. Returns the server tree's
+// RSS before and at its peak.
+async function slowClientsAgainst(server, f, n, secs, readPerTick) {
+  const rssIdle = treeRssBytes(server.pid)
+  let peak = rssIdle
+  const sample = setInterval(() => {
+    peak = Math.max(peak, treeRssBytes(server.pid))
+  }, 100)
+  const sockets = []
+  const state = new Map()
+  const request = `GET /${f.name} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`
+  // Batches, so the listen backlog never overflows into SYN retries.
+  for (let i = 0; i < n; i += 100) {
+    const batch = []
+    for (let j = i; j < Math.min(n, i + 100); j++) {
+      const s = net.connect(server.port, '127.0.0.1')
+      s.on('error', () => {})
+      // Never 'data' nor resume(): the socket fills its own buffer up to its
+      // highWaterMark and stops reading, so the kernel buffers fill and the
+      // server sees a client that has stalled.
+      s.pause()
+      state.set(s, { head: null, bytes: 0 })
+      sockets.push(s)
+      batch.push(
+        once(s, 'connect').then(() => {
+          s.write(request)
+          s.read(0) // a paused socket does not start reading by itself
+        }),
+      )
+    }
+    await Promise.allSettled(batch)
+  }
+  const tick = setInterval(() => {
+    for (const s of sockets) {
+      // At most readPerTick of what is buffered; with nothing buffered,
+      // read(1) returns null and asks the socket for more.
+      const c = s.read(Math.min(readPerTick, Math.max(s.readableLength, 1)))
+      if (!c) continue
+      const st = state.get(s)
+      if (st.head === null) st.head = c.subarray(0, 12).toString('latin1')
+      st.bytes += c.length
+    }
+  }, 1000)
+  await sleep(secs * 1000)
+  clearInterval(tick)
+  clearInterval(sample)
+  let started = 0
+  let bytes = 0
+  for (const [s, st] of state) {
+    if (st.head === 'HTTP/1.1 200') started++
+    bytes += st.bytes
+    s.destroy()
+  }
+  return { rssIdle, peak, started, bytesPerConn: bytes / n }
+}
+
+async function slowClients(tmp, files) {
+  const n = Number(opt('slow-clients', 1000))
+  const secs = Number(opt('slow-secs', 10))
+  const readPerTick = 4096
+  const f = files.reduce((a, b) => (b.size > a.size ? b : a))
+  const selected = selectedServers(['send', 'uring-fs'])
+  console.log(
+    `http slow clients: ${n} connections each GET ${label(f.size)} and read ${readPerTick / 1024} KiB/s, ` +
+      `server RSS (whole process tree) sampled every 100 ms for ${secs} s`,
+  )
+  console.log(machineNote('the slow clients (this process)'))
+  // The sockets of this process, and (inherited) each Node server's.
+  ensureNofile(process.pid, 2 * n + 256)
+  const names = available(selected)
+  const results = {}
+  for (const name of names) {
+    warmCache(f.path)
+    const server = await start(name, tmp + '/files', tmp, n + 128)
+    try {
+      const { why } = await verify(server, f)
+      if (why) {
+        console.log(`  ${name}: FAILED verification (${why}); not measured`)
+        continue
+      }
+      results[name] = await slowClientsAgainst(server, f, n, secs, readPerTick)
+    } finally {
+      await server.stop()
+    }
+  }
+  console.log(`  ${'server'.padEnd(10)} ${'RSS idle'.padStart(10)} ${'RSS peak'.padStart(10)} ${'per conn'.padStart(10)}  responses started`)
+  for (const [name, r] of Object.entries(results)) {
+    console.log(
+      `  ${name.padEnd(10)} ${(r.rssIdle / MiB).toFixed(1).padStart(6)} MiB ${(r.peak / MiB).toFixed(1).padStart(6)} MiB ` +
+        `${((r.peak - r.rssIdle) / n / 1024).toFixed(1).padStart(6)} KiB  ${r.started}/${n} (read ${(r.bytesPerConn / 1024).toFixed(0)} KiB each)`,
+    )
+  }
+  const u = results['uring-fs']
+  for (const base of ['send', 'fs-stream', 'fastify', 'nginx']) {
+    if (u && results[base]) console.log(`  peak RSS uring-fs / ${base}: ${(u.peak / results[base].peak).toFixed(2)}x`)
+  }
+}
+
+async function main() {
+  // the slow-client test only uses the largest file
+  const sizes = opt('sizes', has('slow-clients') ? '16m' : '4k,64k,1m,16m').split(',').map(parseSize)
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'uring-fs-http-'))
+  try {
+    // nginx's worker drops to `nobody` when started as root: it must be able
+    // to walk into the directory and read the files.
+    fs.chmodSync(tmp, 0o755)
+    fs.mkdirSync(path.join(tmp, 'files'), { mode: 0o755 })
+    const files = sizes.map((size) => {
+      const name = fileName(size)
+      const p = path.join(tmp, 'files', name)
+      return { name, size, path: p, sha: writeRandomFile(p, size) }
+    })
+    if (has('slow-clients')) await slowClients(tmp, files)
+    else await throughput(tmp, files)
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true })
+  }
+}
+
+main().catch((e) => {
+  console.error(e)
+  process.exit(1)
+})
