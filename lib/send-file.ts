@@ -158,6 +158,18 @@ function responseDone(res: ServerResponse): Promise<void> {
   })
 }
 
+const types = new Map<string, string>()
+
+/** mime-types' Content-Type for an extension, remembered. */
+function contentType(ext: string): string {
+  let type = types.get(ext)
+  if (type === undefined) {
+    type = mime.contentType(ext) || 'application/octet-stream'
+    if (types.size < 1024) types.set(ext, type)
+  }
+  return type
+}
+
 /** Opens a file beneath the root: inline when the kernel can without I/O. */
 function open(dirFd: number, rel: string): ServedFile | Promise<ServedFile> {
   const p = Buffer.from(rel)
@@ -266,9 +278,7 @@ class Response {
       throw err
     }
     this.setHeaders(f)
-    if (!res.getHeader('Content-Type')) {
-      res.setHeader('Content-Type', mime.contentType(extname(filePath)) || 'application/octet-stream')
-    }
+    if (!res.getHeader('Content-Type')) res.setHeader('Content-Type', contentType(extname(filePath)))
     if (isConditional(req.headers)) {
       const v = validatorsOf((n) => res.getHeader(n))
       if (isPreconditionFailure(req.headers, v)) {
@@ -315,7 +325,8 @@ class Response {
     }
     const socketFd = s.zeroCopy ? zeroCopySocketFd(res) : -1
     if (socketFd >= 0) {
-      const out = await sendZeroCopy(res, socketFd, f.fd, offset, len)
+      const pending = sendZeroCopy(res, socketFd, f.fd, offset, len)
+      const out = pending instanceof Promise ? await pending : pending
       if (out.failed) {
         const error = out.errno ? systemError(out.errno, out.syscall || 'write') : undefined
         // A file error (it shrank, EIO) is not the client's doing.
@@ -350,7 +361,8 @@ class Response {
 
   /** Opens `rel` beneath the root and serves it (send's sendFile). */
   async sendPath(dirFd: number, rel: string, shown: string): Promise<SendFileResult> {
-    const f = await open(dirFd, rel || '.')
+    const o = open(dirFd, rel || '.')
+    const f = o instanceof Promise ? await o : o
     if (f.errno !== 0) return this.statError(f, shown)
     if ((f.mode & S_IFMT) === S_IFDIR) return this.redirect()
     if (f.fd < 0) return this.error(404)
@@ -366,7 +378,8 @@ class Response {
     let lastError: ServedFile | undefined
     for (const name of this.s.index) {
       const p = join(rel, name)
-      const f = await open(dirFd, p)
+      const o = open(dirFd, p)
+      const f = o instanceof Promise ? await o : o
       if (f.errno !== 0) {
         lastError = f
         continue

@@ -16,6 +16,8 @@ const MAX_AGE_MS = 1000
 
 interface Entry {
   fd: Promise<number>
+  /** The descriptor once the open has finished. */
+  value?: number
   openedAt: number
   users: number
   retired: boolean
@@ -34,7 +36,7 @@ function release(e: Entry): void {
  * Runs `use` with a descriptor of the directory `root` (an absolute path),
  * or with the open's `-errno`.
  */
-export async function withRoot<T>(root: string, use: (fd: number) => Promise<T>): Promise<T> {
+export function withRoot<T>(root: string, use: (fd: number) => Promise<T>): Promise<T> {
   const now = Date.now()
   let e = roots.get(root)
   if (e && now - e.openedAt > MAX_AGE_MS) {
@@ -50,15 +52,27 @@ export async function withRoot<T>(root: string, use: (fd: number) => Promise<T>)
   }
   const entry = e
   entry.users++
-  try {
-    const fd = await entry.fd
-    if (fd < 0 && roots.get(root) === entry) {
-      // Not cached: the directory may appear later.
-      roots.delete(root)
-      entry.retired = true
+  const done = (): void => release(entry)
+  if (entry.value !== undefined) {
+    // The common case: no await before the work starts.
+    let p: Promise<T>
+    try {
+      p = use(entry.value)
+    } catch (err) {
+      done()
+      throw err
     }
-    return await use(fd)
-  } finally {
-    release(entry)
+    p.then(done, done)
+    return p
   }
+  return entry.fd.then((fd) => {
+    if (fd < 0) {
+      // Not kept: the directory may appear later.
+      if (roots.get(root) === entry) roots.delete(root)
+      entry.retired = true
+    } else {
+      entry.value = fd
+    }
+    return use(fd)
+  }).finally(done)
 }

@@ -134,15 +134,12 @@ const failure = (bytes: number, errno = 0, syscall = ''): BodyOutcome => ({ byte
  * Sends `res`'s head, then `len` bytes of `fileFd` from `offset`, to the
  * socket `socketFd` in the kernel. Takes `fileFd` over (always closed).
  */
-export async function sendZeroCopy(res: ServerResponse, socketFd: number, fileFd: number, offset: number, len: number): Promise<BodyOutcome> {
+export function sendZeroCopy(res: ServerResponse, socketFd: number, fileFd: number, offset: number, len: number): BodyOutcome | Promise<BodyOutcome> {
   const socket = res.socket as Socket & SocketInternals
   const r = res as unknown as HeadInternals
-  let head: Buffer
-  let held: Held | null
-  let sent = 0
   if (socket.writableLength === 0 && !socket.writableCorked && !r._headerSent && typeof r._implicitHeader === 'function') {
     if (!r._header) r._implicitHeader()
-    head = Buffer.from(r._header as string, 'latin1')
+    const head = Buffer.from(r._header as string, 'latin1')
     const inline = sendInline(socketFd, head, fileFd, offset, len, INLINE_BUDGET)
     if (inline.headSent > 0) r._headerSent = true
     if (inline.errno !== 0) {
@@ -157,29 +154,43 @@ export async function sendZeroCopy(res: ServerResponse, socketFd: number, fileFd
     if (inline.headSent === 0) {
       // Nothing went out (the file is not all cached): Node sends the
       // head through the held write, as below.
-      held = await holdNextWrite(socket, () => res.flushHeaders())
-      if (held) head = held.bytes
-    } else {
-      held = await holdNextWrite(socket, () => socket.write(EMPTY))
-      head = head.subarray(inline.headSent)
-      offset += inline.bodySent
-      len -= inline.bodySent
-      sent = inline.bodySent
+      return sendHeld(res, socketFd, fileFd, offset, len, 0, () => res.flushHeaders(), null)
     }
-  } else {
-    // Bytes of an earlier response are still queued: the head goes out
-    // behind them, through the held write.
-    held = await holdNextWrite(socket, () => res.flushHeaders())
-    head = held ? held.bytes : EMPTY
+    const rest = head.subarray(inline.headSent)
+    return sendHeld(res, socketFd, fileFd, offset + inline.bodySent, len - inline.bodySent, inline.bodySent, () => socket.write(EMPTY), rest)
   }
+  // Bytes of an earlier response are still queued: the head goes out
+  // behind them, through the held write.
+  return sendHeld(res, socketFd, fileFd, offset, len, 0, () => res.flushHeaders(), null)
+}
+
+/**
+ * The asynchronous part: holds the socket's Writable busy (the write
+ * `trigger` makes), sends `head` (or, when null, the bytes of that write)
+ * and the body range natively, then lets the Writable go on. `sent`: body
+ * bytes already sent inline.
+ */
+async function sendHeld(
+  res: ServerResponse,
+  socketFd: number,
+  fileFd: number,
+  offset: number,
+  len: number,
+  sent: number,
+  trigger: () => void,
+  head: Buffer | null,
+): Promise<BodyOutcome> {
+  const socket = res.socket as Socket & SocketInternals
+  const held = await holdNextWrite(socket, trigger)
   if (!held) {
     closeFile(fileFd)
     return failure(sent)
   }
+  const bytes = head ?? held.bytes
   const transfer = new BodyTransfer()
   let done: Promise<BodyResult>
   try {
-    done = transfer.start(socketFd, head, fileFd, offset, len)
+    done = transfer.start(socketFd, bytes, fileFd, offset, len)
   } catch {
     // The socket's descriptor was unusable (closed under us): the
     // transfer closed the file; cut the response.
@@ -191,7 +202,7 @@ export async function sendZeroCopy(res: ServerResponse, socketFd: number, fileFd
   socket.once('close', onClose)
   const out = await done
   socket.removeListener('close', onClose)
-  const failed = out.errno !== 0 || out.headSent < head.length || out.bodySent < len
+  const failed = out.errno !== 0 || out.headSent < bytes.length || out.bodySent < len
   if (failed) socket.destroy()
   held.release()
   return { bytes: sent + out.bodySent, failed, errno: out.errno, syscall: out.syscall }
