@@ -298,7 +298,7 @@ test('events, pending, path, open fd and bytesRead are those of fs', async (t) =
   t.is(b.stream.end, a.stream.end)
   t.is(b.stream.readableHighWaterMark, a.stream.readableHighWaterMark)
   t.is(b.stream.readableObjectMode, a.stream.readableObjectMode)
-  t.is(b.stream.autoClose, (a.stream as unknown as { autoClose: boolean }).autoClose)
+  t.is((b.stream as unknown as { autoClose: boolean }).autoClose, (a.stream as unknown as { autoClose: boolean }).autoClose)
   t.is((b.stream as unknown as { flags: unknown }).flags, (a.stream as unknown as { flags: unknown }).flags)
   t.is((b.stream as unknown as { mode: unknown }).mode, (a.stream as unknown as { mode: unknown }).mode)
 })
@@ -321,7 +321,7 @@ test('ReadStream is a Readable constructible with new, like fs.ReadStream', asyn
   t.true(s instanceof (await import('node:stream')).Readable)
   t.true(createReadStream(file(1)) instanceof ReadStream)
   const data = await readAll(s)
-  sameBytes(t, data as Buffer, await readAll(new fs.ReadStream(file(4096), { start: 1 })), 'bytes')
+  sameBytes(t, data as Buffer, await readAll(fs.createReadStream(file(4096), { start: 1 })), 'bytes')
 })
 
 test('Buffer, Uint8Array and file: URL paths: same bytes and same `path` property as fs', async (t) => {

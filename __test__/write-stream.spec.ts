@@ -489,7 +489,7 @@ test('WriteStream is a Writable constructible with new (and without), like fs.Wr
   t.true(s instanceof (await import('node:stream')).Writable)
   t.is(typeof s.destroySoon, 'function')
   t.is(typeof s.close, 'function')
-  await new Promise((resolve) => s.end('x', resolve))
+  await new Promise<void>((resolve) => s.end('x', () => resolve()))
   t.is(fs.readFileSync(file, 'utf8'), 'x')
 })
 
@@ -517,7 +517,7 @@ test('highWaterMark and write() return values (backpressure): same sequence and 
 
 test("emitClose: false: no 'close' (as fs), the fd is still closed", async (t) => {
   const tg = targets('noclose')
-  const { fs: a, uring: b } = await runWriteBoth(tg.make, { emitClose: false }, (s) => s.end('data'))
+  const { fs: a, uring: b } = await runWriteBoth(tg.make, { emitClose: false }, (s) => { s.end('data') })
   sameWriteRun(t, b, a, 'emitClose: false')
   t.deepEqual(b.events, ['open', 'ready', 'finish'])
   t.is(b.fdAtEnd, null)
@@ -527,7 +527,7 @@ test("emitClose: false: no 'close' (as fs), the fd is still closed", async (t) =
 
 test("autoClose: false: 'finish' but no close, the fd stays open until destroy(), as fs", async (t) => {
   const tg = targets('noauto')
-  const { fs: a, uring: b } = await runWriteBoth(tg.make, { autoClose: false }, (s) => s.end('data'))
+  const { fs: a, uring: b } = await runWriteBoth(tg.make, { autoClose: false }, (s) => { s.end('data') })
   sameWriteRun(t, b, a, 'autoClose: false')
   t.is(fdTarget(b.fdAtEnd as number), fs.realpathSync(tg.paths['uring-fs']), 'still open')
   const closed = new Promise((resolve) => b.stream.on('close', resolve))
@@ -609,8 +609,8 @@ test('destroySoon() ends the stream like end(), as fs', async (t) => {
 
 test("an empty stream (end() at once) creates an empty file: same events as fs; end('') and write('') too", async (t) => {
   for (const [how, script] of [
-    ['end()', (s: AnyWriteStream) => s.end()],
-    ["end('')", (s: AnyWriteStream) => s.end('')],
+    ['end()', (s: AnyWriteStream) => { s.end() }],
+    ["end('')", (s: AnyWriteStream) => { s.end('') }],
     ["write(''), write(Buffer.alloc(0)), end()", (s: AnyWriteStream, d: WriteDriver) => { d.write(''); d.write(Buffer.alloc(0)); s.end() }],
   ] as const) {
     const tg = targets('empty', 'old content')
