@@ -30,7 +30,7 @@ import { closeSync } from 'node:fs'
 import { BodyTransfer, sendInline } from '../binding'
 
 /** Bytes a response may send inline on the event loop's thread. */
-const INLINE_BUDGET = 256 * 1024
+const INLINE_BUDGET = 4 * 1024 * 1024
 const EMPTY = Buffer.alloc(0)
 
 type WriteCb = (err?: Error | null) => void

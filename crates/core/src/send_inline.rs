@@ -34,7 +34,7 @@ pub fn send_inline(
 }
 
 #[cfg(target_os = "linux")]
-mod imp {
+pub(crate) mod imp {
     use super::*;
     use crate::send_body::file_ended_early;
 
@@ -59,7 +59,7 @@ mod imp {
     }
 
     /// Every page of `[offset, offset + len)` is in the page cache.
-    fn cached(file: RawFd, offset: u64, len: u64) -> bool {
+    pub(crate) fn cached(file: RawFd, offset: u64, len: u64) -> bool {
         if len == 0 {
             return true;
         }
@@ -84,6 +84,28 @@ mod imp {
 
     fn would_block(e: &io::Error) -> bool {
         matches!(e.kind(), io::ErrorKind::WouldBlock)
+    }
+
+    /// One non-blocking `sendfile` of up to `count` bytes at `offset`.
+    pub(crate) fn sendfile_once(
+        sock: RawFd,
+        file: RawFd,
+        offset: u64,
+        count: u64,
+    ) -> io::Result<u64> {
+        loop {
+            let mut off = offset as libc::off_t;
+            // SAFETY: `off` is a valid, writable off_t; both descriptors are
+            // the caller's and open for the call.
+            let n = unsafe { libc::sendfile(sock, file, &mut off, count as usize) };
+            if n >= 0 {
+                return Ok(n as u64);
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
     }
 
     pub(super) fn send_inline(
@@ -118,25 +140,14 @@ mod imp {
             out.head_sent += n as usize;
         }
         while out.body_sent < body {
-            let mut off = (offset + out.body_sent) as libc::off_t;
-            let count = (body - out.body_sent) as usize;
-            // SAFETY: `off` is a valid, writable off_t; both descriptors are
-            // the caller's and open for the call.
-            let n = unsafe { libc::sendfile(sock, file, &mut off, count) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                match e.kind() {
-                    io::ErrorKind::Interrupted => continue,
-                    _ if would_block(&e) => return,
-                    // The file side cannot fail on cached pages except by
-                    // shrinking; what is left is the socket's.
-                    _ => return out.fail(Syscall::Write, e),
-                }
+            match sendfile_once(sock, file, offset + out.body_sent, body - out.body_sent) {
+                Ok(0) => return out.fail(Syscall::Read, file_ended_early()),
+                Ok(n) => out.body_sent += n,
+                Err(e) if would_block(&e) => return,
+                // The file side cannot fail on cached pages except by
+                // shrinking; what is left is the socket's.
+                Err(e) => return out.fail(Syscall::Write, e),
             }
-            if n == 0 {
-                return out.fail(Syscall::Read, file_ended_early());
-            }
-            out.body_sent += n as u64;
         }
     }
 }
@@ -147,6 +158,28 @@ mod imp {
 
     /// No way to know here that a read will not wait: leave it all to the
     /// async path.
+    /// One non-blocking `sendfile` of up to `count` bytes at `offset`.
+    pub(crate) fn sendfile_once(
+        sock: RawFd,
+        file: RawFd,
+        offset: u64,
+        count: u64,
+    ) -> io::Result<u64> {
+        loop {
+            let mut off = offset as libc::off_t;
+            // SAFETY: `off` is a valid, writable off_t; both descriptors are
+            // the caller's and open for the call.
+            let n = unsafe { libc::sendfile(sock, file, &mut off, count as usize) };
+            if n >= 0 {
+                return Ok(n as u64);
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+
     pub(super) fn send_inline(
         _: &mut SendOutcome,
         _: RawFd,

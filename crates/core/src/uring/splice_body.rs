@@ -2,6 +2,15 @@
 //! pipe-sized pieces, each spliced file -> pipe -> socket, never copied to
 //! user memory.
 //!
+//! Cached file ranges skip the pipe: when `cachestat` says the next piece
+//! is all in the page cache, `sendfile(2)` moves it on this thread without
+//! blocking (the socket is non-blocking), and a full socket is waited for
+//! with a POLL_ADD. io_uring runs every SPLICE in a kernel worker thread,
+//! a hand-off per piece that costs more CPU than the move itself when no
+//! disk is involved (measured: 16 MiB responses 0.30 s of server CPU per
+//! GiB with splice only, against nginx's 0.22); the pipe path stays for
+//! data that must come from the disk, which the worker then waits for.
+//!
 //! Each round is one linked chain in one submission: [poll for room] ->
 //! [send the rest of the head] -> [splice file -> pipe] -> [splice pipe ->
 //! socket]. When every step completes in full (a small file, a socket with
@@ -27,6 +36,10 @@ use super::splice::{splice_sqe, NO_OFFSET};
 use super::Driver;
 use crate::op_error::Syscall;
 use crate::send_body::{file_ended_early, SendOutcome, SocketHandle};
+use crate::send_inline::imp::{cached, sendfile_once};
+
+/// The most one inline `sendfile` is asked to move (a socket takes less).
+const SENDFILE_CHUNK: u64 = 4 << 20;
 
 /// Everything the kernel may touch during a transfer. Every request holds a
 /// share, so a dropped transfer future leaves nothing closed or freed
@@ -93,6 +106,36 @@ impl Driver {
             let head_left = keep.head.len() - out.head_sent;
             if head_left == 0 && at == end && in_pipe == 0 {
                 break;
+            }
+            if head_left == 0 && in_pipe == 0 && at < end {
+                let chunk = (end - at).min(SENDFILE_CHUNK);
+                if cached(file_fd, at, chunk) {
+                    match sendfile_once(sock, file_fd, at, chunk) {
+                        Ok(0) => {
+                            out.fail(Syscall::Read, file_ended_early());
+                            break;
+                        }
+                        Ok(n) => {
+                            at += n;
+                            out.body_sent += n;
+                            continue;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            let res = Op::submit(&self.shared, poll_out_sqe(sock), keep.clone())
+                                .await
+                                .result;
+                            if res < 0 {
+                                out.fail(Syscall::Write, io::Error::from_raw_os_error(-res));
+                                break;
+                            }
+                            continue;
+                        }
+                        Err(e) => {
+                            out.fail(Syscall::Write, e);
+                            break;
+                        }
+                    }
+                }
             }
             let mut steps = Vec::with_capacity(4);
             let mut sqes = Vec::with_capacity(4);
