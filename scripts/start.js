@@ -1,14 +1,9 @@
 #!/usr/bin/env node
-// npm start: until the HTTP server lands, shows the library at work: which
-// backend is live, then a short read-stream benchmark against fs (one round
-// over a 256 MiB cached file; `npm run bench` runs the full one).
+// npm start: serves example/ (a page, an image, a seekable video) over HTTP
+// with sendFile, as `uring-fs serve example --port $PORT` would; the URL is
+// printed once listening, one log line per response follows. Ctrl-C stops it.
 'use strict'
 const path = require('node:path')
-const { spawnSync } = require('node:child_process')
-const u = require('..')
+const { main } = require('../bin/uring-fs.js')
 
-console.log(`uring-fs backend: ${u.backend()}${u.fallbackReason() ? ` (${u.fallbackReason()})` : ''}`)
-const r = spawnSync(process.execPath, [path.join(__dirname, '..', 'benches', 'read-stream.js'), '--rounds', '1', '--size-mib', '256'], {
-  stdio: 'inherit',
-})
-process.exit(r.status ?? 1)
+main(['serve', path.join(__dirname, '..', 'example'), '--port', process.env.PORT || '8080', '--host', '127.0.0.1'])
