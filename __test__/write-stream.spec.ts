@@ -685,12 +685,6 @@ test('a non-blocking pipe that fills up: what fs and uring-fs do (a documented d
   }
 })
 
-test.failing('a non-blocking pipe that fills up: the same outcome as fs (KNOWN DIFFERENCE, see above)', async (t) => {
-  const a = await nonBlockingPipe('fs')
-  const b = await nonBlockingPipe('uring-fs')
-  t.deepEqual(b, a)
-})
-
 // ---------------------------------------------------------------------------
 // 3. Errors
 

@@ -100,6 +100,19 @@ function normalizeList(val: unknown, name: string): string[] {
   return list as string[]
 }
 
+/** path.resolve of roots seen (for options objects made per request). */
+const resolvedRoots = new Map<string, string>()
+
+function resolveRoot(root: string): string {
+  let abs = resolvedRoots.get(root)
+  if (abs === undefined) {
+    abs = resolve(root)
+    // Relative roots depend on the working directory: not kept.
+    if (root === abs && resolvedRoots.size < 256) resolvedRoots.set(root, abs)
+  }
+  return abs
+}
+
 function settingsOf(o: SendFileOptions): Settings {
   const dotfiles = o.dotfiles ?? 'ignore'
   if (dotfiles !== 'ignore' && dotfiles !== 'allow' && dotfiles !== 'deny') {
@@ -109,7 +122,7 @@ function settingsOf(o: SendFileOptions): Settings {
   let maxAge = typeof raw === 'string' ? ms(raw as ms.StringValue) : Number(raw)
   maxAge = Number.isNaN(maxAge) || maxAge === undefined ? 0 : Math.min(Math.max(0, maxAge), MAX_MAXAGE)
   return {
-    root: o.root ? resolve(o.root) : null,
+    root: o.root ? resolveRoot(o.root) : null,
     index: o.index !== undefined ? normalizeList(o.index, 'index option') : ['index.html'],
     redirect: flag(o.redirect, true),
     maxAge,
@@ -156,6 +169,18 @@ function responseDone(res: ServerResponse): Promise<void> {
     res.once('finish', end)
     res.once('close', end)
   })
+}
+
+let lastDateMs = NaN
+let lastDate = ''
+
+/** An HTTP date; the last one is kept (responses often share a file). */
+function httpDate(ms: number): string {
+  if (ms !== lastDateMs) {
+    lastDate = new Date(ms).toUTCString()
+    lastDateMs = ms
+  }
+  return lastDate
 }
 
 const types = new Map<string, string>()
@@ -262,7 +287,7 @@ class Response {
     }
     // fs.Stats' mtime: mtimeMs computed as Node does, rounded to a Date.
     const mtime = Math.round(f.mtimeSec * 1e3 + f.mtimeNsec / 1e6)
-    if (s.lastModified && !res.getHeader('Last-Modified')) res.setHeader('Last-Modified', new Date(mtime).toUTCString())
+    if (s.lastModified && !res.getHeader('Last-Modified')) res.setHeader('Last-Modified', httpDate(mtime))
     // The weak validator of the `etag` package for fs.Stats (size and mtime
     // in hex), so caches primed by `send` stay valid.
     if (s.etag && !res.getHeader('ETag')) res.setHeader('ETag', `W/"${f.size.toString(16)}-${mtime.toString(16)}"`)
