@@ -195,10 +195,23 @@ function contentType(ext: string): string {
   return type
 }
 
+const opened = new Float64Array(7)
+
 /** Opens a file beneath the root: inline when the kernel can without I/O. */
 function open(dirFd: number, rel: string): ServedFile | Promise<ServedFile> {
   const p = Buffer.from(rel)
-  return openServedCached(dirFd, p) ?? openServed(dirFd, p)
+  if (!openServedCached(dirFd, p, opened)) return openServed(dirFd, p)
+  const errno = opened[1]
+  return {
+    fd: opened[0],
+    errno,
+    syscall: errno === 0 ? '' : 'open',
+    size: opened[2],
+    mode: opened[3],
+    mtimeSec: opened[4],
+    mtimeNsec: opened[5],
+    ino: opened[6],
+  }
 }
 
 function httpError(status: number, cause?: Error): Error {

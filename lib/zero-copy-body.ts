@@ -32,6 +32,9 @@ import { BodyTransfer, sendInline } from '../binding'
 /** Bytes a response may send inline on the event loop's thread. */
 const INLINE_BUDGET = 4 * 1024 * 1024
 const EMPTY = Buffer.alloc(0)
+/** sendInline's result: [headSent, bodySent, errno, syscall code]. */
+const sent = new Float64Array(4)
+const SYSCALLS = ['', 'write', 'read']
 
 type WriteCb = (err?: Error | null) => void
 interface Chunk { chunk: Buffer | string; encoding: BufferEncoding | 'buffer' }
@@ -140,7 +143,8 @@ export function sendZeroCopy(res: ServerResponse, socketFd: number, fileFd: numb
   if (socket.writableLength === 0 && !socket.writableCorked && !r._headerSent && typeof r._implicitHeader === 'function') {
     if (!r._header) r._implicitHeader()
     const head = Buffer.from(r._header as string, 'latin1')
-    const inline = sendInline(socketFd, head, fileFd, offset, len, INLINE_BUDGET)
+    sendInline(socketFd, head, fileFd, offset, len, INLINE_BUDGET, sent)
+    const inline = { headSent: sent[0], bodySent: sent[1], errno: sent[2], syscall: SYSCALLS[sent[3]] ?? '' }
     if (inline.headSent > 0) r._headerSent = true
     if (inline.errno !== 0) {
       closeFile(fileFd)
