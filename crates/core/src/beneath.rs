@@ -15,7 +15,7 @@
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -33,6 +33,32 @@ struct OpenHow {
     flags: u64,
     mode: u64,
     resolve: u64,
+}
+
+/// `openat2(dir, path, {flags | O_CLOEXEC, resolve})`.
+#[cfg(target_os = "linux")]
+fn openat2(dir: RawFd, path: &CStr, flags: i32, resolve: u64) -> io::Result<OwnedFd> {
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve,
+    };
+    // SAFETY: `path` is NUL-terminated and `how` is a valid open_how of the
+    // size passed; both outlive the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir,
+            path.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
 }
 
 /// The error for a path that leaves the directory (what `openat2` gives).
@@ -53,29 +79,12 @@ fn cvt(r: libc::c_int) -> io::Result<RawFd> {
 pub(crate) fn open_beneath_blocking(dir: RawFd, path: &CStr, flags: i32) -> io::Result<OwnedFd> {
     #[cfg(target_os = "linux")]
     {
-        let how = OpenHow {
-            flags: (flags | libc::O_CLOEXEC) as u64,
-            mode: 0,
-            resolve: RESOLVE,
-        };
-        // SAFETY: `path` is NUL-terminated and `how` is a valid open_how of
-        // the size passed; both outlive the call.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_openat2,
-                dir,
-                path.as_ptr(),
-                &how as *const OpenHow,
-                std::mem::size_of::<OpenHow>(),
-            )
-        };
-        if r >= 0 {
-            // SAFETY: a fresh descriptor that nothing else owns.
-            return Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) });
-        }
-        let e = io::Error::last_os_error();
-        if !matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EXDEV)) {
-            return Err(e);
+        match openat2(dir, path, flags, RESOLVE) {
+            Ok(file) => return Ok(file),
+            Err(e) if !matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EXDEV)) => {
+                return Err(e)
+            }
+            Err(_) => {}
         }
     }
     checked_open(dir, path, flags)
@@ -150,37 +159,21 @@ pub fn try_open_cached(
     path: &CStr,
     flags: i32,
 ) -> io::Result<Option<(OwnedFd, FileStat)>> {
-    let how = OpenHow {
-        flags: (flags | libc::O_CLOEXEC) as u64,
-        mode: 0,
-        resolve: RESOLVE | libc::RESOLVE_CACHED,
+    let file = match openat2(dir, path, flags, RESOLVE | libc::RESOLVE_CACHED) {
+        Ok(file) => file,
+        Err(e) => {
+            return match e.raw_os_error() {
+                // Needs I/O; or no openat2 / RESOLVE_CACHED in this kernel; or
+                // left the directory on the way (the async path looks closer).
+                Some(libc::EAGAIN | libc::ENOSYS | libc::EINVAL | libc::EXDEV) => Ok(None),
+                _ => Err(e),
+            };
+        }
     };
-    // SAFETY: `path` is NUL-terminated and `how` is a valid open_how of the
-    // size passed; both outlive the call.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dir,
-            path.as_ptr(),
-            &how as *const OpenHow,
-            std::mem::size_of::<OpenHow>(),
-        )
-    };
-    if r < 0 {
-        let e = io::Error::last_os_error();
-        return match e.raw_os_error() {
-            // Needs I/O; or no openat2 / RESOLVE_CACHED in this kernel; or
-            // left the directory on the way (the async path looks closer).
-            Some(libc::EAGAIN | libc::ENOSYS | libc::EINVAL | libc::EXDEV) => Ok(None),
-            _ => Err(e),
-        };
-    }
-    // SAFETY: a fresh descriptor that nothing else owns.
-    let file = unsafe { OwnedFd::from_raw_fd(r as RawFd) };
     // SAFETY: all-zero is a valid stat; fstat writes into the local.
     let mut st = unsafe { std::mem::zeroed::<libc::stat>() };
     // SAFETY: `st` is a valid, writable stat struct.
-    if unsafe { libc::fstat(r as RawFd, &mut st) } != 0 {
+    if unsafe { libc::fstat(file.as_raw_fd(), &mut st) } != 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(Some((file, FileStat::from_stat(&st))))

@@ -37,6 +37,7 @@ pub fn send_inline(
 pub(crate) mod imp {
     use super::*;
     use crate::send_body::file_ended_early;
+    pub(crate) use crate::sendfile_body::sendfile_once;
 
     /// `cachestat(2)`'s number: the same on every Linux architecture (it is
     /// past the point where their tables were unified); libc lacks it.
@@ -86,28 +87,6 @@ pub(crate) mod imp {
         matches!(e.kind(), io::ErrorKind::WouldBlock)
     }
 
-    /// One non-blocking `sendfile` of up to `count` bytes at `offset`.
-    pub(crate) fn sendfile_once(
-        sock: RawFd,
-        file: RawFd,
-        offset: u64,
-        count: u64,
-    ) -> io::Result<u64> {
-        loop {
-            let mut off = offset as libc::off_t;
-            // SAFETY: `off` is a valid, writable off_t; both descriptors are
-            // the caller's and open for the call.
-            let n = unsafe { libc::sendfile(sock, file, &mut off, count as usize) };
-            if n >= 0 {
-                return Ok(n as u64);
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
-    }
-
     pub(super) fn send_inline(
         out: &mut SendOutcome,
         sock: RawFd,
@@ -141,6 +120,7 @@ pub(crate) mod imp {
         }
         while out.body_sent < body {
             match sendfile_once(sock, file, offset + out.body_sent, body - out.body_sent) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Ok(0) => return out.fail(Syscall::Read, file_ended_early()),
                 Ok(n) => out.body_sent += n,
                 Err(e) if would_block(&e) => return,
@@ -158,28 +138,6 @@ mod imp {
 
     /// No way to know here that a read will not wait: leave it all to the
     /// async path.
-    /// One non-blocking `sendfile` of up to `count` bytes at `offset`.
-    pub(crate) fn sendfile_once(
-        sock: RawFd,
-        file: RawFd,
-        offset: u64,
-        count: u64,
-    ) -> io::Result<u64> {
-        loop {
-            let mut off = offset as libc::off_t;
-            // SAFETY: `off` is a valid, writable off_t; both descriptors are
-            // the caller's and open for the call.
-            let n = unsafe { libc::sendfile(sock, file, &mut off, count as usize) };
-            if n >= 0 {
-                return Ok(n as u64);
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
-    }
-
     pub(super) fn send_inline(
         _: &mut SendOutcome,
         _: RawFd,

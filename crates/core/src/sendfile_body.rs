@@ -35,9 +35,10 @@ const HEAD_FLAGS: libc::c_int = libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT | libc::
 #[cfg(not(target_os = "linux"))]
 const HEAD_FLAGS: libc::c_int = libc::MSG_DONTWAIT;
 
-/// One `sendfile` of up to `count` bytes at `offset`: bytes sent or the error.
+/// One `sendfile` of up to `count` bytes at `offset`: bytes sent or the
+/// error (EAGAIN from a full non-blocking socket, EINTR: the caller decides).
 #[cfg(target_os = "linux")]
-fn sendfile_once(sock: RawFd, file: RawFd, offset: u64, count: u64) -> io::Result<u64> {
+pub(crate) fn sendfile_once(sock: RawFd, file: RawFd, offset: u64, count: u64) -> io::Result<u64> {
     let mut off = offset as libc::off_t;
     // SAFETY: `off` is a valid, writable off_t; sendfile reads the file and
     // writes the socket, both descriptors held open by the caller's Arcs.
@@ -50,7 +51,7 @@ fn sendfile_once(sock: RawFd, file: RawFd, offset: u64, count: u64) -> io::Resul
 }
 
 #[cfg(target_vendor = "apple")]
-fn sendfile_once(sock: RawFd, file: RawFd, offset: u64, count: u64) -> io::Result<u64> {
+pub(crate) fn sendfile_once(sock: RawFd, file: RawFd, offset: u64, count: u64) -> io::Result<u64> {
     let mut len = count as libc::off_t;
     // SAFETY: `len` is a valid, writable off_t; no header/trailer vectors.
     let r = unsafe {
@@ -72,7 +73,7 @@ fn sendfile_once(sock: RawFd, file: RawFd, offset: u64, count: u64) -> io::Resul
 }
 
 #[cfg(not(any(target_os = "linux", target_vendor = "apple")))]
-fn sendfile_once(_: RawFd, _: RawFd, _: u64, _: u64) -> io::Result<u64> {
+pub(crate) fn sendfile_once(_: RawFd, _: RawFd, _: u64, _: u64) -> io::Result<u64> {
     Err(io::Error::from(io::ErrorKind::Unsupported))
 }
 

@@ -111,6 +111,7 @@ impl Driver {
                 let chunk = (end - at).min(SENDFILE_CHUNK);
                 if cached(file_fd, at, chunk) {
                     match sendfile_once(sock, file_fd, at, chunk) {
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                         Ok(0) => {
                             out.fail(Syscall::Read, file_ended_early());
                             break;
