@@ -3,6 +3,9 @@
 // The public API. Byte-level work lives in the native engine (crates/core via
 // the binding); this module only wires the pieces together.
 
+import type { Stats as FsStats } from 'node:fs'
+import { statFiles } from './lib/stat-files'
+import type { StatFilesOptions } from './lib/stat-files'
 import { backend as nativeBackend, fallbackReason as nativeFallbackReason, stats as nativeStats } from './binding'
 
 export { ReadStream, createReadStream } from './lib/read-stream'
@@ -12,6 +15,12 @@ export type { WriteStreamOptions } from './lib/write-stream'
 export { readFile, writeFile } from './lib/files'
 export { readFiles } from './lib/read-files'
 export type { ReadFilesOptions } from './lib/read-files'
+export { readFilesEach } from './lib/read-files-each'
+export type { ReadFilesEachOptions, ReadFilesEachEntry } from './lib/read-files-each'
+export { statFiles } from './lib/stat-files'
+export type { StatFilesOptions } from './lib/stat-files'
+export { writeFiles } from './lib/write-files'
+export type { WriteFilesOptions, WriteFilesEntry, WriteFileData } from './lib/write-files'
 export { sendFile } from './lib/send-file'
 export type { SendFileOptions, SendFileResult } from './lib/send-file'
 export type { ReadFileOptions, WriteFileOptions } from './lib/files'
@@ -40,7 +49,13 @@ export interface Stats {
   wakeups: number
 }
 
-/** Engine counters since the process started; use differences. */
-export function stats(): Stats {
-  return nativeStats()
+/**
+ * Engine counters since the process started (use differences); or, given
+ * paths, their metadata: `stats(paths, options)` is `statFiles`.
+ */
+export function stats(): Stats
+export function stats(paths: Iterable<unknown>, options?: StatFilesOptions | null): Promise<Array<FsStats | Error>>
+export function stats(paths?: Iterable<unknown>, options?: StatFilesOptions | null): Stats | Promise<Array<FsStats | Error>> {
+  if (paths === undefined) return nativeStats()
+  return statFiles(paths, options)
 }

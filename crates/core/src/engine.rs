@@ -199,6 +199,20 @@ impl Engine {
         }
     }
 
+    /// `stat(2)` of `path` when `follow`, else `lstat(2)`: every field
+    /// Node's `fs.Stats` has. See [`crate::stat_files`].
+    pub async fn stat_path(
+        &self,
+        path: CString,
+        follow: bool,
+    ) -> io::Result<crate::stat_files::PathStat> {
+        match &self.imp {
+            #[cfg(all(target_os = "linux", feature = "io-uring"))]
+            Imp::Uring(d) => d.stat_path(path, follow).await,
+            Imp::Fallback(f) => f.stat_path(path, follow).await,
+        }
+    }
+
     /// One `writev(2)` of the start of `src` (its first `IOV_MAX` non-empty
     /// parts, at most 1 GiB) at `offset` (`CURRENT_POSITION`: at the file
     /// position, which it advances). May write less; returns the count and

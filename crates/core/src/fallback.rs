@@ -186,6 +186,59 @@ impl Fallback {
         .await
     }
 
+    /// `stat(2)` of `path` when `follow`, else `lstat(2)`, by statx where
+    /// the kernel has it (for the birth time), as libuv does.
+    pub async fn stat_path(
+        &self,
+        path: CString,
+        follow: bool,
+    ) -> io::Result<crate::stat_files::PathStat> {
+        self.run(move || {
+            #[cfg(target_os = "linux")]
+            {
+                // SAFETY: statx is plain old data; all-zero is a valid value.
+                let mut sx = unsafe { std::mem::zeroed::<libc::statx>() };
+                // The raw system call: older C libraries (musl before 1.2.5)
+                // have no statx wrapper.
+                // SAFETY: path is a NUL-terminated string owned by this job
+                // and sx a writable statx block on its stack.
+                let r = unsafe {
+                    libc::syscall(
+                        libc::SYS_statx,
+                        libc::AT_FDCWD,
+                        path.as_ptr(),
+                        crate::stat_files::statx_flags(follow),
+                        crate::stat_files::STATX_MASK,
+                        &mut sx as *mut libc::statx,
+                    )
+                };
+                if r == 0 {
+                    return Ok(crate::stat_files::PathStat::from_statx(&sx));
+                }
+                let e = io::Error::last_os_error();
+                // libuv's list: no statx in this kernel, or a seccomp filter
+                // that refuses it; anything else is the path's own error.
+                match e.raw_os_error() {
+                    Some(libc::ENOSYS | libc::EPERM | libc::EINVAL | libc::EOPNOTSUPP) => {}
+                    _ => return Err(e),
+                }
+            }
+            // SAFETY: stat writes into a local stat struct.
+            let mut st = unsafe { std::mem::zeroed::<libc::stat>() };
+            // SAFETY: path is a NUL-terminated string owned by this job and
+            // st a valid, writable stat struct.
+            cvt(unsafe {
+                if follow {
+                    libc::stat(path.as_ptr(), &mut st)
+                } else {
+                    libc::lstat(path.as_ptr(), &mut st)
+                }
+            })?;
+            Ok(crate::stat_files::PathStat::from_stat(&st))
+        })
+        .await
+    }
+
     pub async fn close(&self, fd: RawFd) -> io::Result<()> {
         self.run(move || {
             // SAFETY: the caller owns fd and gives it up here.

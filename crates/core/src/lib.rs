@@ -20,9 +20,11 @@ pub mod send_body;
 pub mod send_inline;
 mod sendfile_body;
 pub mod stat;
+pub mod stat_files;
 pub mod stats;
 #[cfg(all(target_os = "linux", feature = "io-uring"))]
 pub mod uring;
+pub mod write_files;
 pub mod write_source;
 
 pub use batch_writer::WriteOutcome;

@@ -60,7 +60,7 @@ impl<F: Future> Future for CatchUnwind<F> {
     }
 }
 
-fn c_path(path: &[u8]) -> Result<CString> {
+pub(crate) fn c_path(path: &[u8]) -> Result<CString> {
     CString::new(path.to_vec())
         .map_err(|_| Error::new(Status::InvalidArg, "path contains a NUL byte"))
 }
@@ -219,7 +219,7 @@ pub struct FileError {
     pub syscall: String,
 }
 
-fn file_error(e: &OpError) -> FileError {
+pub(crate) fn file_error(e: &OpError) -> FileError {
     FileError {
         errno: errno_of(&e.error),
         syscall: e.syscall.name().to_owned(),

@@ -12,4 +12,6 @@ mod file_ops;
 mod read_stream;
 mod runtime_info;
 mod send_file;
+mod stat_files;
+mod write_files;
 mod writer;

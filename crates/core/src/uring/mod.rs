@@ -15,6 +15,7 @@ mod send;
 mod splice;
 mod splice_body;
 mod statx;
+mod statx_path;
 mod writev;
 
 pub use driver::Driver;
