@@ -69,3 +69,12 @@ test('readFiles: encoding gives strings; bad arguments throw like fs', async (t)
   await t.throwsAsync(() => readFiles(['package.json'], { concurrency: 0 }), { code: 'ERR_OUT_OF_RANGE' })
   t.deepEqual(await readFiles([]), [])
 })
+
+test("readFiles: encoding 'buffer' means Buffers, as fs", async (t) => {
+  const file = path.resolve('package.json')
+  const [got] = await readFiles([file], 'buffer')
+  t.true(Buffer.isBuffer(got))
+  t.deepEqual(got, fs.readFileSync(file))
+  const [again] = await readFiles([file], { encoding: 'buffer' })
+  t.true(Buffer.isBuffer(again))
+})

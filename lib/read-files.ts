@@ -8,7 +8,7 @@ import { getOptions, stringToFlags, toPath, validateInteger } from './validate'
 
 export interface ReadFilesOptions {
   /** Decode every file with this encoding (strings instead of Buffers). */
-  encoding?: BufferEncoding | null
+  encoding?: BufferEncoding | 'buffer' | null
   /** fs flag to open with, 'r' by default. */
   flag?: string | number
   /** Most files in flight at once (default 256). */
@@ -25,7 +25,7 @@ const DEFAULT_CONCURRENCY = 256
  */
 export async function readFiles(
   paths: Iterable<unknown>,
-  options?: ReadFilesOptions | BufferEncoding | null,
+  options?: ReadFilesOptions | BufferEncoding | 'buffer' | null,
 ): Promise<Array<Buffer | string | Error>> {
   if (paths == null || typeof (paths as Iterable<unknown>)[Symbol.iterator] !== 'function' || typeof paths === 'string') {
     throw invalidArgType('paths', 'Array', paths)
@@ -40,7 +40,8 @@ export async function readFiles(
     flags,
     concurrency,
   )
-  const enc = opts.encoding
+  // 'buffer' is fs's name for no decoding.
+  const enc = opts.encoding === 'buffer' ? null : opts.encoding
   return raw.map((res, i) => {
     if (Buffer.isBuffer(res)) return enc ? res.toString(enc) : res
     return systemError(res.errno, res.syscall, res.syscall === 'open' ? list[i] : undefined)
