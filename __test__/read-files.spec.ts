@@ -78,3 +78,56 @@ test("readFiles: encoding 'buffer' means Buffers, as fs", async (t) => {
   const [again] = await readFiles([file], { encoding: 'buffer' })
   t.true(Buffer.isBuffer(again))
 })
+
+// A file that grows (an append) and shrinks (a truncate) while it is read,
+// in a child process so the writes really race the engine's reads: every
+// result is a state the file passed through (a prefix of the long version
+// at least as long as the short one, byte for byte), never garbage, and
+// every call settles (ava's timeout would catch a hang).
+test('readFiles: a file growing and shrinking while read gives a state it had, never garbage or a hang', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'uring-fs-rf-race-'))
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const file = path.join(dir, 'changing')
+  const short = 100 * 1024
+  const long = 150 * 1024
+  const pattern = (n: number): Buffer => {
+    const b = Buffer.alloc(n)
+    for (let i = 0; i < n; i++) b[i] = (i * 7 + (i >> 12)) & 0xff
+    return b
+  }
+  const full = pattern(long)
+  fs.writeFileSync(file, full.subarray(0, short))
+  const { spawn } = await import('node:child_process')
+  const script = `
+    const fs = require('fs')
+    const [file, short, long] = [process.argv[1], +process.argv[2], +process.argv[3]]
+    const full = Buffer.alloc(long)
+    for (let i = 0; i < long; i++) full[i] = (i * 7 + (i >> 12)) & 0xff
+    const fd = fs.openSync(file, 'r+')
+    const end = Date.now() + 1500
+    while (Date.now() < end) {
+      fs.writeSync(fd, full, short, long - short, short) // grow in place
+      fs.ftruncateSync(fd, short)                        // shrink
+    }
+  `
+  const child = spawn(process.execPath, ['-e', script, file, String(short), String(long)], { stdio: 'inherit' })
+  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve))
+  let calls = 0
+  let seenShort = 0
+  let seenLonger = 0
+  const deadline = Date.now() + 1300
+  while (Date.now() < deadline) {
+    const got = await readFiles(Array.from({ length: 32 }, () => file))
+    calls++
+    for (const r of got) {
+      if (!Buffer.isBuffer(r)) return t.fail(`an error instead of content: ${String(r)}`)
+      if (r.length < short || r.length > long) return t.fail(`length ${r.length} outside [${short}, ${long}]`)
+      if (!r.equals(full.subarray(0, r.length))) return t.fail(`content of length ${r.length} is not the file's`)
+      if (r.length === short) seenShort++
+      else seenLonger++
+    }
+  }
+  t.is(await exited, 0)
+  t.log({ calls, seenShort, seenLonger, backend: backend() })
+  t.true(calls > 0)
+})
