@@ -246,13 +246,20 @@ class Response {
     const doc = htmlDocument('Error', escapeHtml(STATUS_CODES[status] ?? String(status)))
     for (const name of res.getHeaderNames()) res.removeHeader(name)
     if (headers) for (const [k, v] of Object.entries(headers)) if (v !== undefined) res.setHeader(k, v)
+    this.page(status, doc)
+    return this.done(0, httpError(status, cause))
+  }
+
+  /** A small HTML page as the whole response, with send's headers. */
+  page(status: number, doc: string, location?: string): void {
+    const res = this.res
     res.statusCode = status
     res.setHeader('Content-Type', 'text/html; charset=UTF-8')
     res.setHeader('Content-Length', Buffer.byteLength(doc))
     res.setHeader('Content-Security-Policy', "default-src 'none'")
     res.setHeader('X-Content-Type-Options', 'nosniff')
+    if (location !== undefined) res.setHeader('Location', location)
     res.end(doc)
-    return this.done(0, httpError(status, cause))
   }
 
   /** A failed open/fstat: missing -> 404, anything else -> 500. */
@@ -276,16 +283,8 @@ class Response {
   redirect(): Promise<SendFileResult> {
     if (!this.s.redirect) return this.error(404)
     if (this.hasTrailingSlash()) return this.error(403)
-    const res = this.res
     const loc = encodeUrl(collapseLeadingSlashes(this.path + '/'))
-    const doc = htmlDocument('Redirecting', 'Redirecting to ' + escapeHtml(loc))
-    res.statusCode = 301
-    res.setHeader('Content-Type', 'text/html; charset=UTF-8')
-    res.setHeader('Content-Length', Buffer.byteLength(doc))
-    res.setHeader('Content-Security-Policy', "default-src 'none'")
-    res.setHeader('X-Content-Type-Options', 'nosniff')
-    res.setHeader('Location', loc)
-    res.end(doc)
+    this.page(301, htmlDocument('Redirecting', 'Redirecting to ' + escapeHtml(loc)), loc)
     return this.done()
   }
 
