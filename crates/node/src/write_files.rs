@@ -24,10 +24,11 @@ fn source_in(keep: &Keep, i: usize) -> WriteSource {
     } else {
         vec![(buf.as_ptr(), buf.len())]
     };
-    // SAFETY: the part points into the backing store of a JS Buffer in
-    // `keep`; the `Buffer` holds a reference that keeps that store alive
-    // (and at a fixed address), and the `Arc` clone in the owner keeps the
+    // The `Buffer` holds a reference that keeps its backing store alive and
+    // at a fixed address; the `Arc` clone given as the owner keeps the
     // `Buffer` until the source is dropped.
+    // SAFETY: the part points into that store (see above), which outlives
+    // the source.
     unsafe { WriteSource::from_parts(Box::new(keep.clone()), parts) }
 }
 
