@@ -176,6 +176,30 @@ impl Engine {
         out
     }
 
+    /// A small file read whole in one linked chain (io_uring with direct
+    /// descriptors), or `None`: use the general path ([`crate::files`]).
+    pub(crate) async fn read_small(
+        &self,
+        path: &CString,
+        flags: i32,
+    ) -> Option<Result<PoolBuf, crate::OpError>> {
+        match &self.imp {
+            #[cfg(all(target_os = "linux", feature = "io-uring"))]
+            Imp::Uring(d) => {
+                use crate::uring::read_small::SmallRead;
+                match d.read_small(path.clone(), flags).await {
+                    SmallRead::Whole(buf) => Some(Ok(buf)),
+                    SmallRead::Failed(e) => Some(Err(e)),
+                    SmallRead::General => None,
+                }
+            }
+            _ => {
+                let _ = (path, flags);
+                None
+            }
+        }
+    }
+
     /// Reads up to `want` bytes at `offset` into `buf`'s spare capacity.
     pub async fn read_at(
         &self,

@@ -173,7 +173,15 @@ pub async fn read_files(
          pending: &mut std::iter::Enumerate<std::vec::IntoIter<CString>>| {
             if let Some((i, path)) = pending.next() {
                 let engine = engine.clone();
-                running.spawn(async move { (i, read_file(&engine, path, flags).await) });
+                running.spawn(async move {
+                    // Most small files: one linked chain; the rest the
+                    // general way.
+                    let res = match engine.read_small(&path, flags).await {
+                        Some(res) => res,
+                        None => read_file(&engine, path, flags).await,
+                    };
+                    (i, res)
+                });
             }
         };
     for _ in 0..concurrency.max(1) {

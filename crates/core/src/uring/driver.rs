@@ -23,6 +23,9 @@ use tokio::sync::Notify;
 use crate::stats::Counters;
 
 const SQ_ENTRIES: u32 = 512;
+/// Registered file table size: direct descriptors for that many small-file
+/// reads at once (more wait for the general path).
+const FIXED_SLOTS: u32 = 1024;
 const CQ_ENTRIES: u32 = 8192;
 
 /// What the slab knows of one operation, keyed by its `user_data`.
@@ -65,6 +68,9 @@ pub(crate) struct Shared {
     pub(crate) sq_capacity: usize,
     /// Opcodes used when present, with a system-call path when not.
     pub(crate) optional: OptionalOps,
+    /// Free slots of the registered (sparse) file table, for direct
+    /// descriptors; empty when the kernel could not register one.
+    slots: Mutex<Vec<u32>>,
     pub(crate) counters: Arc<Counters>,
 }
 
@@ -139,6 +145,11 @@ impl Driver {
         // referring to the same eventfd, until the AsyncFd drops it.
         let eventfd = unsafe { AsyncFd::register(efd) }.map_err(io::Error::from)?;
         let sq_capacity = ring.params().sq_entries() as usize;
+        // Direct descriptors (5.19+): optional, the small-file chain uses them.
+        let slots = match ring.submitter().register_files_sparse(FIXED_SLOTS) {
+            Ok(()) => (0..FIXED_SLOTS).rev().collect(),
+            Err(_) => Vec::new(),
+        };
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 ring,
@@ -152,6 +163,7 @@ impl Driver {
             shutting_down: AtomicBool::new(false),
             sq_capacity,
             optional: OptionalOps::of(&probe),
+            slots: Mutex::new(slots),
             counters,
         });
         tokio::spawn(drive(shared.clone()));
@@ -206,6 +218,19 @@ impl Driver {
 }
 
 impl Shared {
+    /// A free direct-descriptor slot, if any.
+    pub(crate) fn take_slot(&self) -> Option<u32> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner()).pop()
+    }
+
+    /// Returns an empty slot.
+    pub(crate) fn give_slot(&self, slot: u32) {
+        self.slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(slot);
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         // The state stays consistent across a panic in a waker (wakers are
         // called after the lock is released), so a poisoned lock is usable.

@@ -11,6 +11,7 @@ mod openat2;
 mod pipe_pool;
 mod poll;
 mod read;
+pub(crate) mod read_small;
 mod send;
 mod splice;
 mod splice_body;
