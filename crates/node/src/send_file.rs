@@ -3,7 +3,6 @@
 //! socket inside the kernel (`uring_fs_core::send_body`). The HTTP logic
 //! lives in lib/send-file.ts; this converts arguments and results.
 
-use std::ffi::CString;
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 
@@ -13,7 +12,7 @@ use napi_derive::napi;
 use uring_fs_core::{BodyRequest, FileStat, SendOutcome, SocketHandle};
 
 use crate::engine::global;
-use crate::file_ops::promise;
+use crate::file_ops::{c_path, promise};
 
 /// A file opened for serving, or why not.
 #[napi(object)]
@@ -70,8 +69,7 @@ impl ServedFile {
 /// a regular file is closed again and comes back with `fd: -1` and its mode.
 #[napi(catch_unwind, ts_return_type = "Promise<ServedFile>")]
 pub fn open_served<'env>(env: &'env Env, dir_fd: i32, path: Buffer) -> Result<Object<'env>> {
-    let path = CString::new(path.to_vec())
-        .map_err(|_| Error::new(Status::InvalidArg, "path contains a NUL byte"))?;
+    let path = c_path(&path)?;
     let engine = global()?.engine.clone();
     promise(env, async move {
         let fd = match engine.open_beneath(dir_fd, path, SERVE_FLAGS).await {
@@ -103,8 +101,7 @@ pub fn open_served<'env>(env: &'env Env, dir_fd: i32, path: Buffer) -> Result<Ob
 /// napi costs more than the system calls.
 #[napi(catch_unwind)]
 pub fn open_served_cached(dir_fd: i32, path: Buffer, mut out: Float64ArraySlice) -> Result<bool> {
-    let path = CString::new(path.to_vec())
-        .map_err(|_| Error::new(Status::InvalidArg, "path contains a NUL byte"))?;
+    let path = c_path(&path)?;
     // SAFETY: the JS caller passes a typed array it does not touch during
     // this synchronous call; nothing else aliases it meanwhile.
     let out = unsafe { out.as_mut() };

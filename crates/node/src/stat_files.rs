@@ -6,12 +6,12 @@
 use std::ffi::CString;
 
 use napi::bindgen_prelude::{Buffer, Float64Array, Object};
-use napi::{Env, Error, Result, Status};
+use napi::{Env, Result};
 use napi_derive::napi;
 use uring_fs_core::stat_files::{self, PathStat, Timespec};
 
 use crate::engine::global;
-use crate::file_ops::promise;
+use crate::file_ops::{c_path, promise};
 
 /// Numbers per path, in the order of Node's own stat array (`dev, mode,
 /// nlink, uid, gid, rdev, blksize, ino, size, blocks`, then seconds and
@@ -60,10 +60,7 @@ pub fn stat_files<'env>(
 ) -> Result<Object<'env>> {
     let paths = paths
         .iter()
-        .map(|p| {
-            CString::new(p.to_vec())
-                .map_err(|_| Error::new(Status::InvalidArg, "path contains a NUL byte"))
-        })
+        .map(|p| c_path(p))
         .collect::<Result<Vec<CString>>>()?;
     let engine = global()?.engine.clone();
     promise(env, async move {
