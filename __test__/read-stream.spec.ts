@@ -538,7 +538,9 @@ createReadStream(null, { fd: 0 }).once('data', (c) => { console.log(JSON.stringi
     const child = spawn(process.execPath, ['-e', script, impl, REPO], { stdio: ['pipe', 'pipe', 'inherit'] })
     let stdout = ''
     child.stdout.on('data', (c: Buffer) => (stdout += c))
-    const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()))
+    // 'close', not 'exit': 'exit' may come before the child's stdout has been
+    // read, and then the line it printed would look missing.
+    const exited = new Promise<void>((resolve) => child.on('close', () => resolve()))
     child.stdin.write('hello') // and keep the pipe open
     const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
     await exited
