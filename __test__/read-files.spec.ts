@@ -3,6 +3,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { readFiles, stats, backend } from '../index'
+import { fdCount, settleFdCount, spawnAsync } from './helpers'
 
 // A tree of files of random sizes (some on buffer-size boundaries) with
 // missing paths and directories mixed in at random positions: every entry
@@ -130,4 +131,138 @@ test('readFiles: a file growing and shrinking while read gives a state it had, n
   t.is(await exited, 0)
   t.log({ calls, seenShort, seenLonger, backend: backend() })
   t.true(calls > 0)
+})
+
+// Small files come back as views into shared blocks: each must be exactly
+// its file (no neighbour's bytes at either end), and writing into one must
+// leave every other result as it was.
+test('readFiles: each small file is its own bytes, whatever shares its block', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'uring-fs-rf-views-'))
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const paths: string[] = []
+  const contents: Buffer[] = []
+  for (let i = 0; i < 600; i++) {
+    // Sizes around the packing limits: empty, tiny, near 16 KiB and 64 KiB.
+    const size = [0, 1, 7, 4096, 16383, 16384, 30000, 65535, 70000][i % 9]! + (i % 5)
+    const data = Buffer.alloc(size, (i * 31 + 7) & 0xff)
+    if (size > 0) data[size - 1] = 0xfe
+    const p = path.join(dir, `f-${i}`)
+    fs.writeFileSync(p, data)
+    paths.push(p)
+    contents.push(data)
+  }
+  for (const concurrency of [1, 3, 256]) {
+    const got = (await readFiles(paths, { concurrency })) as Buffer[]
+    for (let i = 0; i < paths.length; i++) {
+      t.true(Buffer.isBuffer(got[i]) && got[i]!.equals(contents[i]!), `${paths[i]} (concurrency ${concurrency})`)
+    }
+    for (const b of got) b.fill(0xaa)
+    for (let i = 0; i < paths.length; i++) t.is(got[i]!.length, contents[i]!.length)
+    t.true(got.every((b) => b.every((x) => x === 0xaa)), 'writes into one result stay in it')
+  }
+})
+
+// Paths given as Buffers (names that are not UTF-8) and as strings, mixed.
+test('readFiles: Buffer paths with bytes that are not UTF-8, mixed with strings', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'uring-fs-rf-raw-'))
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const paths: Array<string | Buffer> = []
+  for (let i = 0; i < 100; i++) {
+    const name = i % 2 ? Buffer.concat([Buffer.from(`${dir}/raw-`), Buffer.from([0xff, 0xfe, 0x80 + i])]) : path.join(dir, `s-${i}`)
+    fs.writeFileSync(name, `file ${i}`)
+    paths.push(name)
+  }
+  paths.push(Buffer.concat([Buffer.from(`${dir}/missing-`), Buffer.from([0xff])]))
+  const got = await readFiles(paths, 'latin1')
+  for (let i = 0; i < 100; i++) t.is(got[i], `file ${i}`)
+  const miss = got[100] as NodeJS.ErrnoException
+  t.is(miss.code, 'ENOENT')
+  let fsErr: NodeJS.ErrnoException | undefined
+  try {
+    fs.readFileSync(paths[100]!)
+  } catch (e) {
+    fsErr = e as NodeJS.ErrnoException
+  }
+  t.deepEqual([miss.errno, miss.syscall, miss.message], [fsErr?.errno, fsErr?.syscall, fsErr?.message])
+})
+
+const EACCES_SCRIPT = `
+const fs = require('fs')
+const assert = require('assert')
+const [repo, list] = process.argv.slice(1)
+assert.notStrictEqual(process.geteuid(), 0, 'the child must run unprivileged')
+const lib = require(repo)
+const paths = JSON.parse(list)
+const snap = (r) => Buffer.isBuffer(r) ? { bytes: r.toString('hex') } : { code: r.code, errno: r.errno, syscall: r.syscall, path: r.path, message: r.message }
+;(async () => {
+  const fsOut = paths.map((p) => { try { return snap(fs.readFileSync(p)) } catch (e) { return snap(e) } })
+  const ours = (await lib.readFiles(paths)).map(snap)
+  console.log(JSON.stringify({ uid: process.geteuid(), fs: fsOut, ours }))
+})()
+`
+
+test('readFiles: permission denied (EACCES) as nobody, at random positions among readable files, as fs', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'uring-fs-rf-acc-'))
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  fs.chmodSync(dir, 0o755)
+  const closed = path.join(dir, 'closed')
+  fs.mkdirSync(closed)
+  fs.writeFileSync(path.join(closed, 'inside'), 'hidden')
+  fs.chmodSync(closed, 0o700)
+  const paths: string[] = []
+  let seed = 0x5eed
+  for (let i = 0; i < 200; i++) {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff
+    const kind = seed % 7
+    if (kind === 0) {
+      const p = path.join(dir, `locked-${i}`)
+      fs.writeFileSync(p, `locked ${i}`)
+      fs.chmodSync(p, 0o000)
+      paths.push(p)
+    } else if (kind === 1) {
+      paths.push(path.join(closed, 'inside'))
+    } else {
+      const p = path.join(dir, `open-${i}`)
+      fs.writeFileSync(p, `open ${i}`.repeat(i))
+      fs.chmodSync(p, 0o644)
+      paths.push(p)
+    }
+  }
+  const root = process.getuid?.() === 0
+  const res = await spawnAsync(process.execPath, ['-e', EACCES_SCRIPT, process.cwd(), JSON.stringify(paths)], {
+    ...(root ? { uid: 65534, gid: 65534 } : {}),
+    timeoutMs: 30_000,
+  })
+  t.is(res.status, 0, `child failed: ${res.error ?? ''} ${res.stderr}`)
+  const out = JSON.parse(res.stdout) as { uid: number; fs: Array<{ code?: string }>; ours: unknown[] }
+  t.not(out.uid, 0, 'unprivileged')
+  t.true(out.fs.filter((r) => r.code === 'EACCES').length > 20, 'fs is denied (harness check)')
+  t.deepEqual(out.ours, out.fs)
+})
+
+// Every descriptor a batch opens is closed, errors included (the lanes use
+// direct descriptors on io_uring and plain ones on the fallback).
+test.serial('readFiles: no descriptor left open after batches with errors', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'uring-fs-rf-fd-'))
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const paths: string[] = []
+  for (let i = 0; i < 500; i++) {
+    if (i % 10 === 0) {
+      paths.push(path.join(dir, `missing-${i}`))
+    } else if (i % 10 === 1) {
+      paths.push(dir) // EISDIR on the read, after a successful open
+    } else {
+      const p = path.join(dir, `f-${i}`)
+      fs.writeFileSync(p, Buffer.alloc((i * 977) % 200_000, 1))
+      paths.push(p)
+    }
+  }
+  // The engine and the lanes' rings (kept for reuse) are up before counting.
+  await readFiles(paths, { concurrency: 32 })
+  const base = fdCount()
+  for (let round = 0; round < 5; round++) {
+    const got = await readFiles(paths, { concurrency: 32 })
+    t.is(got.filter((r) => r instanceof Error).length, 100)
+  }
+  t.is(await settleFdCount(base), base)
 })

@@ -4,9 +4,9 @@
 // results are handed out as each call completes, so memory is a few batches
 // of paths and contents however long the list is.
 
-import { readFiles as nativeReadFiles, type FileError } from '../binding'
+import { type FileError } from '../binding'
 import { invalidArgType, systemError } from './errors'
-import type { ReadFilesOptions } from './read-files'
+import { readBatch, type ReadFilesOptions } from './read-files'
 import { getOptions, stringToFlags, toPath, validateInteger } from './validate'
 
 export interface ReadFilesEachOptions extends ReadFilesOptions {
@@ -162,11 +162,7 @@ async function* each<P>(
     }
     let call: Promise<Array<Buffer | FileError>>
     try {
-      call = nativeReadFiles(
-        b.paths.map((p) => Buffer.from(p)),
-        flags,
-        concurrency,
-      )
+      call = readBatch(b.paths, flags, concurrency)
     } catch (e) {
       call = Promise.reject(e)
     }

@@ -1,8 +1,10 @@
-// readFiles: many whole files in one call. Each file is an open → fstat →
-// read → close sequence in the engine, many files share each submission to
-// the kernel, and all results come back to JavaScript in one crossing.
+// readFiles: many whole files in one call. The engine reads them on every
+// core (small files as linked open -> read -> close chains, many per
+// submission to the kernel) and hands all results back in one crossing:
+// small files packed into shared blocks, which become one Buffer (a view)
+// per file here.
 
-import { readFiles as nativeReadFiles } from '../binding'
+import { readFiles as nativeReadFiles, type FileError } from '../binding'
 import { invalidArgType, systemError } from './errors'
 import { getOptions, stringToFlags, toPath, validateInteger } from './validate'
 
@@ -35,15 +37,46 @@ export async function readFiles(
   const concurrency =
     opts.concurrency === undefined ? DEFAULT_CONCURRENCY : validateInteger(opts.concurrency, 'options.concurrency', 1)
   const list = Array.from(paths, (p) => toPath(p))
-  const raw = await nativeReadFiles(
-    list.map((p) => Buffer.from(p)),
-    flags,
-    concurrency,
-  )
+  const raw = await readBatch(list, flags, concurrency)
   // 'buffer' is fs's name for no decoding.
   const enc = opts.encoding === 'buffer' ? null : opts.encoding
   return raw.map((res, i) => {
     if (Buffer.isBuffer(res)) return enc ? res.toString(enc) : res
     return systemError(res.errno, res.syscall, res.syscall === 'open' ? list[i] : undefined)
   })
+}
+
+/**
+ * One native call for `list` (validated paths): per path, its contents or
+ * the `{ errno, syscall }` it failed with.
+ *
+ * Small files arrive packed into shared blocks of 64 KiB, and each becomes a
+ * view of its block, as Node's own Buffer pool does for small allocations
+ * (at 8 KiB): keeping one such Buffer keeps its block. Larger files have a
+ * block of their own.
+ */
+export async function readBatch(
+  list: ReadonlyArray<string | Buffer>,
+  flags: number,
+  concurrency: number,
+): Promise<Array<Buffer | FileError>> {
+  const { blocks, layout, others } = await nativeReadFiles(joinPaths(list), list.length, flags, concurrency)
+  const out = new Array<Buffer | FileError>(list.length)
+  let next = 0
+  for (let i = 0, j = 0; i < list.length; i++, j += 3) {
+    const block = layout[j]!
+    out[i] =
+      block < 0
+        ? others[next++]!
+        : Buffer.from(blocks[block]!.buffer, blocks[block]!.byteOffset + layout[j + 1]!, layout[j + 2]!)
+  }
+  return out
+}
+
+/** The paths NUL-terminated one after the other, as the binding takes them. */
+function joinPaths(list: ReadonlyArray<string | Buffer>): Buffer {
+  if (list.length === 0) return Buffer.alloc(0)
+  if (list.every((p) => typeof p === 'string')) return Buffer.from(list.join('\0') + '\0')
+  const nul = Buffer.alloc(1)
+  return Buffer.concat(list.flatMap((p) => [typeof p === 'string' ? Buffer.from(p) : p, nul]))
 }

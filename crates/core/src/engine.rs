@@ -121,6 +121,12 @@ impl Engine {
         self.counters.snapshot()
     }
 
+    /// The counters behind [`Engine::stats`], for work done off the engine's
+    /// own ring (the lanes of `readFiles`).
+    pub(crate) fn counters(&self) -> Arc<Counters> {
+        self.counters.clone()
+    }
+
     /// open(2) semantics; `O_CLOEXEC` is always added.
     pub async fn open(&self, path: CString, flags: i32, mode: u32) -> io::Result<RawFd> {
         match &self.imp {

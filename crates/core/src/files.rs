@@ -8,6 +8,7 @@
 
 use std::ffi::CString;
 use std::io;
+use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
@@ -15,6 +16,7 @@ use crate::batch_writer::{self, Sync};
 use crate::buffer_pool::PoolBuf;
 use crate::engine::Engine;
 use crate::op_error::{OpError, Syscall};
+use crate::read_lanes;
 use crate::reader::CURRENT_POSITION;
 use crate::write_source::WriteSource;
 
@@ -153,48 +155,101 @@ pub async fn write_file(
     closed.map_err(|e| err(Syscall::Close, e))
 }
 
-/// Reads many whole files at once: at most `concurrency` in flight, each an
-/// open → fstat → read → close sequence on the engine, so the SQEs of many
-/// files share each `io_uring_enter`. Results are in the order of `paths`;
-/// one file's failure never fails the others. Only `concurrency` tasks exist
-/// at a time, so a long list costs its paths and results, not a task each.
+/// Where one file's contents are, in a [`FilesRead`].
+pub enum Contents {
+    /// `len` bytes at `offset` in `FilesRead::blocks[block]`, a block shared
+    /// with other small files.
+    Packed {
+        block: usize,
+        offset: usize,
+        len: usize,
+    },
+    /// A buffer of its own.
+    Own(PoolBuf),
+}
+
+/// What [`read_files`] read.
+pub struct FilesRead {
+    /// The blocks small files are packed into.
+    pub blocks: Vec<PoolBuf>,
+    /// Per path, in order: its contents or its error.
+    pub files: Vec<Result<Contents, OpError>>,
+}
+
+impl FilesRead {
+    /// The contents of file `i`, if it was read.
+    pub fn bytes(&self, i: usize) -> Option<&[u8]> {
+        match self.files.get(i)? {
+            Ok(Contents::Packed { block, offset, len }) => {
+                self.blocks.get(*block)?.get(*offset..offset + len)
+            }
+            Ok(Contents::Own(buf)) => Some(&buf[..]),
+            Err(_) => None,
+        }
+    }
+}
+
+/// Reads many whole files at once; results are in the order of `paths`,
+/// and one file's failure never fails the others. At most `concurrency`
+/// files are in flight.
+///
+/// A list of [`read_lanes::FILES_PER_LANE`] files or more goes to the lanes
+/// (blocking threads, each with its own ring or system calls, every core
+/// at work; small contents packed into shared blocks); a shorter one is a
+/// task per file on the engine (one linked chain each, sharing the
+/// engine's submissions). Files too large for one read, or not readable at
+/// an offset, then take the general path: open -> fstat -> reads -> close
+/// on the engine.
 pub async fn read_files(
     engine: &Engine,
     paths: Vec<CString>,
     flags: i32,
     concurrency: usize,
-) -> Vec<Result<PoolBuf, OpError>> {
+) -> FilesRead {
     let total = paths.len();
-    let mut out: Vec<Option<Result<PoolBuf, OpError>>> = (0..total).map(|_| None).collect();
-    let mut pending = paths.into_iter().enumerate();
+    let concurrency = concurrency.max(1);
+    let paths = Arc::new(paths);
+    let (blocks, mut out, try_small) = if total >= read_lanes::FILES_PER_LANE {
+        let read = read_lanes::read_small_batch(engine, paths.clone(), flags, concurrency).await;
+        (read.blocks, read.files, false)
+    } else {
+        (Vec::new(), (0..total).map(|_| None).collect(), true)
+    };
+    let mut pending = (0..total)
+        .filter(|&i| out[i].is_none())
+        .collect::<Vec<_>>()
+        .into_iter();
     let mut running = JoinSet::new();
-    let spawn_next =
-        |running: &mut JoinSet<(usize, Result<PoolBuf, OpError>)>,
-         pending: &mut std::iter::Enumerate<std::vec::IntoIter<CString>>| {
-            if let Some((i, path)) = pending.next() {
-                let engine = engine.clone();
-                running.spawn(async move {
-                    // Most small files: one linked chain; the rest the
-                    // general way.
-                    let res = match engine.read_small(&path, flags).await {
-                        Some(res) => res,
-                        None => read_file(&engine, path, flags).await,
-                    };
-                    (i, res)
-                });
-            }
-        };
-    for _ in 0..concurrency.max(1) {
+    let spawn_next = |running: &mut JoinSet<(usize, Result<PoolBuf, OpError>)>,
+                      pending: &mut std::vec::IntoIter<usize>| {
+        if let Some(i) = pending.next() {
+            let engine = engine.clone();
+            let path = paths[i].clone();
+            running.spawn(async move {
+                let small = match try_small {
+                    true => engine.read_small(&path, flags).await,
+                    false => None,
+                };
+                let res = match small {
+                    Some(res) => res,
+                    None => read_file(&engine, path, flags).await,
+                };
+                (i, res)
+            });
+        }
+    };
+    for _ in 0..concurrency {
         spawn_next(&mut running, &mut pending);
     }
     while let Some(joined) = running.join_next().await {
         // A panicking read leaves its slot None, reported below.
         if let Ok((i, res)) = joined {
-            out[i] = Some(res);
+            out[i] = Some(res.map(Contents::Own));
         }
         spawn_next(&mut running, &mut pending);
     }
-    out.into_iter()
+    let files = out
+        .into_iter()
         .map(|r| {
             r.unwrap_or_else(|| {
                 Err(err(
@@ -203,5 +258,6 @@ pub async fn read_files(
                 ))
             })
         })
-        .collect()
+        .collect();
+    FilesRead { blocks, files }
 }

@@ -263,29 +263,3 @@ pub fn write_file<'env>(
         }
     })
 }
-
-/// Reads many whole files, at most `concurrency` at a time: resolves once,
-/// with an array aligned with `paths` of Buffers or `{ errno, syscall }`.
-#[napi(catch_unwind, ts_return_type = "Promise<Array<Buffer | FileError>>")]
-pub fn read_files<'env>(
-    env: &'env Env,
-    paths: Vec<Buffer>,
-    flags: i32,
-    concurrency: u32,
-) -> Result<Object<'env>> {
-    let paths = paths
-        .iter()
-        .map(|p| c_path(p))
-        .collect::<Result<Vec<CString>>>()?;
-    let engine = global()?.engine.clone();
-    promise(env, async move {
-        files::read_files(&engine, paths, flags, concurrency as usize)
-            .await
-            .into_iter()
-            .map(|res| match res {
-                Ok(buf) => napi::Either::A(JsPoolBuf(buf)),
-                Err(e) => napi::Either::B(file_error(&e)),
-            })
-            .collect::<Vec<_>>()
-    })
-}

@@ -9,6 +9,7 @@
 
 mod engine;
 mod file_ops;
+mod read_files;
 mod read_stream;
 mod runtime_info;
 mod send_file;

@@ -5,6 +5,7 @@ mod cancel;
 mod close;
 pub(crate) mod driver;
 mod fsync;
+pub(crate) mod lane_ring;
 mod op;
 mod openat;
 mod openat2;

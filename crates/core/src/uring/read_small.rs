@@ -5,11 +5,9 @@
 //! files otherwise pays an open, an fstat, a read and a close, each a round
 //! trip through the driver.
 //!
-//! There is no fstat: a read that comes back shorter than its buffer has
-//! reached the end of a regular file (io_uring completes buffered reads of
-//! regular files in full unless at EOF). A file that fills the buffer, or
-//! that cannot be read at an offset (a FIFO: ESPIPE), is left to the
-//! general path, which sizes its buffer from fstat.
+//! What the results mean (no fstat; a full first read or ESPIPE takes the
+//! general path) is [`crate::small_read`]'s, shared with the lanes of
+//! [`crate::read_lanes`].
 
 use std::ffi::CString;
 
@@ -18,13 +16,11 @@ use io_uring::{opcode, squeue, types};
 use super::op::Op;
 use super::Driver;
 use crate::buffer_pool::PoolBuf;
-use crate::op_error::{OpError, Syscall};
+use crate::op_error::OpError;
+use crate::small_read::{read_len, FIRST_READ};
+use crate::stats::Counters;
 
-/// The first (and for most files only) read's size. A file of this size or
-/// more takes the general path.
-pub(crate) const FIRST_READ: usize = 68 * 1024;
-
-/// What the chain found.
+/// What a small read found.
 pub enum SmallRead {
     /// The whole file.
     Whole(PoolBuf),
@@ -89,43 +85,23 @@ impl Driver {
         if opened < 0 || closed >= 0 {
             self.shared.give_slot(slot);
         }
-        if opened < 0 {
-            return SmallRead::Failed(OpError {
-                syscall: Syscall::Open,
-                error: std::io::Error::from_raw_os_error(-opened),
-            });
-        }
-        match read {
-            n if n >= 0 && (n as usize) < FIRST_READ => {
-                let Some(mut buf) = buf else {
-                    return SmallRead::General;
-                };
-                // SAFETY: the kernel wrote n bytes at the start of the block.
-                unsafe { buf.set_len(n as usize) };
-                self.shared.counters.add_bytes(n as u64);
-                SmallRead::Whole(right_sized(buf))
-            }
-            n if n >= 0 => SmallRead::General,
-            e if e == -libc::ESPIPE || e == -libc::ECANCELED => SmallRead::General,
-            e => SmallRead::Failed(OpError {
-                syscall: Syscall::Read,
-                error: std::io::Error::from_raw_os_error(-e),
-            }),
-        }
+        outcome(opened, read, buf, &self.shared.counters)
     }
 }
 
-/// A buffer no larger than twice its content: small files are copied out
-/// of the first-read block (which goes back to the pool), so 10,000 files
-/// of 4 KiB do not hold 10,000 blocks of 68 KiB.
-fn right_sized(buf: PoolBuf) -> PoolBuf {
-    if buf.len() * 2 >= buf.capacity() {
-        return buf;
+/// [`read_len`] for a read into `buf`, which then holds the contents.
+fn outcome(opened: i32, read: i32, buf: Option<PoolBuf>, counters: &Counters) -> SmallRead {
+    match read_len(opened, read) {
+        Ok(Some(n)) => {
+            let Some(mut buf) = buf else {
+                return SmallRead::General;
+            };
+            // SAFETY: the read wrote n bytes at the start of the block.
+            unsafe { buf.set_len(n) };
+            counters.add_bytes(n as u64);
+            SmallRead::Whole(buf.right_sized())
+        }
+        Ok(None) => SmallRead::General,
+        Err(e) => SmallRead::Failed(e),
     }
-    let mut out = PoolBuf::with_capacity(buf.len().max(1));
-    // SAFETY: `out` has room for `buf.len()` bytes and does not overlap it.
-    unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), out.as_mut_ptr(), buf.len()) };
-    // SAFETY: those bytes were just written.
-    unsafe { out.set_len(buf.len()) };
-    out
 }

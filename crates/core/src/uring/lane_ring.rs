@@ -1,0 +1,289 @@
+//! A private ring for one blocking thread of `readFiles`' lanes
+//! ([`crate::read_lanes`]): small files read whole as linked chains
+//! (OPENAT into a direct descriptor -> READ from 0 -> hard-linked CLOSE),
+//! a window of chains in flight, submitted and reaped synchronously on that
+//! thread.
+//!
+//! Why not the engine's ring: its driver is one task on one runtime thread,
+//! and for cached files the kernel does the work of every chain (path
+//! lookup, copy, close) inside the `io_uring_enter` that submits it, on the
+//! submitting thread. One ring is one core, however many files are batched
+//! (10,000 cached 4 KiB files take ~45 ms of kernel time on one ring here,
+//! ~20-28 ms split over two). A lane has a ring to itself for its run (rings
+//! are kept in a small process-wide list between runs), so lanes never
+//! contend, and blocking in `submit_and_wait` is what a blocking thread is
+//! for.
+
+use std::ffi::CStr;
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use io_uring::{opcode, squeue, types, IoUring};
+
+use crate::buffer_pool::PoolBuf;
+use crate::small_read::{read_len, LaneRead, FIRST_READ};
+use crate::stats::Counters;
+
+/// Most chains one lane keeps in flight (three SQEs each).
+pub(crate) const MAX_WINDOW: usize = 64;
+/// Most lane rings in the process: lanes of concurrent batches beyond this
+/// use system calls.
+const MAX_RINGS: usize = 8;
+
+/// A lane's ring; its direct-descriptor slot `k` belongs to chain `k`.
+pub(crate) struct LaneRing {
+    ring: IoUring,
+}
+
+/// Rings not in use, kept for the next lanes (a ring costs a descriptor and
+/// two syscalls to set up), and how many exist in all.
+static IDLE: Mutex<Vec<LaneRing>> = Mutex::new(Vec::new());
+static CREATED: AtomicUsize = AtomicUsize::new(0);
+
+fn idle() -> MutexGuard<'static, Vec<LaneRing>> {
+    // A panic while holding the lock cannot leave the Vec inconsistent.
+    IDLE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Runs `f` with a lane ring: an idle one, or a new one while there are
+/// fewer than [`MAX_RINGS`]. Errs (the lane then uses system calls) when
+/// all are busy or the kernel refuses a ring.
+pub(crate) fn with_lane_ring<R>(f: impl FnOnce(&mut LaneRing) -> R) -> io::Result<R> {
+    let reused = idle().pop();
+    let ring = match reused {
+        Some(ring) => ring,
+        None => {
+            if CREATED.fetch_add(1, Ordering::SeqCst) >= MAX_RINGS {
+                CREATED.fetch_sub(1, Ordering::SeqCst);
+                return Err(io::Error::other("every lane ring is in use"));
+            }
+            LaneRing::new().inspect_err(|_| {
+                CREATED.fetch_sub(1, Ordering::SeqCst);
+            })?
+        }
+    };
+    let mut lent = Lent(Some(ring));
+    let out = lent.0.as_mut().map(f);
+    out.ok_or_else(|| io::Error::other("lane ring missing"))
+}
+
+/// A ring out of the idle list: back into it when done; if `f` panicked, it
+/// is closed instead (its chains were waited for by their Window).
+struct Lent(Option<LaneRing>);
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        let Some(ring) = self.0.take() else { return };
+        if std::thread::panicking() {
+            drop(ring);
+            CREATED.fetch_sub(1, Ordering::SeqCst);
+        } else {
+            idle().push(ring);
+        }
+    }
+}
+
+/// One chain in flight: whose file, and the three results (open, read,
+/// close) as they arrive. Its block is `Window::blocks[k]`.
+struct Chain {
+    index: usize,
+    res: [i32; 3],
+    left: u8,
+}
+
+/// The chains in flight, and one block per chain slot, reused from one file
+/// to the next. Dropped with chains still in the kernel (a panic in a
+/// callback), it waits for their completions before the blocks are freed;
+/// if even that fails, it leaks the blocks rather than free memory the
+/// kernel may still write into.
+struct Window<'r> {
+    ring: &'r mut IoUring,
+    chains: Vec<Option<Chain>>,
+    blocks: Vec<PoolBuf>,
+    /// SQEs whose CQE has not arrived.
+    outstanding: usize,
+}
+
+impl LaneRing {
+    fn new() -> io::Result<LaneRing> {
+        let sq = (3 * MAX_WINDOW).next_power_of_two() as u32;
+        let ring: IoUring = IoUring::builder().setup_cqsize(2 * sq).build(sq)?;
+        ring.submitter().register_files_sparse(MAX_WINDOW as u32)?;
+        Ok(LaneRing { ring })
+    }
+
+    /// Reads every file `next` hands out (its index in the batch and its
+    /// path, opened with `flags`), at most `window` at once, and gives each
+    /// outcome to `done`. Returns early only if the ring itself fails; the
+    /// files it had in flight are then reported as `Ok(None)` (read again
+    /// the general way) and `next` is not asked for more.
+    pub(crate) fn read_small_all<'p>(
+        &mut self,
+        flags: i32,
+        window: usize,
+        counters: &Counters,
+        next: &mut dyn FnMut() -> Option<(usize, &'p CStr)>,
+        done: &mut dyn FnMut(usize, LaneRead<'_>),
+    ) {
+        let window = window.clamp(1, MAX_WINDOW);
+        let mut w = Window {
+            ring: &mut self.ring,
+            chains: (0..window).map(|_| None).collect(),
+            blocks: (0..window)
+                .map(|_| PoolBuf::with_capacity(FIRST_READ))
+                .collect(),
+            outstanding: 0,
+        };
+        let mut free: Vec<usize> = (0..window).rev().collect();
+        let mut exhausted = false;
+        loop {
+            let mut pushed = 0u64;
+            while !exhausted {
+                let Some(&k) = free.last() else { break };
+                let Some((index, path)) = next() else {
+                    exhausted = true;
+                    break;
+                };
+                free.pop();
+                if !w.push_chain(k, index, path, flags) {
+                    // Unreachable (the SQ always has room); a file never
+                    // reported is read again by the general path.
+                    free.push(k);
+                    break;
+                }
+                pushed += 3;
+            }
+            if w.outstanding == 0 {
+                return;
+            }
+            match w.ring.submit_and_wait(1) {
+                Ok(_) => {}
+                // Interrupted, or completions to reap first (the CQ holds
+                // every chain's three, so this is only a precaution).
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)
+                    ) => {}
+                Err(_) => {
+                    // The ring cannot be used: hand the files back. Their
+                    // blocks are leaked by the Window (the kernel may still
+                    // hold them).
+                    for c in w.chains.iter().flatten() {
+                        done(c.index, Ok(None));
+                    }
+                    return;
+                }
+            }
+            counters.add_enter();
+            counters.add_ops(pushed);
+            for (k, chain) in w.reap() {
+                free.push(k);
+                counters.add_completions(3);
+                match read_len(chain.res[0], chain.res[1]) {
+                    Ok(Some(n)) => {
+                        let block = &mut w.blocks[k];
+                        // SAFETY: the read wrote n bytes at the start of
+                        // this chain's block, which stays untouched until
+                        // the slot's next chain is pushed, after `done`.
+                        unsafe { block.set_len(n) };
+                        counters.add_bytes(n as u64);
+                        done(chain.index, Ok(Some(&block[..])));
+                    }
+                    other => done(chain.index, other.map(|_| None)),
+                }
+            }
+        }
+    }
+}
+
+impl Window<'_> {
+    /// Queues chain `k` for file `index`; false if the SQ had no room.
+    fn push_chain(&mut self, k: usize, index: usize, path: &CStr, flags: i32) -> bool {
+        let slot = k as u32;
+        let dst = self.blocks[k].as_mut_ptr();
+        let key = (k as u64) << 2;
+        let open = opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr())
+            // No O_CLOEXEC: a direct descriptor is never in the fd table
+            // (the kernel refuses the flag with EINVAL).
+            .flags(flags & !libc::O_CLOEXEC)
+            .file_index(types::DestinationSlot::try_from_slot_target(slot).ok())
+            .build()
+            .flags(squeue::Flags::IO_LINK)
+            .user_data(key);
+        let read = opcode::Read::new(types::Fixed(slot), dst, FIRST_READ as u32)
+            .offset(0)
+            .build()
+            // Hard: the close runs even when the read fails or is short.
+            .flags(squeue::Flags::IO_HARDLINK)
+            .user_data(key | 1);
+        let close = opcode::Close::new(types::Fixed(slot))
+            .build()
+            .user_data(key | 2);
+        // SAFETY: the path outlives the chain (the caller keeps every path
+        // until read_small_all returns, which is only when no chain is in
+        // flight, or after the Window has waited for them); block `k` holds
+        // FIRST_READ bytes, is this chain's alone and is neither read nor
+        // freed until the chain's last CQE (and leaked if that cannot be
+        // waited for); so is direct-descriptor slot `k`.
+        let pushed = unsafe {
+            let mut sq = self.ring.submission();
+            sq.push_multiple(&[open, read, close])
+        };
+        if pushed.is_err() {
+            return false;
+        }
+        self.chains[k] = Some(Chain {
+            index,
+            res: [0; 3],
+            left: 3,
+        });
+        self.outstanding += 3;
+        true
+    }
+
+    /// Takes every CQE there is; returns the chains whose three have all
+    /// arrived, with their slot numbers.
+    fn reap(&mut self) -> Vec<(usize, Chain)> {
+        let mut finished = Vec::new();
+        for cqe in self.ring.completion() {
+            let k = (cqe.user_data() >> 2) as usize;
+            let step = (cqe.user_data() & 3).min(2) as usize;
+            let Some(slot) = self.chains.get_mut(k) else {
+                continue;
+            };
+            let Some(chain) = slot.as_mut() else {
+                continue;
+            };
+            chain.res[step] = cqe.result();
+            chain.left -= 1;
+            self.outstanding -= 1;
+            if chain.left == 0 {
+                if let Some(chain) = slot.take() {
+                    finished.push((k, chain));
+                }
+            }
+        }
+        finished
+    }
+}
+
+impl Drop for Window<'_> {
+    fn drop(&mut self) {
+        while self.outstanding > 0 {
+            match self.ring.submit_and_wait(self.outstanding) {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                Err(_) => {
+                    for block in self.blocks.drain(..) {
+                        std::mem::forget(block);
+                    }
+                    return;
+                }
+            }
+            let arrived = self.ring.completion().count();
+            self.outstanding = self.outstanding.saturating_sub(arrived);
+        }
+    }
+}

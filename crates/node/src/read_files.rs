@@ -1,0 +1,101 @@
+//! `readFiles`' binding: many whole files in one call, handed back in one
+//! crossing as shared blocks plus a layout, which `lib/read-files.ts` turns
+//! into one Buffer (a view) per file.
+//!
+//! Why views into shared blocks: for 10,000 files of 4 KiB, a Buffer of its
+//! own per file (an external one, with a finalizer, or a V8 copy) cost more
+//! on the JavaScript thread than the reads themselves: with external
+//! Buffers ~16 ms to create and ~14 ms of GC per batch (--cpu-prof), with
+//! copies ~15-40 ms of allocation. A view costs ~0.1 us and no finalizer.
+
+use std::ffi::CString;
+
+use napi::bindgen_prelude::{Buffer, Int32Array, Object, ToNapiValue};
+use napi::{Either, Env, Error, Result, Status};
+use napi_derive::napi;
+use uring_fs_core::files::{self, Contents, FilesRead};
+
+use crate::engine::global;
+use crate::file_ops::{file_error, promise, JsPoolBuf};
+
+/// What `readFiles` resolves with, built on the JavaScript thread.
+struct JsFilesRead(FilesRead);
+
+impl ToNapiValue for JsFilesRead {
+    unsafe fn to_napi_value(env: napi::sys::napi_env, val: Self) -> Result<napi::sys::napi_value> {
+        let FilesRead { blocks, files } = val.0;
+        // Per file: block, offset, length; block -1 means "the next of
+        // `others`" (a Buffer of its own, or an error).
+        let mut layout = Vec::with_capacity(files.len() * 3);
+        let mut others = Vec::new();
+        for file in files {
+            match file {
+                Ok(Contents::Packed { block, offset, len }) => layout
+                    .extend([block, offset, len].map(|v| i32::try_from(v).unwrap_or(i32::MAX))),
+                Ok(Contents::Own(buf)) => {
+                    layout.extend([-1, 0, 0]);
+                    others.push(Either::A(JsPoolBuf(buf)));
+                }
+                Err(e) => {
+                    layout.extend([-1, 0, 0]);
+                    others.push(Either::B(file_error(&e)));
+                }
+            }
+        }
+        let env = Env::from_raw(env);
+        let mut obj = Object::new(&env)?;
+        obj.set(
+            "blocks",
+            blocks.into_iter().map(JsPoolBuf).collect::<Vec<_>>(),
+        )?;
+        obj.set("layout", Int32Array::new(layout))?;
+        obj.set("others", others)?;
+        // SAFETY: env is the live environment napi-rs passed us.
+        unsafe { ToNapiValue::to_napi_value(env.raw(), obj) }
+    }
+}
+
+/// Reads `count` whole files, their paths NUL-terminated one after the other
+/// in `paths`, at most `concurrency` at a time. Resolves once with
+/// `{ blocks, layout, others }`: for file i, `layout[3i]` is the block its
+/// bytes are in (`layout[3i+1]` the offset, `layout[3i+2]` the length), or
+/// -1: then it is the next entry of `others`, a Buffer or `{ errno, syscall }`.
+#[napi(
+    catch_unwind,
+    ts_return_type = "Promise<{ blocks: Buffer[]; layout: Int32Array; others: Array<Buffer | FileError> }>"
+)]
+pub fn read_files<'env>(
+    env: &'env Env,
+    paths: Buffer,
+    count: u32,
+    flags: i32,
+    concurrency: u32,
+) -> Result<Object<'env>> {
+    let paths = split_paths(&paths, count as usize)?;
+    let engine = global()?.engine.clone();
+    promise(env, async move {
+        JsFilesRead(files::read_files(&engine, paths, flags, concurrency as usize).await)
+    })
+}
+
+/// The `count` NUL-terminated paths of `joined`.
+fn split_paths(joined: &[u8], count: usize) -> Result<Vec<CString>> {
+    let mut out = Vec::with_capacity(count);
+    let mut rest = joined;
+    while let Some(end) = rest.iter().position(|&b| b == 0) {
+        // The segment holds no NUL, so CString::new cannot fail.
+        out.push(CString::new(&rest[..end]).map_err(|_| invalid())?);
+        rest = &rest[end + 1..];
+    }
+    if out.len() != count || !rest.is_empty() {
+        return Err(invalid());
+    }
+    Ok(out)
+}
+
+fn invalid() -> Error {
+    Error::new(
+        Status::InvalidArg,
+        "paths must be `count` NUL-terminated paths",
+    )
+}
