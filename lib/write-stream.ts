@@ -1,7 +1,9 @@
 // WriteStream: a drop-in for fs.WriteStream whose writes go through the
 // native batch writer. Every group of buffered chunks (_writev) is one batch:
 // one submission, written in order at its offset, the JS Buffers held by
-// reference until the kernel is done with them (never copied). Options,
+// reference until the kernel is done with them (never copied). On io_uring
+// the batches go to the JavaScript thread's own ring and complete from its
+// event loop (crates/node/src/loop_writer.rs): no thread hand-off. Options,
 // events, properties and errors follow Node's lib/internal/fs/streams.js,
 // quirks included: a destroy() while a write is in the kernel makes that
 // write fail with ERR_STREAM_DESTROYED, which becomes the stream's 'error'.
@@ -50,6 +52,8 @@ export class WriteStream extends Writable {
   #onWritten: ((written: number, errno: number) => void) | null = null
   /** A FileHandle given as `fd`: closed (instead of the bare fd) when done. */
   #handle: FileHandleLike | null = null
+  /** The stream opened its descriptor (no `fd` option): nobody else uses it. */
+  #ownsFd = false
 
   constructor(path: unknown, options?: WriteStreamOptions | BufferEncoding) {
     const opts = getOptions<WriteStreamOptions & { autoDestroy?: boolean; decodeStrings?: boolean }>(options)
@@ -116,6 +120,7 @@ export class WriteStream extends Writable {
           return
         }
         this.fd = res
+        this.#ownsFd = true
         callback()
         this.emit('open', res)
         this.emit('ready')
@@ -182,12 +187,16 @@ export class WriteStream extends Writable {
   /** The writer for `fd`: one threadsafe callback for all of its writes. */
   #nativeWriter(fd: number): NativeWriter {
     if (this.#writer === null) {
-      const writer = new NativeWriter(fd, (res: [number, number]) => {
-        writer.settled()
-        const onWritten = this.#onWritten
-        this.#onWritten = null
-        onWritten?.(res[0], res[1])
-      })
+      const writer = new NativeWriter(
+        fd,
+        (res: [number, number]) => {
+          writer.settled()
+          const onWritten = this.#onWritten
+          this.#onWritten = null
+          onWritten?.(res[0], res[1])
+        },
+        this.#ownsFd,
+      )
       this.#writer = writer
     }
     return this.#writer

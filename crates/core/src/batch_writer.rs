@@ -96,6 +96,33 @@ pub async fn write_all(
     engine.write_all(fd, src, offset, sync).await
 }
 
+/// Where writes "at the current position" to `fd` land, for a writer that
+/// is the only user of `fd` and so may track the position itself (writing
+/// at explicit offsets, with no system call to read or move it per batch):
+/// the current position of a regular file or block device opened without
+/// `O_APPEND`; `None` for anything else (pipes, sockets, appending files),
+/// which must be written at the kernel's position.
+pub fn trackable_position(fd: RawFd) -> Option<u64> {
+    // SAFETY: all-zero is a valid stat; fstat writes into the local.
+    let mut st = unsafe { std::mem::zeroed::<libc::stat>() };
+    // SAFETY: st is a valid, writable stat struct.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return None;
+    }
+    let kind = st.st_mode & libc::S_IFMT;
+    if kind != libc::S_IFREG && kind != libc::S_IFBLK {
+        return None;
+    }
+    // SAFETY: F_GETFL takes no pointer argument.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 || flags & libc::O_APPEND != 0 {
+        return None;
+    }
+    // SAFETY: lseek takes no pointers.
+    let pos = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) };
+    u64::try_from(pos).ok()
+}
+
 /// A position inside a source's parts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Cursor {

@@ -121,6 +121,19 @@ impl Engine {
         self.counters.snapshot()
     }
 
+    /// A ring for the calling thread to submit and reap itself, counted in
+    /// this engine's stats; `Unsupported` on the fallback backend.
+    #[cfg(all(target_os = "linux", feature = "io-uring"))]
+    pub fn loop_ring(&self) -> io::Result<crate::uring::loop_ring::LoopRing> {
+        match self.imp {
+            Imp::Uring(_) => crate::uring::loop_ring::LoopRing::new(self.counters.clone()),
+            Imp::Fallback(_) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "fallback backend",
+            )),
+        }
+    }
+
     /// The counters behind [`Engine::stats`], for work done off the engine's
     /// own ring (the lanes of `readFiles`).
     pub(crate) fn counters(&self) -> Arc<Counters> {

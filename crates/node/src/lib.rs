@@ -9,6 +9,8 @@
 
 mod engine;
 mod file_ops;
+#[cfg(all(target_os = "linux", feature = "io-uring"))]
+mod loop_writer;
 mod read_files;
 mod read_stream;
 mod runtime_info;

@@ -1,15 +1,17 @@
-//! `NativeWriter`: the batch writes of one write stream, answered through
-//! one threadsafe function made with the stream. A promise per write would
-//! make (and tear down) a threadsafe function and its libuv handle for every
-//! chunk written.
+//! `NativeWriter`: the batch writes of one write stream. On io_uring they go
+//! to the JavaScript thread's own ring ([`crate::loop_writer`]: no thread
+//! hand-off either way); otherwise to the engine, answered through one
+//! threadsafe function made with the stream (a promise per write would make,
+//! and tear down, a threadsafe function and its libuv handle per chunk).
 
 use std::sync::Arc;
 
 use napi::bindgen_prelude::{Buffer, Function};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::JsValue;
 use napi::{Env, Error, Result, Status};
 use napi_derive::napi;
-use uring_fs_core::batch_writer;
+use uring_fs_core::batch_writer::{self, CURRENT_POSITION};
 
 use crate::engine::global;
 use crate::file_ops::{source_of, write_args, CatchUnwind};
@@ -24,13 +26,36 @@ pub struct NativeWriter {
     done: Option<Arc<DoneFn>>,
     /// `done` is referenced (keeps the event loop alive) while a write is out.
     referenced: bool,
+    /// `onDone` itself (a strong reference, deleted by `release`), for
+    /// writes on the JavaScript thread's ring.
+    on_done: Option<(napi::sys::napi_env, napi::sys::napi_ref)>,
+    /// The stream opened `fd` itself, so nobody else moves its position.
+    owns_fd: bool,
+    /// With `owns_fd`: where the next write at the current position goes
+    /// (`Some(None)`: the kernel's position, `fd` is not a plain file).
+    next_pos: Option<Option<u64>>,
 }
 
 #[napi]
 impl NativeWriter {
     /// A writer for `fd`; `onDone([written, errno])` is called once per write.
+    /// `ownsFd`: the stream opened `fd` and is its only user, so writes at
+    /// the current position may go at offsets the writer tracks (a failed
+    /// write ends the stream, so the tracked position is never reused).
     #[napi(constructor, catch_unwind)]
-    pub fn new(fd: i32, on_done: Function<'_, (f64, i32), ()>) -> Result<Self> {
+    pub fn new(
+        env: &Env,
+        fd: i32,
+        on_done: Function<'_, (f64, i32), ()>,
+        owns_fd: bool,
+    ) -> Result<Self> {
+        let mut on_done_ref = std::ptr::null_mut();
+        // SAFETY: env is the live environment of this call and on_done one
+        // of its values.
+        let made = unsafe {
+            napi::sys::napi_create_reference(env.raw(), on_done.raw(), 1, &mut on_done_ref)
+        };
+        let on_done_ref = (made == napi::sys::Status::napi_ok).then_some((env.raw(), on_done_ref));
         let done = on_done
             .build_threadsafe_function::<(f64, i32)>()
             .callee_handled::<false>()
@@ -40,6 +65,9 @@ impl NativeWriter {
             fd,
             done: Some(Arc::new(done)),
             referenced: false,
+            on_done: on_done_ref,
+            owns_fd,
+            next_pos: None,
         })
     }
 
@@ -60,8 +88,31 @@ impl NativeWriter {
         let g = global()?;
         let engine = g.engine.clone();
         let src = source_of(chunks);
-        let (offset, mode) = write_args(position, sync);
+        let (mut offset, mode) = write_args(position, sync);
         let fd = self.fd;
+        if offset == CURRENT_POSITION && self.owns_fd {
+            let next = *self
+                .next_pos
+                .get_or_insert_with(|| batch_writer::trackable_position(fd));
+            if let Some(pos) = next {
+                offset = pos;
+                self.next_pos = Some(Some(pos + src.len()));
+            }
+        }
+        #[cfg(all(target_os = "linux", feature = "io-uring"))]
+        let src = match &self.on_done {
+            Some((_, f)) => {
+                let mut value = std::ptr::null_mut();
+                // SAFETY: f is a live reference made on this env (deleted
+                // only by release, after which on_done is None).
+                unsafe { napi::sys::napi_get_reference_value(env.raw(), *f, &mut value) };
+                match crate::loop_writer::write(env, fd, src, offset, mode, value) {
+                    Ok(()) => return Ok(()),
+                    Err(src) => src,
+                }
+            }
+            None => src,
+        };
         self.set_ref(env, true);
         g.rt.spawn(async move {
             let write = async move {
@@ -102,6 +153,11 @@ impl NativeWriter {
     pub fn release(&mut self) {
         self.done = None;
         self.referenced = false;
+        if let Some((env, f)) = self.on_done.take() {
+            // SAFETY: made on this env by the constructor, deleted once, here,
+            // on the JS thread (release is a JS method).
+            unsafe { napi::sys::napi_delete_reference(env, f) };
+        }
     }
 }
 

@@ -221,12 +221,13 @@ impl Window<'_> {
         let close = opcode::Close::new(types::Fixed(slot))
             .build()
             .user_data(key | 2);
-        // SAFETY: the path outlives the chain (the caller keeps every path
-        // until read_small_all returns, which is only when no chain is in
-        // flight, or after the Window has waited for them); block `k` holds
-        // FIRST_READ bytes, is this chain's alone and is neither read nor
-        // freed until the chain's last CQE (and leaked if that cannot be
-        // waited for); so is direct-descriptor slot `k`.
+        // The path outlives the chain: the caller keeps every path until
+        // read_small_all returns, which is only when no chain is in flight
+        // (or after the Window has waited for them). Block `k` (FIRST_READ
+        // bytes) and direct-descriptor slot `k` are this chain's alone,
+        // neither read nor freed until its last CQE (the block is leaked if
+        // that cannot be waited for).
+        // SAFETY: as just said, all these SQEs point to outlives them.
         let pushed = unsafe {
             let mut sq = self.ring.submission();
             sq.push_multiple(&[open, read, close])

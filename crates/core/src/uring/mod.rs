@@ -6,6 +6,7 @@ mod close;
 pub(crate) mod driver;
 mod fsync;
 pub(crate) mod lane_ring;
+pub mod loop_ring;
 mod op;
 mod openat;
 mod openat2;

@@ -43,7 +43,7 @@ struct ChainRes {
 /// The SQE for one `pwritev` of `iov` at `offset` (`u64::MAX`: at the file
 /// position). `iov`'s array must stay put (it is a heap block) and alive,
 /// with the memory it names, until the CQE.
-fn writev_sqe(file: RawFd, iov: &IoVecs, offset: u64) -> squeue::Entry {
+pub(crate) fn writev_sqe(file: RawFd, iov: &IoVecs, offset: u64) -> squeue::Entry {
     // A group never exceeds IOV_MAX (1024) entries, so the count fits.
     opcode::Writev::new(fd(file), iov.0.as_ptr(), iov.0.len() as u32)
         .offset(offset)
@@ -61,7 +61,7 @@ fn writev_sqe(file: RawFd, iov: &IoVecs, offset: u64) -> squeue::Entry {
 /// left the position at 900000, and the next write at -1 overwrote the data.
 /// So on those files the engine reads the position, writes at explicit
 /// offsets, and moves the position itself, as `write(2)` would have.
-enum CurPos {
+pub(crate) enum CurPos {
     /// A regular file or block device: written at explicit offsets from
     /// this position, which is then set to the end of what was written.
     Owned(u64),
@@ -76,7 +76,7 @@ enum CurPos {
 }
 
 impl CurPos {
-    fn of(file: RawFd) -> CurPos {
+    pub(crate) fn of(file: RawFd) -> CurPos {
         // SAFETY: all-zero is a valid stat; fstat writes into the local.
         let mut st = unsafe { std::mem::zeroed::<libc::stat>() };
         // SAFETY: st is a valid, writable stat struct.
@@ -103,7 +103,7 @@ impl CurPos {
     }
 
     /// The offset the writes start at.
-    fn offset(&self) -> u64 {
+    pub(crate) fn offset(&self) -> u64 {
         match self {
             CurPos::Owned(pos) => *pos,
             CurPos::Append | CurPos::Kernel => CURRENT_POSITION,
@@ -112,7 +112,7 @@ impl CurPos {
 
     /// Leaves the file position where `write(2)` would have after writing
     /// `written` bytes; `short`: some write came up short.
-    fn finish(&self, file: RawFd, written: u64, short: bool) -> io::Result<()> {
+    pub(crate) fn finish(&self, file: RawFd, written: u64, short: bool) -> io::Result<()> {
         let (pos, whence) = match self {
             CurPos::Owned(pos) => (pos + written, libc::SEEK_SET),
             CurPos::Append if short => (0, libc::SEEK_END),
