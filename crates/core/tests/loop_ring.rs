@@ -1,0 +1,161 @@
+//! `LoopRing`: the batch writer on a ring the calling thread submits and
+//! reaps itself (what write streams use on Node's JavaScript thread). The
+//! thread here waits on the ring's eventfd with poll(2), as libuv does.
+//!
+//! Random part sizes come from a seeded RNG; the seed is printed (run with
+//! `--nocapture`) and `URING_FS_TEST_SEED=<n>` replays a run.
+#![cfg(all(target_os = "linux", feature = "io-uring"))]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+mod common;
+use common::{rng, start};
+
+use std::collections::HashMap;
+use std::io::{Seek, SeekFrom};
+use std::os::fd::AsRawFd;
+
+use rand::Rng;
+use uring_fs_core::batch_writer::{Sync, CURRENT_POSITION};
+use uring_fs_core::uring::loop_ring::LoopRing;
+use uring_fs_core::{Choice, WriteOutcome, WriteSource};
+
+/// Waits for the eventfd, reaps, until every job in `want` has finished.
+fn wait_all(ring: &mut LoopRing, want: usize) -> HashMap<usize, WriteOutcome> {
+    let mut done = HashMap::new();
+    while done.len() < want {
+        let mut pfd = libc::pollfd {
+            fd: ring.eventfd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, for the length given.
+        let n = unsafe { libc::poll(&mut pfd, 1, 10_000) };
+        assert!(
+            n > 0,
+            "no completion within 10 s ({} of {want} done)",
+            done.len()
+        );
+        for (id, outcome) in ring.reap() {
+            assert!(
+                done.insert(id, outcome).is_none(),
+                "job {id} finished twice"
+            );
+        }
+    }
+    assert_eq!(ring.active(), 0);
+    done
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn jobs_write_every_byte_at_their_offsets() {
+    let engine = start(Choice::IoUring);
+    let mut ring = engine.loop_ring().expect("loop ring");
+    let mut rng = rng("jobs_write_every_byte_at_their_offsets");
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Several files at once, each written by a few jobs at explicit offsets
+    // (some with a sync), plus an empty job.
+    let mut expected: Vec<(std::fs::File, Vec<u8>)> = Vec::new();
+    let mut jobs = 0;
+    for f in 0..8 {
+        let file = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(dir.path().join(format!("f{f}")))
+            .expect("open");
+        let mut content = Vec::new();
+        for j in 0..4 {
+            let parts: Vec<Vec<u8>> = (0..rng.gen_range(1..300))
+                .map(|_| (0..rng.gen_range(0..5000)).map(|_| rng.gen()).collect())
+                .collect();
+            let at = content.len() as u64;
+            content.extend(parts.iter().flatten());
+            let sync = if j == 3 { Sync::Data } else { Sync::None };
+            let id = ring.write(file.as_raw_fd(), WriteSource::from_vecs(parts), at, sync);
+            assert!(id.is_ok(), "ring full with {jobs} jobs");
+            jobs += 1;
+        }
+        expected.push((file, content));
+    }
+    let empty = ring.write(
+        expected[0].0.as_raw_fd(),
+        WriteSource::from_vecs(Vec::new()),
+        0,
+        Sync::None,
+    );
+    assert!(empty.is_ok());
+    let done = wait_all(&mut ring, jobs + 1);
+    for outcome in done.values() {
+        assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    }
+    for (file, content) in &expected {
+        let got = std::fs::read(format!("/proc/self/fd/{}", file.as_raw_fd())).expect("read back");
+        assert!(got == *content, "file differs");
+    }
+    let s = engine.stats();
+    assert!(s.bytes_written >= expected.iter().map(|(_, c)| c.len() as u64).sum::<u64>());
+    drop(ring);
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn at_the_current_position_the_position_moves_as_write_would() {
+    let engine = start(Choice::IoUring);
+    let mut ring = engine.loop_ring().expect("loop ring");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("pos");
+    std::fs::write(&path, b"0123456789").expect("write");
+    let mut file = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .expect("open");
+    file.seek(SeekFrom::Start(2)).expect("seek");
+    let src = WriteSource::from_vecs(vec![b"ab".to_vec(), b"cd".to_vec()]);
+    ring.write(file.as_raw_fd(), src, CURRENT_POSITION, Sync::None)
+        .map_err(|_| ())
+        .expect("queued");
+    let done = wait_all(&mut ring, 1);
+    assert_eq!(done.values().next().map(|o| o.written), Some(4));
+    assert_eq!(file.stream_position().expect("position"), 6);
+    assert_eq!(std::fs::read(&path).expect("read"), b"01abcd6789");
+    drop(ring);
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_failed_write_reports_its_error_and_what_was_written() {
+    let engine = start(Choice::IoUring);
+    let mut ring = engine.loop_ring().expect("loop ring");
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Read-only descriptor: the first write fails with EBADF.
+    let path = dir.path().join("ro");
+    std::fs::write(&path, b"x").expect("write");
+    let file = std::fs::File::open(&path).expect("open");
+    let src = WriteSource::from_vecs(vec![vec![1u8; 100]]);
+    ring.write(file.as_raw_fd(), src, 0, Sync::None)
+        .map_err(|_| ())
+        .expect("queued");
+    let done = wait_all(&mut ring, 1);
+    let outcome = done.values().next().expect("one");
+    assert_eq!(outcome.written, 0);
+    assert_eq!(
+        outcome.error.as_ref().and_then(|e| e.raw_os_error()),
+        Some(libc::EBADF)
+    );
+    // A ring dropped with a job still in the kernel waits for it.
+    let big = WriteSource::from_vecs(vec![vec![7u8; 8 << 20]]);
+    let out = std::fs::File::create(dir.path().join("big")).expect("create");
+    ring.write(out.as_raw_fd(), big, 0, Sync::Full)
+        .map_err(|_| ())
+        .expect("queued");
+    drop(ring);
+    assert_eq!(
+        std::fs::metadata(dir.path().join("big"))
+            .expect("stat")
+            .len(),
+        8 << 20
+    );
+    engine.shutdown().await;
+}
