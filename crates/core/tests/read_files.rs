@@ -16,8 +16,13 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
 use rand::Rng;
+use tokio::sync::RwLock;
 use uring_fs_core::files::{read_files, Contents, FilesRead};
 use uring_fs_core::Backend;
+
+/// The descriptor test takes this exclusively, so the counts it checks see
+/// no other test's files.
+static FD_GATE: RwLock<()> = RwLock::const_new(());
 
 /// `n` entries: files of random sizes (many on the limits between packed,
 /// own-buffer and general-path files), directories, missing paths, paths
@@ -91,6 +96,7 @@ fn check(paths: &[PathBuf], got: &FilesRead) -> (usize, usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_files_equal_std_on_lanes_and_tasks() {
+    let _gate = FD_GATE.read().await;
     for choice in choices() {
         let engine = start(choice);
         let dir = tempfile::tempdir().expect("tempdir");
@@ -126,6 +132,7 @@ async fn read_files_equal_std_on_lanes_and_tasks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_files_leave_no_descriptor_open() {
+    let _gate = FD_GATE.write().await;
     for choice in choices() {
         let engine = start(choice);
         let dir = tempfile::tempdir().expect("tempdir");
