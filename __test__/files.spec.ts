@@ -660,3 +660,51 @@ test.serial('writeFile on a full 1 MiB tmpfs: the ENOSPC of fs.promises, the sam
     fs.unlinkSync(f)
   }
 })
+
+// Many readFile calls at once, of every kind (small files read whole in one
+// step, empty ones, large ones and missing paths and directories that take
+// the general way), interleaved with writes: each promise gets its own
+// file's bytes or error, as fs.promises gives them.
+test('readFile: 600 at once, of every kind, each gets its own result', async (t) => {
+  const sub = path.join(dir, `many-${Date.now()}`)
+  fs.mkdirSync(sub)
+  const paths: string[] = []
+  for (let i = 0; i < 600; i++) {
+    const p = path.join(sub, `f-${i}`)
+    switch (i % 6) {
+      case 0:
+        paths.push(path.join(sub, `missing-${i}`))
+        break
+      case 1:
+        fs.mkdirSync(p)
+        paths.push(p)
+        break
+      case 2:
+        fs.writeFileSync(p, '')
+        paths.push(p)
+        break
+      case 3:
+        fs.writeFileSync(p, Buffer.alloc(70_000 + i, i & 0xff))
+        paths.push(p)
+        break
+      default:
+        fs.writeFileSync(p, `file ${i} `.repeat(i % 50))
+        paths.push(p)
+    }
+  }
+  const settle = (p: Promise<Buffer | string>): Promise<Buffer | { code?: string; errno?: number; syscall?: string; path?: string }> =>
+    p.then(
+      (b) => b as Buffer,
+      (e: NodeJS.ErrnoException) => ({ code: e.code, errno: e.errno, syscall: e.syscall, path: e.path }),
+    )
+  const writes = paths.map((_, i) => writeFile(path.join(sub, `w-${i}`), `written ${i}`))
+  const ours = await Promise.all(paths.map((p) => settle(readFile(p))))
+  await Promise.all(writes)
+  const theirs = await Promise.all(paths.map((p) => settle(fs.promises.readFile(p))))
+  for (let i = 0; i < paths.length; i++) {
+    const [a, b] = [ours[i], theirs[i]]
+    if (Buffer.isBuffer(b)) t.true(Buffer.isBuffer(a) && a.equals(b), paths[i])
+    else t.deepEqual(a, b, paths[i])
+    t.is(fs.readFileSync(path.join(sub, `w-${i}`), 'utf8'), `written ${i}`)
+  }
+})

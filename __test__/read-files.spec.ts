@@ -266,3 +266,36 @@ test.serial('readFiles: no descriptor left open after batches with errors', asyn
   }
   t.is(await settleFdCount(base), base)
 })
+
+// A FIFO among many small files (so the batch goes to the lanes) and in a
+// short list: its whole stream, as fs reads it, never the part that happened
+// to be in the pipe (io_uring reads a pipe whatever the offset, so a FIFO
+// must not be read as a small file).
+test('readFiles: a FIFO with a writer among small files gives its whole stream', async (t) => {
+  const { spawn, execFileSync } = await import('node:child_process')
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'uring-fs-rf-fifo-'))
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const content = Buffer.alloc(300_001)
+  for (let i = 0; i < content.length; i++) content[i] = (i * 13 + (i >> 10)) & 0xff
+  const src = path.join(dir, 'src')
+  fs.writeFileSync(src, content)
+  for (const count of [40, 3]) {
+    const fifo = path.join(dir, `fifo-${count}`)
+    execFileSync('mkfifo', [fifo])
+    const paths = Array.from({ length: count }, (_, i) => {
+      const p = path.join(dir, `f-${count}-${i}`)
+      fs.writeFileSync(p, `small ${i}`)
+      return p
+    })
+    paths[Math.floor(count / 2)] = fifo
+    // The writer: a separate process, so its blocking open happens there.
+    const writer = spawn('sh', ['-c', 'cat "$0" > "$1"', src, fifo], { stdio: 'ignore' })
+    const exited = new Promise((resolve) => writer.on('close', resolve))
+    const got = await readFiles(paths)
+    await exited
+    for (let i = 0; i < count; i++) {
+      const want = paths[i] === fifo ? content : Buffer.from(`small ${i}`)
+      t.true(Buffer.isBuffer(got[i]) && (got[i] as Buffer).equals(want), `${count} paths, #${i}`)
+    }
+  }
+})

@@ -1,14 +1,18 @@
 // readFile / writeFile: the fs/promises helpers. A path and whole data (a
 // string, Buffer, TypedArray or DataView) take one native call (open, size
 // from fstat, read or batch write, close on the engine's runtime) and one
-// crossing back. Everything else follows Node's lib/internal/fs/promises.js
+// crossing back. On io_uring a small file is read first as one linked
+// open -> read -> close on the JavaScript thread's own ring, with no thread
+// hand-off at all; a larger one then takes the general way. Everything else follows Node's lib/internal/fs/promises.js
 // step by step: the order in which arguments are checked (so that the same
 // error wins when several are wrong), an (async) iterable written piece by
 // piece into a file opened first, and a FileHandle in place of the path.
 
 import { Writable, addAbortSignal } from 'node:stream'
 import { StringDecoder } from 'node:string_decoder'
+import * as binding from '../binding'
 import {
+  type FileError,
   close as nativeClose,
   fsync as nativeFsync,
   open as nativeOpen,
@@ -76,7 +80,8 @@ export async function readFile(path: unknown, options?: ReadFileOptions | Buffer
   checkAborted(signal)
   const p = toPath(path)
   const flags = stringToFlags(flag)
-  const res = await nativeReadFile(Buffer.from(p), flags)
+  const pathBuf = Buffer.from(p)
+  const res = (await readSmall(pathBuf, flags)) ?? (await nativeReadFile(pathBuf, flags))
   if (!Buffer.isBuffer(res)) {
     throw systemError(res.errno, res.syscall, res.syscall === 'open' ? p : undefined)
   }
@@ -84,6 +89,24 @@ export async function readFile(path: unknown, options?: ReadFileOptions | Buffer
   // native read does not look, so the same error comes after the read.
   if (res.length > K_IO_MAX_LENGTH) throw fileTooLarge(res.length)
   return decode(res, opts.encoding, signal)
+}
+
+/** The JavaScript thread's ring: absent from builds without io_uring. */
+const nativeReadSmall: typeof binding.readSmallFile | undefined = (binding as Partial<typeof binding>).readSmallFile
+
+/**
+ * The file whole if it is small (one read), from the JavaScript thread's
+ * ring; null when it must be read the general way (larger, not readable at
+ * an offset, or no ring on this thread or backend).
+ */
+function readSmall(path: Buffer, flags: number): Promise<Buffer | FileError | null> | null {
+  if (nativeReadSmall === undefined) return null
+  let settle!: (res: Buffer | FileError | null) => void
+  const done = new Promise<Buffer | FileError | null>((resolve) => (settle = resolve))
+  const queued = nativeReadSmall(path, flags, (code: number, syscall: string, contents?: Buffer) => {
+    settle(code === 0 && contents !== undefined ? contents : code < 0 ? { errno: code, syscall } : null)
+  })
+  return queued ? done : null
 }
 
 /** The end of fs's readFileHandle: its abort check, and its decoding (which rejects 'buffer'). */

@@ -3,7 +3,7 @@
 // one submission, written in order at its offset, the JS Buffers held by
 // reference until the kernel is done with them (never copied). On io_uring
 // the batches go to the JavaScript thread's own ring and complete from its
-// event loop (crates/node/src/loop_writer.rs): no thread hand-off. Options,
+// event loop (crates/node/src/loop_ops.rs): no thread hand-off. Options,
 // events, properties and errors follow Node's lib/internal/fs/streams.js,
 // quirks included: a destroy() while a write is in the kernel makes that
 // write fail with ERR_STREAM_DESTROYED, which becomes the stream's 'error'.

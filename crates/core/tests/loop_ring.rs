@@ -1,6 +1,7 @@
-//! `LoopRing`: the batch writer on a ring the calling thread submits and
-//! reaps itself (what write streams use on Node's JavaScript thread). The
-//! thread here waits on the ring's eventfd with poll(2), as libuv does.
+//! `LoopRing`: the batch writer and small-file reads on a ring the calling
+//! thread submits and reaps itself (what write streams and readFile use on
+//! Node's JavaScript thread). The thread here waits on the ring's eventfd
+//! with poll(2), as libuv does.
 //!
 //! Random part sizes come from a seeded RNG; the seed is printed (run with
 //! `--nocapture`) and `URING_FS_TEST_SEED=<n>` replays a run.
@@ -16,11 +17,21 @@ use std::os::fd::AsRawFd;
 
 use rand::Rng;
 use uring_fs_core::batch_writer::{Sync, CURRENT_POSITION};
-use uring_fs_core::uring::loop_ring::LoopRing;
+use uring_fs_core::uring::loop_ring::{Done, LoopRing};
 use uring_fs_core::{Choice, WriteOutcome, WriteSource};
 
+/// The write outcomes of `done` (panics on a read).
+fn writes(done: HashMap<usize, Done>) -> HashMap<usize, WriteOutcome> {
+    done.into_iter()
+        .map(|(id, d)| match d {
+            Done::Write(o) => (id, o),
+            Done::Read(_) => panic!("a read among the writes"),
+        })
+        .collect()
+}
+
 /// Waits for the eventfd, reaps, until every job in `want` has finished.
-fn wait_all(ring: &mut LoopRing, want: usize) -> HashMap<usize, WriteOutcome> {
+fn wait_all(ring: &mut LoopRing, want: usize) -> HashMap<usize, Done> {
     let mut done = HashMap::new();
     while done.len() < want {
         let mut pfd = libc::pollfd {
@@ -85,7 +96,7 @@ async fn jobs_write_every_byte_at_their_offsets() {
         Sync::None,
     );
     assert!(empty.is_ok());
-    let done = wait_all(&mut ring, jobs + 1);
+    let done = writes(wait_all(&mut ring, jobs + 1));
     for outcome in done.values() {
         assert!(outcome.error.is_none(), "{:?}", outcome.error);
     }
@@ -116,7 +127,7 @@ async fn at_the_current_position_the_position_moves_as_write_would() {
     ring.write(file.as_raw_fd(), src, CURRENT_POSITION, Sync::None)
         .map_err(|_| ())
         .expect("queued");
-    let done = wait_all(&mut ring, 1);
+    let done = writes(wait_all(&mut ring, 1));
     assert_eq!(done.values().next().map(|o| o.written), Some(4));
     assert_eq!(file.stream_position().expect("position"), 6);
     assert_eq!(std::fs::read(&path).expect("read"), b"01abcd6789");
@@ -137,7 +148,7 @@ async fn a_failed_write_reports_its_error_and_what_was_written() {
     ring.write(file.as_raw_fd(), src, 0, Sync::None)
         .map_err(|_| ())
         .expect("queued");
-    let done = wait_all(&mut ring, 1);
+    let done = writes(wait_all(&mut ring, 1));
     let outcome = done.values().next().expect("one");
     assert_eq!(outcome.written, 0);
     assert_eq!(
@@ -157,5 +168,55 @@ async fn a_failed_write_reports_its_error_and_what_was_written() {
             .len(),
         8 << 20
     );
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn small_reads_read_regular_files_and_leave_the_rest_alone() {
+    let engine = start(Choice::IoUring);
+    let mut ring = engine.loop_ring().expect("loop ring");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cpath = |p: &std::path::Path| {
+        std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).expect("no NUL")
+    };
+    let small = dir.path().join("small");
+    std::fs::write(&small, b"hello").expect("write");
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, b"").expect("write");
+    let large = dir.path().join("large");
+    std::fs::write(&large, vec![1u8; 100_000]).expect("write");
+    let fifo = dir.path().join("fifo");
+    let c = cpath(&fifo);
+    // SAFETY: c is a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    // What each must give: Some(bytes), or None for the general path. The
+    // FIFO (no writer) must not be opened, or this would hang.
+    let cases: Vec<(std::path::PathBuf, Option<Vec<u8>>)> = vec![
+        (small, Some(b"hello".to_vec())),
+        (empty, Some(Vec::new())),
+        (large, None),
+        (fifo, None),
+        (dir.path().to_path_buf(), None),
+        (dir.path().join("missing"), None),
+        ("/proc/self/status".into(), None),
+    ];
+    let mut ids = HashMap::new();
+    for (p, want) in &cases {
+        let id = ring
+            .read_small(cpath(p), libc::O_RDONLY)
+            .map_err(|_| ())
+            .expect("queued");
+        ids.insert(id, (p.clone(), want.clone()));
+    }
+    let done = wait_all(&mut ring, cases.len());
+    for (id, d) in done {
+        let (p, want) = &ids[&id];
+        match d {
+            Done::Read(Ok(got)) => assert_eq!(got.map(|b| b.to_vec()), *want, "{}", p.display()),
+            Done::Read(Err(e)) => panic!("{}: {:?}", p.display(), e.error),
+            Done::Write(_) => panic!("a write among the reads"),
+        }
+    }
+    drop(ring);
     engine.shutdown().await;
 }

@@ -10,7 +10,7 @@
 mod engine;
 mod file_ops;
 #[cfg(all(target_os = "linux", feature = "io-uring"))]
-mod loop_writer;
+mod loop_ops;
 mod read_files;
 mod read_stream;
 mod runtime_info;

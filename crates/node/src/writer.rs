@@ -1,5 +1,5 @@
 //! `NativeWriter`: the batch writes of one write stream. On io_uring they go
-//! to the JavaScript thread's own ring ([`crate::loop_writer`]: no thread
+//! to the JavaScript thread's own ring ([`crate::loop_ops`]: no thread
 //! hand-off either way); otherwise to the engine, answered through one
 //! threadsafe function made with the stream (a promise per write would make,
 //! and tear down, a threadsafe function and its libuv handle per chunk).
@@ -106,7 +106,7 @@ impl NativeWriter {
                 // SAFETY: f is a live reference made on this env (deleted
                 // only by release, after which on_done is None).
                 unsafe { napi::sys::napi_get_reference_value(env.raw(), *f, &mut value) };
-                match crate::loop_writer::write(env, fd, src, offset, mode, value) {
+                match crate::loop_ops::write(env, fd, src, offset, mode, value) {
                     Ok(()) => return Ok(()),
                     Err(src) => src,
                 }

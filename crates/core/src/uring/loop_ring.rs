@@ -21,12 +21,17 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
-use io_uring::{squeue, IoUring};
+use std::ffi::{CStr, CString};
+
+use io_uring::{opcode, squeue, types, IoUring};
 use slab::Slab;
 
 use super::fsync::fsync_sqe;
 use super::writev::{writev_sqe, CurPos};
 use crate::batch_writer::{Plan, Sync, WriteOutcome, CURRENT_POSITION};
+use crate::buffer_pool::PoolBuf;
+use crate::op_error::OpError;
+use crate::small_read::{chainable, read_len, stat_flags, FIRST_READ};
 use crate::stats::Counters;
 use crate::write_source::{IoVecs, WriteSource};
 
@@ -42,9 +47,16 @@ const MAX_CHAIN: usize = 16;
 const SQ_THREAD_IDLE_MS: u32 = 1;
 /// Bits of `user_data` for the request's place in its chain.
 const INDEX_BITS: u32 = 8;
+/// Ids (and `user_data` job numbers) of small reads start here, after
+/// every possible write job's.
+const READ_IDS: usize = 1 << 40;
+/// Direct-descriptor slots, so as many small reads at once.
+const SLOTS: u32 = 64;
 
 /// One `write_all` on this ring.
 struct Job {
+    /// The id the caller knows it by.
+    public: usize,
     fd: RawFd,
     plan: Plan,
     src: WriteSource,
@@ -59,13 +71,44 @@ struct Job {
     pending: usize,
 }
 
-/// A finished job: its id (as [`LoopRing::write`] gave it) and outcome.
-pub type Finished = (usize, WriteOutcome);
+/// One small file read whole (as `readFiles`' chains): a STATX of its
+/// path, then, for a small regular file, OPENAT into a direct descriptor ->
+/// READ of FIRST_READ bytes from 0 -> CLOSE (see `crate::small_read`).
+struct ReadJob {
+    /// The id the caller knows it by.
+    public: usize,
+    /// Held for the kernel until the last CQE.
+    path: CString,
+    flags: i32,
+    statx: Box<libc::statx>,
+    /// The stat is in flight (else the chain is, or nothing yet).
+    stat: bool,
+    size: u64,
+    buf: Option<PoolBuf>,
+    slot: u32,
+    results: [i32; 3],
+    pending: usize,
+}
+
+/// What a finished job did.
+pub enum Done {
+    Write(WriteOutcome),
+    /// The file's contents; `Ok(None)`: read it the general way (too large
+    /// for one read, not readable at an offset).
+    Read(Result<Option<PoolBuf>, OpError>),
+}
+
+/// A finished job: its id (as [`LoopRing::write`] or
+/// [`LoopRing::read_small`] gave it; never reused) and what it did.
+pub type Finished = (usize, Done);
 
 pub struct LoopRing {
     ring: IoUring,
     eventfd: OwnedFd,
     jobs: Slab<Job>,
+    reads: Slab<ReadJob>,
+    /// Free direct-descriptor slots (none if the kernel has no table).
+    slots: Vec<u32>,
     /// Jobs that finished without a CQE to report them (nothing to write):
     /// handed out by the next `reap`, which the eventfd is kicked for.
     finished: Vec<Finished>,
@@ -75,6 +118,9 @@ pub struct LoopRing {
     /// thread is awake).
     sqpoll: bool,
     counters: Arc<Counters>,
+    /// The next job's public id. Ids are never reused (slab keys are, as
+    /// soon as a job ends, which can be before its caller has reaped it).
+    next_public: usize,
 }
 
 impl LoopRing {
@@ -102,14 +148,22 @@ impl LoopRing {
         // SAFETY: efd is a fresh descriptor that nothing else owns.
         let eventfd = unsafe { OwnedFd::from_raw_fd(efd) };
         ring.submitter().register_eventfd(eventfd.as_raw_fd())?;
+        // Direct descriptors (5.19+): optional, only small reads use them.
+        let slots = match ring.submitter().register_files_sparse(SLOTS) {
+            Ok(()) => (0..SLOTS).rev().collect(),
+            Err(_) => Vec::new(),
+        };
         Ok(LoopRing {
             ring,
             eventfd,
             jobs: Slab::new(),
+            reads: Slab::new(),
+            slots,
             finished: Vec::new(),
             reaping: false,
             sqpoll,
             counters,
+            next_public: 0,
         })
     }
 
@@ -120,7 +174,188 @@ impl LoopRing {
 
     /// Jobs not yet handed out by `reap`.
     pub fn active(&self) -> usize {
-        self.jobs.len() + self.finished.len()
+        self.jobs.len() + self.reads.len() + self.finished.len()
+    }
+
+    /// Starts reading the small file at `path` (opened with `flags`)
+    /// whole. Returns the job's id, or the path back when the ring has no
+    /// room (then read it elsewhere).
+    pub fn read_small(&mut self, path: CString, flags: i32) -> Result<usize, CString> {
+        if self.slots.is_empty() {
+            return Err(path);
+        }
+        // A stat from the kernel's caches, on this thread, when it can be
+        // had without waiting; else a STATX on the ring (an io-wq worker:
+        // one more round trip).
+        let cached = cached_stat(&path, flags);
+        let entry = self.reads.vacant_entry();
+        let id = entry.key();
+        let public = self.next_public;
+        self.next_public += 1;
+        let job = entry.insert(ReadJob {
+            public,
+            path,
+            flags,
+            // SAFETY: statx is plain old data; all-zero is a valid value.
+            statx: Box::new(unsafe { std::mem::zeroed::<libc::statx>() }),
+            stat: true,
+            size: 0,
+            buf: None,
+            slot: 0,
+            results: [0; 3],
+            pending: 1,
+        });
+        if let Some((mode, size)) = cached {
+            job.stat = false;
+            job.pending = 0;
+            job.size = size;
+            self.start_chain(id, chainable(mode, size));
+            if !self.reads.contains(id) {
+                // Finished already (for the general path): say so.
+                self.kick();
+            }
+            return Ok(public);
+        }
+        let stat = opcode::Statx::new(
+            types::Fd(libc::AT_FDCWD),
+            job.path.as_ptr(),
+            (&mut *job.statx as *mut libc::statx).cast::<types::statx>(),
+        )
+        .flags(stat_flags(flags))
+        .mask(libc::STATX_TYPE | libc::STATX_SIZE)
+        .build()
+        .user_data(Self::read_key(id));
+        // The path and the statx block are the job's (heap blocks that do
+        // not move with it), kept until its last CQE (and by Drop, which
+        // waits for them).
+        // SAFETY: as just said, what this SQE points to outlives it.
+        if unsafe { self.ring.submission().push(&stat) }.is_err() {
+            return Err(self.reads.remove(id).path);
+        }
+        self.counters.add_ops(1);
+        self.submit();
+        Ok(public)
+    }
+
+    fn read_key(id: usize) -> u64 {
+        ((READ_IDS + id) as u64) << INDEX_BITS
+    }
+
+    /// The stat of read job `id` is in: queue its chain, or finish it.
+    fn read_stat_done(&mut self, id: usize, res: i32) {
+        let Some(job) = self.reads.get_mut(id) else {
+            return;
+        };
+        job.stat = false;
+        job.size = job.statx.stx_size;
+        let readable = res >= 0 && chainable(u32::from(job.statx.stx_mode), job.size);
+        self.start_chain(id, readable);
+    }
+
+    /// Queues read job `id`'s chain if its file is `readable` that way;
+    /// else (or with no room) finishes it for the general path.
+    fn start_chain(&mut self, id: usize, readable: bool) {
+        let Some(job) = self.reads.get_mut(id) else {
+            return;
+        };
+        // Not opened here: the general path opens it (and reports the
+        // open's own error, as fs does).
+        let slot = match readable {
+            true => self.slots.pop(),
+            false => None,
+        };
+        let Some(slot) = slot else {
+            self.finish_read(id, Ok(None));
+            return;
+        };
+        let Ok(dest) = types::DestinationSlot::try_from_slot_target(slot) else {
+            self.slots.push(slot);
+            self.finish_read(id, Ok(None));
+            return;
+        };
+        let mut buf = PoolBuf::with_capacity(FIRST_READ);
+        let key = Self::read_key(id);
+        let open = opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), job.path.as_ptr())
+            // No O_CLOEXEC: the kernel refuses it for a direct descriptor.
+            .flags(job.flags & !libc::O_CLOEXEC)
+            // As fs creates files (a flag with O_CREAT): 0o666 less the umask.
+            .mode(0o666)
+            .file_index(Some(dest))
+            .build()
+            .flags(squeue::Flags::IO_LINK)
+            .user_data(key);
+        let read = opcode::Read::new(types::Fixed(slot), buf.as_mut_ptr(), FIRST_READ as u32)
+            .offset(0)
+            .build()
+            // Hard: the close runs even when the read fails or is short.
+            .flags(squeue::Flags::IO_HARDLINK)
+            .user_data(key | 1);
+        let close = opcode::Close::new(types::Fixed(slot))
+            .build()
+            .user_data(key | 2);
+        // The path is the job's and the block is moved into it just below,
+        // both kept until its last CQE (and by Drop, which waits for them);
+        // the slot is this job's alone until then.
+        // SAFETY: as just said, what these SQEs point to outlives them.
+        let pushed = unsafe {
+            let mut sq = self.ring.submission();
+            sq.push_multiple(&[open, read, close])
+        };
+        if pushed.is_err() {
+            self.slots.push(slot);
+            self.finish_read(id, Ok(None));
+            return;
+        }
+        job.buf = Some(buf);
+        job.slot = slot;
+        job.pending = 3;
+        self.counters.add_ops(3);
+        self.submit();
+    }
+
+    fn finish_read(&mut self, id: usize, done: Result<Option<PoolBuf>, OpError>) {
+        if self.reads.contains(id) {
+            let job = self.reads.remove(id);
+            self.finished.push((job.public, Done::Read(done)));
+        }
+    }
+
+    /// A read job's CQE.
+    fn read_cqe(&mut self, id: usize, index: usize, res: i32) {
+        let Some(job) = self.reads.get_mut(id) else {
+            return;
+        };
+        if job.stat {
+            self.read_stat_done(id, res);
+            return;
+        }
+        if let Some(r) = job.results.get_mut(index) {
+            *r = res;
+        }
+        job.pending = job.pending.saturating_sub(1);
+        if job.pending > 0 {
+            return;
+        }
+        let [opened, read, closed] = job.results;
+        // The slot is empty again unless a file opened into it and its close
+        // failed; such a slot is not reused.
+        if opened < 0 || closed >= 0 {
+            self.slots.push(job.slot);
+        }
+        let done = match read_len(opened, read, job.size) {
+            Ok(Some(n)) => match job.buf.take() {
+                Some(mut buf) => {
+                    // SAFETY: the read wrote n bytes at the start of the block.
+                    unsafe { buf.set_len(n) };
+                    self.counters.add_bytes(n as u64);
+                    Ok(Some(buf))
+                }
+                None => Ok(None),
+            },
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        };
+        self.finish_read(id, done);
     }
 
     /// Starts writing every byte of `src` at `offset` (as
@@ -136,7 +371,10 @@ impl LoopRing {
     ) -> Result<usize, WriteSource> {
         let cur = (offset == CURRENT_POSITION && !src.is_empty()).then(|| CurPos::of(fd));
         let offset = cur.as_ref().map_or(offset, CurPos::offset);
+        let public = self.next_public;
+        self.next_public += 1;
         let job = Job {
+            public,
             fd,
             plan: Plan::new(offset, sync),
             src,
@@ -149,7 +387,7 @@ impl LoopRing {
         };
         let id = self.jobs.insert(job);
         match self.advance(id) {
-            Ok(()) => Ok(id),
+            Ok(()) => Ok(public),
             Err(()) => Err(self.jobs.remove(id).src),
         }
     }
@@ -171,6 +409,10 @@ impl LoopRing {
         for (ud, res) in cqes {
             let id = (ud >> INDEX_BITS) as usize;
             let index = (ud & ((1 << INDEX_BITS) - 1)) as usize;
+            if id >= READ_IDS {
+                self.read_cqe(id - READ_IDS, index, res);
+                continue;
+            }
             let Some(job) = self.jobs.get_mut(id) else {
                 continue;
             };
@@ -305,50 +547,104 @@ impl LoopRing {
         // Called only once the job's last chain is in (or before it had
         // one), so the source is free of the kernel.
         self.finished.push((
-            id,
-            WriteOutcome {
+            job.public,
+            Done::Write(WriteOutcome {
                 written: job.plan.written(),
                 error,
                 source: job.src,
-            },
+            }),
         ));
         if !self.reaping {
             // Finished without a CQE (nothing to write): the eventfd must
             // still fire for the owner to reap it.
-            let one = 1u64.to_ne_bytes();
-            // SAFETY: writes 8 bytes from a local array of 8 bytes.
-            unsafe { libc::write(self.eventfd.as_raw_fd(), one.as_ptr().cast(), 8) };
+            self.kick();
         }
     }
+}
+
+impl LoopRing {
+    /// Makes the eventfd readable, for a job that finished without a CQE.
+    fn kick(&self) {
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: writes 8 bytes from a local array of 8 bytes.
+        unsafe { libc::write(self.eventfd.as_raw_fd(), one.as_ptr().cast(), 8) };
+    }
+}
+
+/// The mode and size of `path` (not following a final symlink with
+/// `O_NOFOLLOW` in `flags`), from the kernel's caches only: an `O_PATH`
+/// open with `RESOLVE_CACHED` (never waits for a disk; fails with EAGAIN
+/// when the lookup would) and an `fstat` of it. `None` when that cannot be
+/// had (then ask the ring); a few microseconds otherwise, like the inline
+/// attempt io_uring makes of an open.
+fn cached_stat(path: &CStr, flags: i32) -> Option<(u32, u64)> {
+    #[repr(C)]
+    struct OpenHow {
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    }
+    let how = OpenHow {
+        flags: (libc::O_PATH | libc::O_CLOEXEC | (flags & libc::O_NOFOLLOW)) as u64,
+        mode: 0,
+        resolve: libc::RESOLVE_CACHED,
+    };
+    // SAFETY: `path` is NUL-terminated and `how` a valid open_how of the
+    // size passed; both outlive the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: a fresh descriptor that nothing else owns, closed when dropped.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    // SAFETY: all-zero is a valid stat; fstat writes into the local.
+    let mut st = unsafe { std::mem::zeroed::<libc::stat>() };
+    // SAFETY: `st` is a valid, writable stat struct.
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+        return None;
+    }
+    Some((st.st_mode, st.st_size as u64))
 }
 
 impl Drop for LoopRing {
     /// Waits until the kernel is done with every job's memory.
     fn drop(&mut self) {
-        while !self.jobs.is_empty() {
-            let waiting: usize = self.jobs.iter().map(|(_, j)| j.pending).sum();
+        loop {
+            let waiting: usize = self.jobs.iter().map(|(_, j)| j.pending).sum::<usize>()
+                + self.reads.iter().map(|(_, j)| j.pending).sum::<usize>();
             if waiting == 0 {
-                break;
+                return;
             }
             match self.ring.submit_and_wait(1) {
                 Ok(_) => {}
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
                 Err(_) => {
                     // Cannot wait: leak the jobs' memory rather than free
-                    // what the kernel may still read.
-                    for (_, job) in std::mem::take(&mut self.jobs) {
-                        std::mem::forget(job);
-                    }
+                    // what the kernel may still use.
+                    std::mem::forget(std::mem::take(&mut self.jobs));
+                    std::mem::forget(std::mem::take(&mut self.reads));
                     return;
                 }
             }
             let cqes: Vec<u64> = self.ring.completion().map(|c| c.user_data()).collect();
             for ud in cqes {
-                if let Some(job) = self.jobs.get_mut((ud >> INDEX_BITS) as usize) {
+                let id = (ud >> INDEX_BITS) as usize;
+                if id >= READ_IDS {
+                    if let Some(job) = self.reads.get_mut(id - READ_IDS) {
+                        job.pending = job.pending.saturating_sub(1);
+                    }
+                } else if let Some(job) = self.jobs.get_mut(id) {
                     job.pending = job.pending.saturating_sub(1);
                 }
             }
-            self.jobs.retain(|_, j| j.pending > 0);
         }
     }
 }

@@ -1,13 +1,13 @@
-//! A small file read whole in one linked chain: OPENAT into a direct
-//! descriptor (a slot of the ring's registered file table, no process fd)
-//! -> READ of that slot from offset 0 -> CLOSE of the slot, submitted
-//! together, one wake-up when all three are done. `readFiles` of many small
-//! files otherwise pays an open, an fstat, a read and a close, each a round
-//! trip through the driver.
+//! A small file read whole with a STATX of its path, then one linked
+//! chain: OPENAT into a direct descriptor (a slot of the ring's registered
+//! file table, no process fd) -> READ of that slot from offset 0 -> CLOSE
+//! of the slot, submitted together, one wake-up when all three are done.
+//! `readFiles` of a few small files otherwise pays an open, an fstat, a read
+//! and a close, each a round trip through the driver.
 //!
-//! What the results mean (no fstat; a full first read or ESPIPE takes the
-//! general path) is [`crate::small_read`]'s, shared with the lanes of
-//! [`crate::read_lanes`].
+//! Why the stat, and what the results mean, is [`crate::small_read`]'s,
+//! shared with the lanes of [`crate::read_lanes`] and the JavaScript
+//! thread's ring.
 
 use std::ffi::CString;
 
@@ -17,7 +17,7 @@ use super::op::Op;
 use super::Driver;
 use crate::buffer_pool::PoolBuf;
 use crate::op_error::OpError;
-use crate::small_read::{read_len, FIRST_READ};
+use crate::small_read::{chainable, read_len, FIRST_READ};
 use crate::stats::Counters;
 
 /// What a small read found.
@@ -41,6 +41,12 @@ enum Res {
 
 impl Driver {
     pub(crate) async fn read_small(&self, path: CString, flags: i32) -> SmallRead {
+        // The stat first: see crate::small_read for why.
+        let follow = flags & libc::O_NOFOLLOW == 0;
+        let size = match self.stat_path(path.clone(), follow).await {
+            Ok(st) if chainable(st.mode, st.size) => st.size,
+            _ => return SmallRead::General,
+        };
         let Some(slot) = self.shared.take_slot() else {
             return SmallRead::General;
         };
@@ -53,6 +59,8 @@ impl Driver {
             // No O_CLOEXEC: a direct descriptor is never in the fd table
             // (the kernel refuses the flag with EINVAL).
             .flags(flags & !libc::O_CLOEXEC)
+            // As fs creates files (a flag with O_CREAT): 0o666 less the umask.
+            .mode(0o666)
             .file_index(Some(dest))
             .build()
             .flags(squeue::Flags::IO_LINK);
@@ -85,13 +93,19 @@ impl Driver {
         if opened < 0 || closed >= 0 {
             self.shared.give_slot(slot);
         }
-        outcome(opened, read, buf, &self.shared.counters)
+        outcome(opened, read, size, buf, &self.shared.counters)
     }
 }
 
 /// [`read_len`] for a read into `buf`, which then holds the contents.
-fn outcome(opened: i32, read: i32, buf: Option<PoolBuf>, counters: &Counters) -> SmallRead {
-    match read_len(opened, read) {
+fn outcome(
+    opened: i32,
+    read: i32,
+    size: u64,
+    buf: Option<PoolBuf>,
+    counters: &Counters,
+) -> SmallRead {
+    match read_len(opened, read, size) {
         Ok(Some(n)) => {
             let Some(mut buf) = buf else {
                 return SmallRead::General;

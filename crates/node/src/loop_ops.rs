@@ -1,8 +1,9 @@
-//! Write streams' batches on the JavaScript thread's own ring
-//! ([`LoopRing`]): submitted from the JavaScript call, completed by libuv
-//! watching the ring's eventfd, each callback called straight from that
-//! watch. No runtime thread is woken on the way; see `loop_ring` for why
-//! that is most of a backpressured stream's time.
+//! Operations on the JavaScript thread's own ring ([`LoopRing`]): write
+//! streams' batches and `readFile`'s small files, submitted from the
+//! JavaScript call, completed by libuv watching the ring's eventfd, each
+//! callback called straight from that watch. No runtime thread is woken on
+//! the way; see `loop_ring` for why that is most of a backpressured stream's
+//! time (and of a small file's).
 //!
 //! One ring per JavaScript thread (each worker thread has its own loop),
 //! set up on first use and torn down by an environment cleanup hook, which
@@ -13,13 +14,17 @@ use std::collections::HashMap;
 use std::ffi::{c_int, c_void};
 use std::ptr;
 
-use napi::sys;
-use napi::Env;
+use std::ffi::CString;
+
+use napi::bindgen_prelude::{Buffer, Function};
+use napi::{sys, Env, JsValue, Result};
+use napi_derive::napi;
 use uring_fs_core::batch_writer::Sync;
-use uring_fs_core::uring::loop_ring::LoopRing;
+use uring_fs_core::uring::loop_ring::{Done, LoopRing};
 use uring_fs_core::WriteSource;
 
 use crate::engine::global;
+use crate::file_ops::c_path;
 
 // libuv, as exported by the node binary that loaded this addon.
 extern "C" {
@@ -54,7 +59,22 @@ struct LoopWriter {
 thread_local! {
     /// This thread's writer; `Err` once it could not be set up (the thread
     /// then uses the engine).
-    static WRITER: RefCell<Option<Result<LoopWriter, ()>>> = const { RefCell::new(None) };
+    static WRITER: RefCell<Option<std::result::Result<LoopWriter, ()>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's writer, set up on first use; `None` when the
+/// thread has none (the fallback backend, or no ring to be had).
+fn with_writer<R>(env: &Env, f: impl FnOnce(&mut LoopWriter) -> R) -> Option<R> {
+    WRITER.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(LoopWriter::start(env.raw()));
+        }
+        match slot.as_mut() {
+            Some(Ok(w)) => Some(f(w)),
+            _ => None,
+        }
+    })
 }
 
 /// Starts writing `src` at `offset`, then syncing as `sync` says, and calls
@@ -67,40 +87,64 @@ pub(crate) fn write(
     offset: u64,
     sync: Sync,
     on_done: sys::napi_value,
-) -> Result<(), WriteSource> {
-    WRITER.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        if slot.is_none() {
-            *slot = Some(LoopWriter::start(env.raw()));
-        }
-        let Some(Ok(w)) = slot.as_mut() else {
-            return Err(src);
+) -> std::result::Result<(), WriteSource> {
+    let mut src = Some(src);
+    let queued = with_writer(env, |w| {
+        let Some(callback) = w.reference(on_done) else {
+            return false;
         };
-        let mut callback = ptr::null_mut();
-        // SAFETY: env is this thread's live environment and on_done a value
-        // of the current call.
-        if unsafe { sys::napi_create_reference(w.env, on_done, 1, &mut callback) }
-            != sys::Status::napi_ok
-        {
-            return Err(src);
-        }
-        match w.ring.write(fd, src, offset, sync) {
-            Ok(id) => {
-                w.callbacks.insert(id, callback);
-                w.set_ref(true);
-                Ok(())
-            }
-            Err(src) => {
-                // SAFETY: the reference was made just above and is unused.
-                unsafe { sys::napi_delete_reference(w.env, callback) };
-                Err(src)
+        let Some(s) = src.take() else { return false };
+        match w.ring.write(fd, s, offset, sync) {
+            Ok(id) => w.queued(id, callback),
+            Err(s) => {
+                src = Some(s);
+                w.unreference(callback);
+                false
             }
         }
-    })
+    });
+    match (queued, src) {
+        (Some(true), _) => Ok(()),
+        (_, Some(src)) => Err(src),
+        // Unreachable: the source is only taken when it is queued.
+        (_, None) => Ok(()),
+    }
+}
+
+/// Reads the small file at `path` (opened with `flags`) whole on this
+/// thread's ring, then calls `onDone(errno, syscall, contents)`: `0, '',
+/// Buffer` with the contents; `-errno, 'open' | 'read'` when it failed;
+/// `1` when the file must be read the general way (too large for one read,
+/// not readable at an offset). Returns false, calling nothing, when this
+/// thread has no ring (or no room) for it.
+#[napi(
+    catch_unwind,
+    ts_args_type = "path: Buffer, flags: number, onDone: (errno: number, syscall: string, contents?: Buffer) => void"
+)]
+pub fn read_small_file(
+    env: &Env,
+    path: Buffer,
+    flags: i32,
+    on_done: Function<'_, (i32, String, Option<Buffer>), ()>,
+) -> Result<bool> {
+    let path: CString = c_path(&path)?;
+    let queued = with_writer(env, |w| {
+        let Some(callback) = w.reference(on_done.raw()) else {
+            return false;
+        };
+        match w.ring.read_small(path, flags) {
+            Ok(id) => w.queued(id, callback),
+            Err(_) => {
+                w.unreference(callback);
+                false
+            }
+        }
+    });
+    Ok(queued == Some(true))
 }
 
 impl LoopWriter {
-    fn start(env: sys::napi_env) -> Result<LoopWriter, ()> {
+    fn start(env: sys::napi_env) -> std::result::Result<LoopWriter, ()> {
         let engine = global().map_err(|_| ())?.engine.clone();
         let ring = engine.loop_ring().map_err(|_| ())?;
         let mut lp = ptr::null_mut();
@@ -142,6 +186,27 @@ impl LoopWriter {
         })
     }
 
+    /// A reference to `callback`, held until it is called.
+    fn reference(&self, callback: sys::napi_value) -> Option<sys::napi_ref> {
+        let mut r = ptr::null_mut();
+        // SAFETY: env is this thread's live environment and callback a value
+        // of the current call.
+        let made = unsafe { sys::napi_create_reference(self.env, callback, 1, &mut r) };
+        (made == sys::Status::napi_ok).then_some(r)
+    }
+
+    fn unreference(&self, callback: sys::napi_ref) {
+        // SAFETY: made by `reference` on this env and not handed to a job.
+        unsafe { sys::napi_delete_reference(self.env, callback) };
+    }
+
+    /// Job `id` is out: its callback is kept, and the loop kept alive.
+    fn queued(&mut self, id: usize, callback: sys::napi_ref) -> bool {
+        self.callbacks.insert(id, callback);
+        self.set_ref(true);
+        true
+    }
+
     fn set_ref(&mut self, on: bool) {
         if self.referenced != on {
             // SAFETY: handle is an initialised, open uv_poll_t of this thread.
@@ -176,23 +241,90 @@ extern "C" fn on_readable(_handle: *mut c_void, _status: c_int, _events: c_int) 
         Some((w.env, calls))
     });
     let Some((env, calls)) = reaped else { return };
-    for (callback, outcome) in calls {
-        // The JS Buffers written from are released here, on their thread.
-        drop(outcome.source);
-        let errno = match &outcome.error {
-            None => 0,
-            Some(e) => -e.raw_os_error().unwrap_or(libc::EIO),
-        };
-        if let Some(callback) = callback {
-            call(env, callback, outcome.written as f64, errno);
+    for (callback, done) in calls {
+        let Some(callback) = callback else { continue };
+        match done {
+            Done::Write(outcome) => {
+                // The JS Buffers written from are released here, on their
+                // thread.
+                drop(outcome.source);
+                let errno = match &outcome.error {
+                    None => 0,
+                    Some(e) => -e.raw_os_error().unwrap_or(libc::EIO),
+                };
+                let written = outcome.written as f64;
+                call(env, callback, |env| write_args(env, written, errno));
+            }
+            Done::Read(read) => call(env, callback, |env| read_args(env, &read)),
         }
     }
 }
 
-/// Calls `callback([written, errno])` as Node calls an I/O callback (its
+/// `[written, errno]`, as one array (what write streams' `onDone` takes).
+fn write_args(env: sys::napi_env, written: f64, errno: i32) -> Option<Vec<sys::napi_value>> {
+    let (mut arr, mut a, mut b) = (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
+    // SAFETY: called by `call`, inside its handle scope on the JS thread.
+    let ok = unsafe {
+        sys::napi_create_array_with_length(env, 2, &mut arr) == sys::Status::napi_ok
+            && sys::napi_create_double(env, written, &mut a) == sys::Status::napi_ok
+            && sys::napi_create_int32(env, errno, &mut b) == sys::Status::napi_ok
+            && sys::napi_set_element(env, arr, 0, a) == sys::Status::napi_ok
+            && sys::napi_set_element(env, arr, 1, b) == sys::Status::napi_ok
+    };
+    ok.then(|| vec![arr])
+}
+
+/// `errno, syscall, contents` for `read_small_file`'s callback; the
+/// contents are copied into a Buffer of V8's own (small: no finalizer).
+fn read_args(
+    env: sys::napi_env,
+    read: &std::result::Result<Option<uring_fs_core::PoolBuf>, uring_fs_core::OpError>,
+) -> Option<Vec<sys::napi_value>> {
+    let (code, syscall, bytes): (i32, &str, Option<&[u8]>) = match read {
+        Ok(Some(buf)) => (0, "", Some(&buf[..])),
+        Ok(None) => (1, "", None),
+        Err(e) => (
+            -e.error.raw_os_error().unwrap_or(libc::EIO),
+            e.syscall.name(),
+            None,
+        ),
+    };
+    let (mut a, mut b, mut c) = (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
+    // SAFETY: called by `call`, inside its handle scope on the JS thread;
+    // `bytes` is valid for its length during the copy.
+    let ok = unsafe {
+        sys::napi_create_int32(env, code, &mut a) == sys::Status::napi_ok
+            && sys::napi_create_string_utf8(
+                env,
+                syscall.as_ptr().cast(),
+                syscall.len() as isize,
+                &mut b,
+            ) == sys::Status::napi_ok
+            && match bytes {
+                Some(bytes) => {
+                    let mut data = ptr::null_mut();
+                    sys::napi_create_buffer_copy(
+                        env,
+                        bytes.len(),
+                        bytes.as_ptr().cast(),
+                        &mut data,
+                        &mut c,
+                    ) == sys::Status::napi_ok
+                }
+                None => sys::napi_get_undefined(env, &mut c) == sys::Status::napi_ok,
+            }
+    };
+    ok.then(|| vec![a, b, c])
+}
+
+/// Calls `callback(...args(env))` as Node calls an I/O callback (its
 /// microtasks run after it; a throw becomes an uncaught exception), then
 /// drops the reference.
-fn call(env: sys::napi_env, callback: sys::napi_ref, written: f64, errno: i32) {
+fn call(
+    env: sys::napi_env,
+    callback: sys::napi_ref,
+    args: impl FnOnce(sys::napi_env) -> Option<Vec<sys::napi_value>>,
+) {
     // SAFETY: on the JS thread, outside any other napi call, with env live
     // (the cleanup hook has not run: it empties WRITER first); every value
     // made here lives in the handle scope opened here.
@@ -203,29 +335,20 @@ fn call(env: sys::napi_env, callback: sys::napi_ref, written: f64, errno: i32) {
         }
         let mut func = ptr::null_mut();
         let mut recv = ptr::null_mut();
-        let mut arr = ptr::null_mut();
-        let mut a = ptr::null_mut();
-        let mut b = ptr::null_mut();
         let ok = sys::napi_get_reference_value(env, callback, &mut func) == sys::Status::napi_ok
             && !func.is_null()
             // napi_make_callback wants an object as `this`.
-            && sys::napi_get_global(env, &mut recv) == sys::Status::napi_ok
-            && sys::napi_create_array_with_length(env, 2, &mut arr) == sys::Status::napi_ok
-            && sys::napi_create_double(env, written, &mut a) == sys::Status::napi_ok
-            && sys::napi_create_int32(env, errno, &mut b) == sys::Status::napi_ok
-            && sys::napi_set_element(env, arr, 0, a) == sys::Status::napi_ok
-            && sys::napi_set_element(env, arr, 1, b) == sys::Status::napi_ok;
+            && sys::napi_get_global(env, &mut recv) == sys::Status::napi_ok;
         sys::napi_delete_reference(env, callback);
-        if ok {
-            let args = [arr];
+        if let (true, Some(argv)) = (ok, args(env)) {
             let mut result = ptr::null_mut();
             let status = sys::napi_make_callback(
                 env,
                 ptr::null_mut(),
                 recv,
                 func,
-                1,
-                args.as_ptr(),
+                argv.len(),
+                argv.as_ptr(),
                 &mut result,
             );
             if status == sys::Status::napi_pending_exception {
