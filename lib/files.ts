@@ -1,9 +1,9 @@
 // readFile / writeFile: the fs/promises helpers. A path and whole data (a
 // string, Buffer, TypedArray or DataView) take one native call (open, size
 // from fstat, read or batch write, close on the engine's runtime) and one
-// crossing back. On io_uring a small file is read first as one linked
-// open -> read -> close on the JavaScript thread's own ring, with no thread
-// hand-off at all; a larger one then takes the general way. Everything else follows Node's lib/internal/fs/promises.js
+// crossing back. On io_uring a regular file up to 8 MiB is read as one
+// linked open -> read -> close on the JavaScript thread's own ring, with no
+// thread hand-off at all; anything else then takes the general way. Everything else follows Node's lib/internal/fs/promises.js
 // step by step: the order in which arguments are checked (so that the same
 // error wins when several are wrong), an (async) iterable written piece by
 // piece into a file opened first, and a FileHandle in place of the path.
@@ -95,9 +95,9 @@ export async function readFile(path: unknown, options?: ReadFileOptions | Buffer
 const nativeReadSmall: typeof binding.readSmallFile | undefined = (binding as Partial<typeof binding>).readSmallFile
 
 /**
- * The file whole if it is small (one read), from the JavaScript thread's
- * ring; null when it must be read the general way (larger, not readable at
- * an offset, or no ring on this thread or backend).
+ * The file whole if it is a regular file up to 8 MiB (one read), from the
+ * JavaScript thread's ring; null when it must be read the general way
+ * (larger, not a regular file, or no ring on this thread or backend).
  */
 function readSmall(path: Buffer, flags: number): Promise<Buffer | FileError | null> | null {
   if (nativeReadSmall === undefined) return null

@@ -185,16 +185,20 @@ async fn small_reads_read_regular_files_and_leave_the_rest_alone() {
     std::fs::write(&empty, b"").expect("write");
     let large = dir.path().join("large");
     std::fs::write(&large, vec![1u8; 100_000]).expect("write");
+    let huge = dir.path().join("huge");
+    std::fs::write(&huge, vec![2u8; (8 << 20) + 1]).expect("write");
     let fifo = dir.path().join("fifo");
     let c = cpath(&fifo);
     // SAFETY: c is a NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
-    // What each must give: Some(bytes), or None for the general path. The
-    // FIFO (no writer) must not be opened, or this would hang.
+    // What each must give: Some(bytes), or None for the general path (over
+    // 8 MiB, not a regular file, failing, or a size that says 0 with
+    // content). The FIFO (no writer) must not be opened, or this would hang.
     let cases: Vec<(std::path::PathBuf, Option<Vec<u8>>)> = vec![
         (small, Some(b"hello".to_vec())),
         (empty, Some(Vec::new())),
-        (large, None),
+        (large, Some(vec![1u8; 100_000])),
+        (huge, None),
         (fifo, None),
         (dir.path().to_path_buf(), None),
         (dir.path().join("missing"), None),
@@ -212,7 +216,16 @@ async fn small_reads_read_regular_files_and_leave_the_rest_alone() {
     for (id, d) in done {
         let (p, want) = &ids[&id];
         match d {
-            Done::Read(Ok(got)) => assert_eq!(got.map(|b| b.to_vec()), *want, "{}", p.display()),
+            Done::Read(Ok(got)) => {
+                let got = got.map(|b| b.to_vec());
+                assert!(
+                    got == *want,
+                    "{}: {:?} bytes, want {:?}",
+                    p.display(),
+                    got.map(|g| g.len()),
+                    want.as_ref().map(Vec::len)
+                );
+            }
             Done::Read(Err(e)) => panic!("{}: {:?}", p.display(), e.error),
             Done::Write(_) => panic!("a write among the reads"),
         }

@@ -16,15 +16,15 @@ use std::ptr;
 
 use std::ffi::CString;
 
-use napi::bindgen_prelude::{Buffer, Function};
+use napi::bindgen_prelude::{Buffer, Function, ToNapiValue};
 use napi::{sys, Env, JsValue, Result};
 use napi_derive::napi;
 use uring_fs_core::batch_writer::Sync;
 use uring_fs_core::uring::loop_ring::{Done, LoopRing};
-use uring_fs_core::WriteSource;
+use uring_fs_core::{PoolBuf, WriteSource};
 
 use crate::engine::global;
-use crate::file_ops::c_path;
+use crate::file_ops::{c_path, JsPoolBuf};
 
 // libuv, as exported by the node binary that loaded this addon.
 extern "C" {
@@ -255,7 +255,7 @@ extern "C" fn on_readable(_handle: *mut c_void, _status: c_int, _events: c_int) 
                 let written = outcome.written as f64;
                 call(env, callback, |env| write_args(env, written, errno));
             }
-            Done::Read(read) => call(env, callback, |env| read_args(env, &read)),
+            Done::Read(read) => call(env, callback, |env| read_args(env, read)),
         }
     }
 }
@@ -274,14 +274,18 @@ fn write_args(env: sys::napi_env, written: f64, errno: i32) -> Option<Vec<sys::n
     ok.then(|| vec![arr])
 }
 
-/// `errno, syscall, contents` for `read_small_file`'s callback; the
-/// contents are copied into a Buffer of V8's own (small: no finalizer).
+/// Below this size a file's contents are copied into a Buffer of V8's own
+/// (no finalizer to run); from it, the block is handed over as an external
+/// Buffer (no copy).
+const COPY_BELOW: usize = 32 * 1024;
+
+/// `errno, syscall, contents` for `read_small_file`'s callback.
 fn read_args(
     env: sys::napi_env,
-    read: &std::result::Result<Option<uring_fs_core::PoolBuf>, uring_fs_core::OpError>,
+    read: std::result::Result<Option<PoolBuf>, uring_fs_core::OpError>,
 ) -> Option<Vec<sys::napi_value>> {
-    let (code, syscall, bytes): (i32, &str, Option<&[u8]>) = match read {
-        Ok(Some(buf)) => (0, "", Some(&buf[..])),
+    let (code, syscall, contents): (i32, &str, Option<PoolBuf>) = match read {
+        Ok(Some(buf)) => (0, "", Some(buf)),
         Ok(None) => (1, "", None),
         Err(e) => (
             -e.error.raw_os_error().unwrap_or(libc::EIO),
@@ -291,7 +295,7 @@ fn read_args(
     };
     let (mut a, mut b, mut c) = (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
     // SAFETY: called by `call`, inside its handle scope on the JS thread;
-    // `bytes` is valid for its length during the copy.
+    // the bytes copied are valid for their length during the copy.
     let ok = unsafe {
         sys::napi_create_int32(env, code, &mut a) == sys::Status::napi_ok
             && sys::napi_create_string_utf8(
@@ -300,21 +304,30 @@ fn read_args(
                 syscall.len() as isize,
                 &mut b,
             ) == sys::Status::napi_ok
-            && match bytes {
-                Some(bytes) => {
-                    let mut data = ptr::null_mut();
-                    sys::napi_create_buffer_copy(
-                        env,
-                        bytes.len(),
-                        bytes.as_ptr().cast(),
-                        &mut data,
-                        &mut c,
-                    ) == sys::Status::napi_ok
-                }
-                None => sys::napi_get_undefined(env, &mut c) == sys::Status::napi_ok,
-            }
     };
-    ok.then(|| vec![a, b, c])
+    if !ok {
+        return None;
+    }
+    c = match contents {
+        Some(buf) if buf.len() >= COPY_BELOW => {
+            // SAFETY: env is the live environment of this callback.
+            unsafe { JsPoolBuf::to_napi_value(env, JsPoolBuf(buf)) }.ok()?
+        }
+        Some(buf) => {
+            let mut data = ptr::null_mut();
+            // SAFETY: as above; `buf` is valid for its length.
+            let made = unsafe {
+                sys::napi_create_buffer_copy(env, buf.len(), buf.as_ptr().cast(), &mut data, &mut c)
+            };
+            (made == sys::Status::napi_ok).then_some(c)?
+        }
+        None => {
+            // SAFETY: as above.
+            let made = unsafe { sys::napi_get_undefined(env, &mut c) };
+            (made == sys::Status::napi_ok).then_some(c)?
+        }
+    };
+    Some(vec![a, b, c])
 }
 
 /// Calls `callback(...args(env))` as Node calls an I/O callback (its

@@ -31,7 +31,7 @@ use super::writev::{writev_sqe, CurPos};
 use crate::batch_writer::{Plan, Sync, WriteOutcome, CURRENT_POSITION};
 use crate::buffer_pool::PoolBuf;
 use crate::op_error::OpError;
-use crate::small_read::{chainable, read_len, stat_flags, FIRST_READ};
+use crate::small_read::{read_len, stat_flags, FIRST_READ};
 use crate::stats::Counters;
 use crate::write_source::{IoVecs, WriteSource};
 
@@ -50,6 +50,10 @@ const INDEX_BITS: u32 = 8;
 /// Ids (and `user_data` job numbers) of small reads start here, after
 /// every possible write job's.
 const READ_IDS: usize = 1 << 40;
+/// The largest file a read job reads (in one READ of its size, into a
+/// buffer the kernel faults in as it copies, on its own thread). Larger
+/// ones go to the engine, whose buffers that size are faulted in up front.
+const MAX_WHOLE_READ: u64 = 8 << 20;
 /// Direct-descriptor slots, so as many small reads at once.
 const SLOTS: u32 = 64;
 
@@ -71,9 +75,9 @@ struct Job {
     pending: usize,
 }
 
-/// One small file read whole (as `readFiles`' chains): a STATX of its
-/// path, then, for a small regular file, OPENAT into a direct descriptor ->
-/// READ of FIRST_READ bytes from 0 -> CLOSE (see `crate::small_read`).
+/// One file read whole (as `readFiles`' chains): a stat of its path, then,
+/// for a regular file up to MAX_WHOLE_READ bytes, OPENAT into a direct
+/// descriptor -> READ from 0 -> CLOSE (see `crate::small_read`).
 struct ReadJob {
     /// The id the caller knows it by.
     public: usize,
@@ -84,6 +88,8 @@ struct ReadJob {
     /// The stat is in flight (else the chain is, or nothing yet).
     stat: bool,
     size: u64,
+    /// Bytes the READ asks for.
+    asked: usize,
     buf: Option<PoolBuf>,
     slot: u32,
     results: [i32; 3],
@@ -200,6 +206,7 @@ impl LoopRing {
             statx: Box::new(unsafe { std::mem::zeroed::<libc::statx>() }),
             stat: true,
             size: 0,
+            asked: 0,
             buf: None,
             slot: 0,
             results: [0; 3],
@@ -209,7 +216,7 @@ impl LoopRing {
             job.stat = false;
             job.pending = 0;
             job.size = size;
-            self.start_chain(id, chainable(mode, size));
+            self.start_chain(id, whole_readable(mode, size));
             if !self.reads.contains(id) {
                 // Finished already (for the general path): say so.
                 self.kick();
@@ -248,7 +255,7 @@ impl LoopRing {
         };
         job.stat = false;
         job.size = job.statx.stx_size;
-        let readable = res >= 0 && chainable(u32::from(job.statx.stx_mode), job.size);
+        let readable = res >= 0 && whole_readable(u32::from(job.statx.stx_mode), job.size);
         self.start_chain(id, readable);
     }
 
@@ -273,7 +280,12 @@ impl LoopRing {
             self.finish_read(id, Ok(None));
             return;
         };
-        let mut buf = PoolBuf::with_capacity(FIRST_READ);
+        // A small file is read into a block of FIRST_READ bytes (read_len
+        // then tells a pseudo file, whose size says 0, from an empty one);
+        // a larger one in one READ of its size.
+        let asked = (job.size as usize).max(FIRST_READ);
+        job.asked = asked;
+        let mut buf = PoolBuf::with_capacity(asked);
         let key = Self::read_key(id);
         let open = opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), job.path.as_ptr())
             // No O_CLOEXEC: the kernel refuses it for a direct descriptor.
@@ -284,7 +296,7 @@ impl LoopRing {
             .build()
             .flags(squeue::Flags::IO_LINK)
             .user_data(key);
-        let read = opcode::Read::new(types::Fixed(slot), buf.as_mut_ptr(), FIRST_READ as u32)
+        let read = opcode::Read::new(types::Fixed(slot), buf.as_mut_ptr(), asked as u32)
             .offset(0)
             .build()
             // Hard: the close runs even when the read fails or is short.
@@ -342,7 +354,7 @@ impl LoopRing {
         if opened < 0 || closed >= 0 {
             self.slots.push(job.slot);
         }
-        let done = match read_len(opened, read, job.size) {
+        let done = match whole_len(opened, read, job.size, job.asked) {
             Ok(Some(n)) => match job.buf.take() {
                 Some(mut buf) => {
                     // SAFETY: the read wrote n bytes at the start of the block.
@@ -560,6 +572,23 @@ impl LoopRing {
             self.kick();
         }
     }
+}
+
+/// Whether a read job reads a file whose stat says `mode` and `size`.
+fn whole_readable(mode: u32, size: u64) -> bool {
+    mode & libc::S_IFMT == libc::S_IFREG && size <= MAX_WHOLE_READ
+}
+
+/// [`read_len`] for a READ that asked for `asked` bytes of a file whose stat
+/// said `size`. A file of FIRST_READ bytes or more was asked for exactly its
+/// size: what came is the file (fewer bytes if it shrank; if it grew, its
+/// first `size` bytes, as fs.readFile reads them).
+fn whole_len(opened: i32, read: i32, size: u64, asked: usize) -> Result<Option<usize>, OpError> {
+    let exact = asked > FIRST_READ || (asked == FIRST_READ && size == FIRST_READ as u64);
+    if exact && opened >= 0 && read >= 0 {
+        return Ok(Some(read as usize));
+    }
+    read_len(opened, read, size)
 }
 
 impl LoopRing {
