@@ -22,8 +22,9 @@ use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use io_uring::{opcode, squeue, types, IoUring};
+use io_uring::IoUring;
 
+use super::read_small::whole_file_chain;
 use crate::buffer_pool::PoolBuf;
 use crate::small_read::{chainable, read_len, stat_path_blocking, LaneRead, FIRST_READ};
 use crate::stats::Counters;
@@ -219,25 +220,9 @@ impl Window<'_> {
         let slot = k as u32;
         let dst = self.blocks[k].as_mut_ptr();
         let key = (k as u64) << 2;
-        let open = opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr())
-            // No O_CLOEXEC: a direct descriptor is never in the fd table
-            // (the kernel refuses the flag with EINVAL).
-            .flags(flags & !libc::O_CLOEXEC)
-            // As fs creates files (a flag with O_CREAT): 0o666 less the umask.
-            .mode(0o666)
-            .file_index(types::DestinationSlot::try_from_slot_target(slot).ok())
-            .build()
-            .flags(squeue::Flags::IO_LINK)
-            .user_data(key);
-        let read = opcode::Read::new(types::Fixed(slot), dst, FIRST_READ as u32)
-            .offset(0)
-            .build()
-            // Hard: the close runs even when the read fails or is short.
-            .flags(squeue::Flags::IO_HARDLINK)
-            .user_data(key | 1);
-        let close = opcode::Close::new(types::Fixed(slot))
-            .build()
-            .user_data(key | 2);
+        let Some(chain) = whole_file_chain(path, flags, slot, dst, FIRST_READ as u32, key) else {
+            return false;
+        };
         // The path outlives the chain: the caller keeps every path until
         // read_small_all returns, which is only when no chain is in flight
         // (or after the Window has waited for them). Block `k` (FIRST_READ
@@ -247,7 +232,7 @@ impl Window<'_> {
         // SAFETY: as just said, all these SQEs point to outlives them.
         let pushed = unsafe {
             let mut sq = self.ring.submission();
-            sq.push_multiple(&[open, read, close])
+            sq.push_multiple(&chain)
         };
         if pushed.is_err() {
             return false;

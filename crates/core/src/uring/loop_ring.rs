@@ -27,6 +27,7 @@ use io_uring::{opcode, squeue, types, IoUring};
 use slab::Slab;
 
 use super::fsync::fsync_sqe;
+use super::read_small::whole_file_chain;
 use super::writev::{writev_sqe, CurPos};
 use crate::batch_writer::{Plan, Sync, WriteOutcome, CURRENT_POSITION};
 use crate::buffer_pool::PoolBuf;
@@ -275,11 +276,6 @@ impl LoopRing {
             self.finish_read(id, Ok(None));
             return;
         };
-        let Ok(dest) = types::DestinationSlot::try_from_slot_target(slot) else {
-            self.slots.push(slot);
-            self.finish_read(id, Ok(None));
-            return;
-        };
         // A small file is read into a block of FIRST_READ bytes (read_len
         // then tells a pseudo file, whose size says 0, from an empty one);
         // a larger one in one READ of its size.
@@ -287,31 +283,25 @@ impl LoopRing {
         job.asked = asked;
         let mut buf = PoolBuf::with_capacity(asked);
         let key = Self::read_key(id);
-        let open = opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), job.path.as_ptr())
-            // No O_CLOEXEC: the kernel refuses it for a direct descriptor.
-            .flags(job.flags & !libc::O_CLOEXEC)
-            // As fs creates files (a flag with O_CREAT): 0o666 less the umask.
-            .mode(0o666)
-            .file_index(Some(dest))
-            .build()
-            .flags(squeue::Flags::IO_LINK)
-            .user_data(key);
-        let read = opcode::Read::new(types::Fixed(slot), buf.as_mut_ptr(), asked as u32)
-            .offset(0)
-            .build()
-            // Hard: the close runs even when the read fails or is short.
-            .flags(squeue::Flags::IO_HARDLINK)
-            .user_data(key | 1);
-        let close = opcode::Close::new(types::Fixed(slot))
-            .build()
-            .user_data(key | 2);
+        let Some(chain) = whole_file_chain(
+            &job.path,
+            job.flags,
+            slot,
+            buf.as_mut_ptr(),
+            asked as u32,
+            key,
+        ) else {
+            self.slots.push(slot);
+            self.finish_read(id, Ok(None));
+            return;
+        };
         // The path is the job's and the block is moved into it just below,
         // both kept until its last CQE (and by Drop, which waits for them);
         // the slot is this job's alone until then.
         // SAFETY: as just said, what these SQEs point to outlives them.
         let pushed = unsafe {
             let mut sq = self.ring.submission();
-            sq.push_multiple(&[open, read, close])
+            sq.push_multiple(&chain)
         };
         if pushed.is_err() {
             self.slots.push(slot);

@@ -9,7 +9,7 @@
 //! shared with the lanes of [`crate::read_lanes`] and the JavaScript
 //! thread's ring.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 
 use io_uring::{opcode, squeue, types};
 
@@ -50,26 +50,15 @@ impl Driver {
         let Some(slot) = self.shared.take_slot() else {
             return SmallRead::General;
         };
-        let Ok(dest) = types::DestinationSlot::try_from_slot_target(slot) else {
+        let mut buf = PoolBuf::with_capacity(FIRST_READ);
+        // The ops own the path and the block until their CQEs (the user
+        // data set here is replaced by the ops' own).
+        let Some([open, read, close]) =
+            whole_file_chain(&path, flags, slot, buf.as_mut_ptr(), FIRST_READ as u32, 0)
+        else {
+            self.shared.give_slot(slot);
             return SmallRead::General;
         };
-        let mut buf = PoolBuf::with_capacity(FIRST_READ);
-        let dst = buf.as_mut_ptr();
-        let open = opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr())
-            // No O_CLOEXEC: a direct descriptor is never in the fd table
-            // (the kernel refuses the flag with EINVAL).
-            .flags(flags & !libc::O_CLOEXEC)
-            // As fs creates files (a flag with O_CREAT): 0o666 less the umask.
-            .mode(0o666)
-            .file_index(Some(dest))
-            .build()
-            .flags(squeue::Flags::IO_LINK);
-        let read = opcode::Read::new(types::Fixed(slot), dst, FIRST_READ as u32)
-            .offset(0)
-            .build()
-            // Hard: the close runs even when the read fails or is short.
-            .flags(squeue::Flags::IO_HARDLINK);
-        let close = opcode::Close::new(types::Fixed(slot)).build();
         let ops = Op::submit_batch(
             &self.shared,
             vec![
@@ -118,4 +107,40 @@ fn outcome(
         Ok(None) => SmallRead::General,
         Err(e) => SmallRead::Failed(e),
     }
+}
+
+/// The linked requests that read a file whole: OPENAT of `path` (opened
+/// with `flags`) into direct-descriptor `slot` -> READ of `len` bytes from
+/// offset 0 into `dst` -> CLOSE of the slot (hard-linked: it runs even when
+/// the read fails or is short), with user data `key`, `key | 1`, `key | 2`.
+/// `None` if `slot` is out of range. Whoever submits them keeps the path,
+/// `dst` and the slot for the kernel until the last CQE.
+pub(crate) fn whole_file_chain(
+    path: &CStr,
+    flags: i32,
+    slot: u32,
+    dst: *mut u8,
+    len: u32,
+    key: u64,
+) -> Option<[squeue::Entry; 3]> {
+    let dest = types::DestinationSlot::try_from_slot_target(slot).ok()?;
+    let open = opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr())
+        // No O_CLOEXEC: a direct descriptor is never in the fd table (the
+        // kernel refuses the flag with EINVAL).
+        .flags(flags & !libc::O_CLOEXEC)
+        // As fs creates files (a flag with O_CREAT): 0o666 less the umask.
+        .mode(0o666)
+        .file_index(Some(dest))
+        .build()
+        .flags(squeue::Flags::IO_LINK)
+        .user_data(key);
+    let read = opcode::Read::new(types::Fixed(slot), dst, len)
+        .offset(0)
+        .build()
+        .flags(squeue::Flags::IO_HARDLINK)
+        .user_data(key | 1);
+    let close = opcode::Close::new(types::Fixed(slot))
+        .build()
+        .user_data(key | 2);
+    Some([open, read, close])
 }
