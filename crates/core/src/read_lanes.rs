@@ -37,7 +37,7 @@ pub(crate) struct LanesRead {
     /// The shared blocks that `Contents::Packed` refer to.
     pub blocks: Vec<PoolBuf>,
     /// For each file of `paths`, in order: `None` where the file needs the
-    /// general path (too large for one read, not readable at an offset) or
+    /// general path (not a small regular file, or its stat failed) or
     /// was never reached.
     pub files: Vec<Option<Result<Contents, OpError>>>,
 }

@@ -45,7 +45,7 @@ extern "C" {
 const UV_POLL: c_int = 8;
 const UV_READABLE: c_int = 1;
 
-struct LoopWriter {
+struct JsRing {
     ring: LoopRing,
     env: sys::napi_env,
     /// The `uv_poll_t` (a block of `uv_handle_size(UV_POLL)` bytes).
@@ -57,18 +57,18 @@ struct LoopWriter {
 }
 
 thread_local! {
-    /// This thread's writer; `Err` once it could not be set up (the thread
+    /// This thread's ring; `Err` once it could not be set up (the thread
     /// then uses the engine).
-    static WRITER: RefCell<Option<std::result::Result<LoopWriter, ()>>> = const { RefCell::new(None) };
+    static RING: RefCell<Option<std::result::Result<JsRing, ()>>> = const { RefCell::new(None) };
 }
 
-/// Runs `f` with this thread's writer, set up on first use; `None` when the
+/// Runs `f` with this thread's ring, set up on first use; `None` when the
 /// thread has none (the fallback backend, or no ring to be had).
-fn with_writer<R>(env: &Env, f: impl FnOnce(&mut LoopWriter) -> R) -> Option<R> {
-    WRITER.with(|cell| {
+fn with_ring<R>(env: &Env, f: impl FnOnce(&mut JsRing) -> R) -> Option<R> {
+    RING.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.is_none() {
-            *slot = Some(LoopWriter::start(env.raw()));
+            *slot = Some(JsRing::start(env.raw()));
         }
         match slot.as_mut() {
             Some(Ok(w)) => Some(f(w)),
@@ -89,7 +89,7 @@ pub(crate) fn write(
     on_done: sys::napi_value,
 ) -> std::result::Result<(), WriteSource> {
     let mut src = Some(src);
-    let queued = with_writer(env, |w| {
+    let queued = with_ring(env, |w| {
         let Some(callback) = w.reference(on_done) else {
             return false;
         };
@@ -111,12 +111,12 @@ pub(crate) fn write(
     }
 }
 
-/// Reads the small file at `path` (opened with `flags`) whole on this
-/// thread's ring, then calls `onDone(errno, syscall, contents)`: `0, '',
-/// Buffer` with the contents; `-errno, 'open' | 'read'` when it failed;
-/// `1` when the file must be read the general way (too large for one read,
-/// not readable at an offset). Returns false, calling nothing, when this
-/// thread has no ring (or no room) for it.
+/// Reads the file at `path` (opened with `flags`) whole on this thread's
+/// ring if it is a regular file up to 8 MiB, then calls `onDone(errno,
+/// syscall, contents)`: `0, '', Buffer` with the contents; `-errno, 'open' |
+/// 'read'` when it failed; `1` when it must be read the general way (not a
+/// regular file, larger, or a stat that failed). Returns false, calling
+/// nothing, when this thread has no ring (or no room) for it.
 #[napi(
     catch_unwind,
     ts_args_type = "path: Buffer, flags: number, onDone: (errno: number, syscall: string, contents?: Buffer) => void"
@@ -128,7 +128,7 @@ pub fn read_small_file(
     on_done: Function<'_, (i32, String, Option<Buffer>), ()>,
 ) -> Result<bool> {
     let path: CString = c_path(&path)?;
-    let queued = with_writer(env, |w| {
+    let queued = with_ring(env, |w| {
         let Some(callback) = w.reference(on_done.raw()) else {
             return false;
         };
@@ -143,8 +143,8 @@ pub fn read_small_file(
     Ok(queued == Some(true))
 }
 
-impl LoopWriter {
-    fn start(env: sys::napi_env) -> std::result::Result<LoopWriter, ()> {
+impl JsRing {
+    fn start(env: sys::napi_env) -> std::result::Result<JsRing, ()> {
         let engine = global().map_err(|_| ())?.engine.clone();
         let ring = engine.loop_ring().map_err(|_| ())?;
         let mut lp = ptr::null_mut();
@@ -177,7 +177,7 @@ impl LoopWriter {
         // SAFETY: env is live; the hook runs on this thread before the
         // environment (and its loop) goes away.
         unsafe { sys::napi_add_env_cleanup_hook(env, Some(cleanup), ptr::null_mut()) };
-        Ok(LoopWriter {
+        Ok(JsRing {
             ring,
             env,
             handle,
@@ -225,7 +225,7 @@ impl LoopWriter {
 /// libuv: the eventfd is readable. Reaps, then calls each finished job's
 /// callback with no borrow held (a callback may start the next write).
 extern "C" fn on_readable(_handle: *mut c_void, _status: c_int, _events: c_int) {
-    let reaped = WRITER.with(|cell| {
+    let reaped = RING.with(|cell| {
         let mut slot = cell.borrow_mut();
         let Some(Ok(w)) = slot.as_mut() else {
             return None;
@@ -339,7 +339,7 @@ fn call(
     args: impl FnOnce(sys::napi_env) -> Option<Vec<sys::napi_value>>,
 ) {
     // SAFETY: on the JS thread, outside any other napi call, with env live
-    // (the cleanup hook has not run: it empties WRITER first); every value
+    // (the cleanup hook has not run: it empties RING first); every value
     // made here lives in the handle scope opened here.
     unsafe {
         let mut scope = ptr::null_mut();
@@ -378,8 +378,8 @@ fn call(
 /// The environment is going away: stop watching, close the handle, and
 /// drop the ring, which waits until the kernel is done with every write.
 extern "C" fn cleanup(_arg: *mut c_void) {
-    let writer = WRITER.with(|cell| cell.borrow_mut().take());
-    let Some(Ok(w)) = writer else { return };
+    let ring = RING.with(|cell| cell.borrow_mut().take());
+    let Some(Ok(w)) = ring else { return };
     // SAFETY: handle is an initialised uv_poll_t of this thread's loop,
     // closed once, here; `on_closed` frees it.
     unsafe {
@@ -395,7 +395,7 @@ extern "C" fn cleanup(_arg: *mut c_void) {
 
 /// libuv is done with the handle: free its block.
 extern "C" fn on_closed(handle: *mut c_void) {
-    // SAFETY: size matches the allocation in LoopWriter::start.
+    // SAFETY: size matches the allocation in JsRing::start.
     let size = unsafe { uv_handle_size(UV_POLL) };
     // SAFETY: handle came from Box::into_raw of a boxed [u64] slice of
     // size.div_ceil(8) elements, and libuv no longer uses it.

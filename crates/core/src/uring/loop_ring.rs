@@ -1,7 +1,7 @@
 //! A ring owned by one thread that submits and reaps it itself: the batch
-//! writer ([`crate::batch_writer`]) for a thread that has an event loop of
-//! its own and can watch [`LoopRing::eventfd`] (Node's JavaScript thread,
-//! through libuv).
+//! writer ([`crate::batch_writer`]) and whole-file reads for a thread that
+//! has an event loop of its own and can watch [`LoopRing::eventfd`] (Node's
+//! JavaScript thread, through libuv).
 //!
 //! Why: a write stream with backpressure has one write in flight, so its
 //! speed is one write's round trip. Through the engine that trip wakes four
@@ -100,8 +100,8 @@ struct ReadJob {
 /// What a finished job did.
 pub enum Done {
     Write(WriteOutcome),
-    /// The file's contents; `Ok(None)`: read it the general way (too large
-    /// for one read, not readable at an offset).
+    /// The file's contents; `Ok(None)`: read it the general way (not a
+    /// regular file, over MAX_WHOLE_READ, or its stat failed).
     Read(Result<Option<PoolBuf>, OpError>),
 }
 

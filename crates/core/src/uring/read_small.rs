@@ -24,7 +24,7 @@ use crate::stats::Counters;
 pub enum SmallRead {
     /// The whole file.
     Whole(PoolBuf),
-    /// Too large for one read, not readable at an offset, or no free slot:
+    /// Not a small regular file, its stat failed, or no free slot:
     /// read it the general way.
     General,
     Failed(OpError),
