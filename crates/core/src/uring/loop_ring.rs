@@ -493,10 +493,11 @@ impl LoopRing {
                 .flags(link)
                 .user_data(((id as u64) << INDEX_BITS) | i as u64);
         }
-        // SAFETY: every SQE points into `job.src` (kept in the job until the
-        // job finishes, which is after the chain's last CQE) or into an iovec
-        // array moved into `job.iovs` right below (a heap block, kept until
-        // this chain's last CQE).
+        // Every SQE points into `job.src` (kept in the job until the job
+        // finishes, which is after the chain's last CQE) or into an iovec
+        // array moved into `job.iovs` right below (a heap block that does
+        // not move with it, kept until this chain's last CQE).
+        // SAFETY: as just said, what these SQEs point to outlives them.
         let pushed = unsafe {
             let mut sq = self.ring.submission();
             sq.push_multiple(&sqes)
