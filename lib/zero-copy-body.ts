@@ -32,8 +32,8 @@ import { BodyTransfer, sendInline } from '../binding'
 /** Bytes a response may send inline on the event loop's thread. */
 const INLINE_BUDGET = 4 * 1024 * 1024
 const EMPTY = Buffer.alloc(0)
-/** sendInline's result: [headSent, bodySent, errno, syscall code]. */
-const sent = new Float64Array(4)
+/** sendInline's result: [headSent, bodySent, errno, syscall code, file closed]. */
+const sent = new Float64Array(5)
 const SYSCALLS = ['', 'write', 'read']
 
 type WriteCb = (err?: Error | null) => void
@@ -142,26 +142,27 @@ export function sendZeroCopy(res: ServerResponse, socketFd: number, fileFd: numb
   const r = res as unknown as HeadInternals
   if (socket.writableLength === 0 && !socket.writableCorked && !r._headerSent && typeof r._implicitHeader === 'function') {
     if (!r._header) r._implicitHeader()
-    const head = Buffer.from(r._header as string, 'latin1')
+    const head = r._header as string
     sendInline(socketFd, head, fileFd, offset, len, INLINE_BUDGET, sent)
-    const inline = { headSent: sent[0], bodySent: sent[1], errno: sent[2], syscall: SYSCALLS[sent[3]] ?? '' }
-    if (inline.headSent > 0) r._headerSent = true
-    if (inline.errno !== 0) {
-      closeFile(fileFd)
+    const headSent = sent[0]
+    const bodySent = sent[1]
+    const errno = sent[2]
+    // sendInline closed the file if the response is complete or failed.
+    if (headSent > 0) r._headerSent = true
+    if (errno !== 0) {
       socket.destroy()
-      return failure(inline.bodySent, inline.errno, inline.syscall)
+      return failure(bodySent, errno, SYSCALLS[sent[3]] ?? '')
     }
-    if (inline.headSent === head.length && inline.bodySent === len) {
-      closeFile(fileFd)
+    if (headSent === head.length && bodySent === len) {
       return { bytes: len, failed: false, errno: 0, syscall: '' }
     }
-    if (inline.headSent === 0) {
+    if (headSent === 0) {
       // Nothing went out (the file is not all cached): Node sends the
       // head through the held write, as below.
       return sendHeld(res, socketFd, fileFd, offset, len, 0, () => res.flushHeaders(), null)
     }
-    const rest = head.subarray(inline.headSent)
-    return sendHeld(res, socketFd, fileFd, offset + inline.bodySent, len - inline.bodySent, inline.bodySent, () => socket.write(EMPTY), rest)
+    const rest = Buffer.from(head.slice(headSent), 'latin1')
+    return sendHeld(res, socketFd, fileFd, offset + bodySent, len - bodySent, bodySent, () => socket.write(EMPTY), rest)
   }
   // Bytes of an earlier response are still queued: the head goes out
   // behind them, through the held write.
