@@ -175,18 +175,16 @@ fn arena_layout(size: usize) -> Layout {
 }
 
 /// Blocks this large are one-off (a whole file for readFile), not reused.
-const LARGE: usize = 64 << 20;
-
-/// `MADV_POPULATE_WRITE` (Linux 5.14): fault a range in with one call.
-#[cfg(target_os = "linux")]
-const MADV_POPULATE_WRITE: libc::c_int = 23;
+pub(crate) const LARGE: usize = 64 << 20;
 
 /// Allocates `size` bytes aligned to 2 MiB. Up to [`LARGE`], advised to use
 /// huge pages (arenas are reused, so a huge page is faulted once). A larger,
-/// one-off block is populated in one call instead: faulting 1 GiB of fresh
-/// 4 KiB pages one by one cost more than the read (0.37-0.42 GiB/s for a
-/// 1 GiB readFile with huge pages, which made the kernel compact memory on
-/// each fault; 2.1-2.3 GiB/s populated; fs 1.0-1.4).
+/// one-off block gets no advice: it is written by several threads at once
+/// (`read_parts`), each faulting its own part in 4 KiB pages. Huge pages
+/// there made the kernel compact memory on each fault whenever free 2 MiB
+/// blocks ran short (0.37-0.8 GiB/s for a 1 GiB readFile, against 9-11
+/// when they did not), and populating the block up front
+/// (MADV_POPULATE_WRITE) faults it on one thread only.
 fn alloc_huge(size: usize) -> NonNull<u8> {
     let layout = arena_layout(size);
     // SAFETY: layout has a non-zero size.
@@ -195,16 +193,11 @@ fn alloc_huge(size: usize) -> NonNull<u8> {
         std::alloc::handle_alloc_error(layout)
     };
     #[cfg(target_os = "linux")]
-    {
-        let advice = if size >= LARGE {
-            MADV_POPULATE_WRITE
-        } else {
-            libc::MADV_HUGEPAGE
-        };
-        // SAFETY: madvise acts on memory we own and just allocated; both
-        // pieces of advice only change when its pages are faulted in, and a
-        // failure (THP disabled, a kernel before 5.14) is harmless.
-        unsafe { libc::madvise(ptr.as_ptr().cast(), size, advice) };
+    if size < LARGE {
+        // SAFETY: madvise acts on memory we own and just allocated; the
+        // advice only changes how its pages are faulted in, and a failure
+        // (THP disabled) is harmless.
+        unsafe { libc::madvise(ptr.as_ptr().cast(), size, libc::MADV_HUGEPAGE) };
     }
     ptr
 }

@@ -17,6 +17,7 @@ use crate::buffer_pool::PoolBuf;
 use crate::engine::Engine;
 use crate::op_error::{OpError, Syscall};
 use crate::read_lanes;
+use crate::read_parts;
 use crate::reader::CURRENT_POSITION;
 use crate::write_source::WriteSource;
 
@@ -48,6 +49,29 @@ async fn read_fd(engine: &Engine, fd: i32) -> Result<PoolBuf, OpError> {
         let size = usize::try_from(st.size)
             .map_err(|_| err(Syscall::Read, io::Error::from_raw_os_error(libc::EFBIG)))?;
         let mut buf = PoolBuf::with_capacity(size);
+        if size >= read_parts::PARTS_MIN {
+            let ranges = read_parts::split(size, read_parts::part_count());
+            let (results, b) = read_parts::read_parts(engine, fd, buf, &ranges).await;
+            buf = b;
+            // The prefix the parts filled: up to the first short part (the
+            // loop below continues from there, as after any short read).
+            let mut filled = 0;
+            for (range, res) in ranges.iter().zip(results) {
+                match res {
+                    Ok(n) => {
+                        filled = range.0 + n;
+                        if n < range.1 {
+                            break;
+                        }
+                    }
+                    Err(e) if e.raw_os_error() == Some(libc::EINTR) => break,
+                    Err(e) => return Err(err(Syscall::Read, e)),
+                }
+            }
+            // SAFETY: the parts before the first short one were read whole,
+            // and that one's first `n` bytes: every byte of [0, filled).
+            unsafe { buf.set_len(filled) };
+        }
         while buf.len() < size {
             let at = buf.len() as u64;
             let (res, b) = engine.read_at(fd, buf, at, size - at as usize).await;

@@ -16,6 +16,7 @@ pub mod files;
 pub mod op_error;
 pub mod pump;
 mod read_lanes;
+pub mod read_parts;
 pub mod reader;
 pub mod send_body;
 pub mod send_inline;

@@ -42,6 +42,7 @@ pub(crate) fn chainable(mode: u32, size: u64) -> bool {
 /// The statx flags for a path opened with `flags`: no symlink following if
 /// the open will not follow one (then the stat sees a symlink, not a
 /// regular file, and the general path's open reports ELOOP).
+#[cfg(all(target_os = "linux", feature = "io-uring"))]
 pub(crate) fn stat_flags(flags: i32) -> i32 {
     match flags & libc::O_NOFOLLOW {
         0 => libc::AT_STATX_SYNC_AS_STAT,

@@ -1,0 +1,49 @@
+//! `files::read_file`: whole files equal to `std::fs::read` on every backend
+//! this build has, around the size where a file is read as parallel parts
+//! (`read_parts::PARTS_MIN`), and no descriptor left open.
+
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+mod common;
+use common::{choices, cpath, open_file_fds, random_bytes, rng, start};
+
+use uring_fs_core::files::read_file;
+use uring_fs_core::read_parts::{split, PARTS_MIN};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_files_read_in_parts_equal_std() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rng = rng("large_files_read_in_parts_equal_std");
+    let sizes = [
+        PARTS_MIN - 1,
+        PARTS_MIN,
+        PARTS_MIN + 4097,
+        PARTS_MIN + PARTS_MIN / 2 + 1,
+    ];
+    for choice in choices() {
+        let engine = start(choice);
+        let fds = open_file_fds();
+        for (i, &size) in sizes.iter().enumerate() {
+            let p = dir.path().join(format!("f{i}"));
+            std::fs::write(&p, random_bytes(&mut rng, size)).expect("write");
+            let before = engine.stats();
+            let got = read_file(&engine, cpath(&p), libc::O_RDONLY)
+                .await
+                .unwrap_or_else(|e| panic!("{choice:?} {size}: {e:?}"));
+            let want = std::fs::read(&p).expect("std read");
+            assert_eq!(got.len(), want.len(), "{choice:?} size {size}");
+            assert!(got[..] == want[..], "{choice:?} size {size}: bytes differ");
+            // Large files went as parts: more read operations than one.
+            let ops = engine.stats().ops - before.ops;
+            if size >= PARTS_MIN {
+                assert!(
+                    ops >= split(size, 2).len() as u64,
+                    "{choice:?} {size}: {ops} ops"
+                );
+            }
+            std::fs::remove_file(&p).expect("rm");
+        }
+        assert_eq!(open_file_fds(), fds, "{choice:?}: descriptors left open");
+        engine.shutdown().await;
+    }
+}
