@@ -120,7 +120,9 @@ pub(crate) async fn read_parts(
             // The job owns a share of the block: if this future is dropped,
             // the memory stays until the job's system call has returned.
             let (share, counters) = (block.clone(), engine.counters());
-            tokio::task::spawn_blocking(move || read_part(fd, &share, range, ring, &counters))
+            tokio::task::spawn_blocking(move || {
+                read_part(fd, &share, range, range.0 as u64, ring, &counters)
+            })
         })
         .collect();
     let mut results = Vec::with_capacity(jobs.len());
@@ -133,11 +135,13 @@ pub(crate) async fn read_parts(
     (results, SharedBlock::into_buf(block))
 }
 
-/// One part, on a blocking thread.
+/// One read on a blocking thread: `range` of the block (offset in it, length)
+/// from `offset` in the file.
 fn read_part(
     fd: RawFd,
     block: &Arc<SharedBlock>,
     range: (usize, usize),
+    offset: u64,
     ring: bool,
     counters: &Counters,
 ) -> io::Result<usize> {
@@ -148,7 +152,7 @@ fn read_part(
             // SAFETY: `dst` is this part's range of the block, which no other
             // part writes; `block` keeps it alive until this returns, and
             // for ever (leaked below) if the ring failed mid-read.
-            unsafe { r.read_at(fd, dst, range.1 as u32, range.0 as u64, counters) }
+            unsafe { r.read_at(fd, dst, range.1 as u32, offset, counters) }
         });
         match read {
             Ok(Ok(n)) => {
@@ -168,7 +172,7 @@ fn read_part(
     counters.add_op();
     let res = loop {
         // SAFETY: as above: this part's range, kept alive by `block`.
-        let n = unsafe { libc::pread(fd, dst.cast(), range.1, range.0 as libc::off_t) };
+        let n = unsafe { libc::pread(fd, dst.cast(), range.1, offset as libc::off_t) };
         if n >= 0 {
             counters.add_bytes(n as u64);
             break Ok(n as usize);
