@@ -12,12 +12,14 @@ import { readFile, writeFile } from '../index'
 import {
   REPO,
   errorSnapshot,
+  fdCount,
   makeTmpDir,
   mulberry32,
   randInt,
   randomContent,
   removeTmpDir,
   sameBytes,
+  settleFdCount,
   spawnAsync,
   testSeed,
   writeFixture,
@@ -646,19 +648,40 @@ test.serial('writeFile on a full 1 MiB tmpfs: the ENOSPC of fs.promises, the sam
   }
 })
 
-// fs.promises.readFile refuses a file of more than 2 GiB before reading it.
-// uring-fs rejects with the same error, but only after the native call has
-// read the whole file (about 10 s and 2 GiB of memory here): too slow for
-// every run, so this one runs with URING_FS_SLOW_TESTS=1.
-;(process.env.URING_FS_SLOW_TESTS ? test.serial : test.serial.skip)('readFile of a file over 2 GiB (sparse): the ERR_FS_FILE_TOO_LARGE of fs.promises', async (t) => {
-  t.timeout(120_000)
+// fs.promises.readFile refuses a file of more than 2 GiB before reading it;
+// so does uring-fs (a file of 64 MiB or more is opened, its size checked,
+// and only then is memory allocated for it), and the file is closed.
+test.serial('readFile of a file over 2 GiB (sparse): the ERR_FS_FILE_TOO_LARGE of fs.promises, nothing read, no fd left', async (t) => {
   const f = fresh('huge', '')
   fs.truncateSync(f, 2 ** 31)
   try {
-    await sameOutcome(t, '2 GiB', () => fs.promises.readFile(f), () => readFile(f))
+    const fds = fdCount()
+    const started = Date.now()
+    const o = await sameOutcome(t, '2 GiB', () => fs.promises.readFile(f), () => readFile(f))
+    t.is('error' in o && o.error?.code, 'ERR_FS_FILE_TOO_LARGE', 'fs refuses it (harness check)')
+    t.true(Date.now() - started < 5000, 'refused before 2 GiB were read')
+    t.is(await settleFdCount(fds), fds, 'the file is closed')
   } finally {
     fs.unlinkSync(f)
   }
+})
+
+// Files of 64 MiB or more are read in parallel parts into a Buffer that
+// JavaScript allocates: the bytes, the encodings and the descriptors as
+// with fs.promises, on either side of that size.
+test.serial('readFile: files around 64 MiB (read in parallel parts): the bytes of fs.promises, no fd left', async (t) => {
+  const fds = fdCount()
+  for (const size of [64 * MiB - 1, 64 * MiB, 64 * MiB + 4097, 97 * MiB + 3]) {
+    const f = fresh(`large-${size}`, randomContent(mulberry32(SEED ^ size), size))
+    try {
+      const a = await sameOutcome(t, `${size} bytes`, () => fs.promises.readFile(f), () => readFile(f))
+      t.true('value' in a && Buffer.isBuffer(a.value) && a.value.length === size, `${size}: fs read it all (harness check)`)
+      await sameOutcome(t, `${size} bytes, latin1`, () => fs.promises.readFile(f, 'latin1'), () => readFile(f, 'latin1'))
+    } finally {
+      fs.unlinkSync(f)
+    }
+  }
+  t.is(await settleFdCount(fds), fds, 'every file is closed')
 })
 
 // Many readFile calls at once, of every kind (small files read whole in one

@@ -13,10 +13,12 @@ import { StringDecoder } from 'node:string_decoder'
 import * as binding from '../binding'
 import {
   type FileError,
+  type LargeFile,
   close as nativeClose,
   fsync as nativeFsync,
   open as nativeOpen,
   readFile as nativeReadFile,
+  readInto as nativeReadInto,
   writeFile as nativeWriteFile,
   writev as nativeWritev,
 } from '../binding'
@@ -82,6 +84,7 @@ export async function readFile(path: unknown, options?: ReadFileOptions | Buffer
   const flags = stringToFlags(flag)
   const pathBuf = Buffer.from(p)
   const res = (await readSmall(pathBuf, flags)) ?? (await nativeReadFile(pathBuf, flags))
+  if ('fd' in res) return decode(await readLarge(res), opts.encoding, signal)
   if (!Buffer.isBuffer(res)) {
     throw systemError(res.errno, res.syscall, res.syscall === 'open' ? p : undefined)
   }
@@ -89,6 +92,25 @@ export async function readFile(path: unknown, options?: ReadFileOptions | Buffer
   // native read does not look, so the same error comes after the read.
   if (res.length > K_IO_MAX_LENGTH) throw fileTooLarge(res.length)
   return decode(res, opts.encoding, signal)
+}
+
+/**
+ * A large regular file the native side opened: read in parallel parts into
+ * a Buffer allocated here, as fs allocates it, so that V8 accounts for it
+ * and collects earlier ones before this one's pages are faulted in. Closes
+ * the file.
+ */
+async function readLarge(file: LargeFile): Promise<Buffer> {
+  try {
+    // fs refuses, before reading, a file of more than kIoMaxLength bytes.
+    if (file.size > K_IO_MAX_LENGTH) throw fileTooLarge(file.size)
+    const buf = Buffer.allocUnsafeSlow(file.size)
+    const n = await nativeReadInto(file.fd, buf, file.size)
+    if (typeof n !== 'number') throw systemError(n.errno, n.syscall)
+    return n < file.size ? buf.subarray(0, n) : buf
+  } finally {
+    await nativeClose(file.fd)
+  }
 }
 
 /** The JavaScript thread's ring: absent from builds without io_uring. */

@@ -43,6 +43,41 @@ pub async fn read_file(engine: &Engine, path: CString, flags: i32) -> Result<Poo
     Ok(buf)
 }
 
+/// What [`read_file_or_open`] found.
+pub enum Opened {
+    /// The file, read whole.
+    Read(PoolBuf),
+    /// A regular file of at least [`read_parts::PARTS_MIN`] bytes, left open
+    /// for the caller to read into memory of its own
+    /// ([`read_parts::read_whole`]) and then close.
+    Large { fd: i32, size: u64 },
+}
+
+/// As [`read_file`], except that a large regular file is only opened: its
+/// memory is better allocated by the caller (for Node, by V8, which then
+/// collects earlier buffers before the new one is faulted in).
+pub async fn read_file_or_open(
+    engine: &Engine,
+    path: CString,
+    flags: i32,
+) -> Result<Opened, OpError> {
+    let fd = engine
+        .open(path, flags, 0o666)
+        .await
+        .map_err(|e| err(Syscall::Open, e))?;
+    let res = match engine.fstat(fd).await {
+        Ok(st) if st.is_regular() && st.size >= read_parts::PARTS_MIN as u64 => {
+            return Ok(Opened::Large { fd, size: st.size });
+        }
+        Ok(_) => read_fd(engine, fd).await,
+        Err(e) => Err(err(Syscall::Fstat, e)),
+    };
+    let closed = engine.close(fd).await;
+    let buf = res?;
+    closed.map_err(|e| err(Syscall::Close, e))?;
+    Ok(Opened::Read(buf))
+}
+
 async fn read_fd(engine: &Engine, fd: i32) -> Result<PoolBuf, OpError> {
     let st = engine.fstat(fd).await.map_err(|e| err(Syscall::Fstat, e))?;
     if st.is_regular() && st.size > 0 {
@@ -50,27 +85,15 @@ async fn read_fd(engine: &Engine, fd: i32) -> Result<PoolBuf, OpError> {
             .map_err(|_| err(Syscall::Read, io::Error::from_raw_os_error(libc::EFBIG)))?;
         let mut buf = PoolBuf::with_capacity(size);
         if size >= read_parts::PARTS_MIN {
-            let ranges = read_parts::split(size, read_parts::part_count());
-            let (results, b) = read_parts::read_parts(engine, fd, buf, &ranges).await;
-            buf = b;
-            // The prefix the parts filled: up to the first short part (the
-            // loop below continues from there, as after any short read).
-            let mut filled = 0;
-            for (range, res) in ranges.iter().zip(results) {
-                match res {
-                    Ok(n) => {
-                        filled = range.0 + n;
-                        if n < range.1 {
-                            break;
-                        }
-                    }
-                    Err(e) if e.raw_os_error() == Some(libc::EINTR) => break,
-                    Err(e) => return Err(err(Syscall::Read, e)),
-                }
-            }
-            // SAFETY: the parts before the first short one were read whole,
-            // and that one's first `n` bytes: every byte of [0, filled).
-            unsafe { buf.set_len(filled) };
+            let target = read_parts::ReadTarget::from_pool(buf);
+            let (res, target) = read_parts::read_whole(engine, fd, target, size).await;
+            let Some(mut whole) = target.into_pool() else {
+                return Err(err(Syscall::Read, io::Error::other("read target lost")));
+            };
+            let n = res.map_err(|e| err(Syscall::Read, e))?;
+            // SAFETY: read_whole filled the first n bytes.
+            unsafe { whole.set_len(n) };
+            return Ok(whole);
         }
         while buf.len() < size {
             let at = buf.len() as u64;

@@ -10,14 +10,16 @@ use std::pin::Pin;
 use std::ptr::NonNull;
 use std::task::{Context, Poll};
 
-use napi::bindgen_prelude::{Buffer, BufferSlice, Object, ToNapiValue};
+use napi::bindgen_prelude::{Buffer, BufferSlice, Either3, Object, ToNapiValue};
+use napi::Either;
 use napi::{Env, Error, JsDeferred, Result, Status};
 use napi_derive::napi;
 use uring_fs_core::batch_writer::{self, Sync as SyncMode};
-use uring_fs_core::files;
+use uring_fs_core::files::{self, Opened};
+use uring_fs_core::read_parts::{self, ReadTarget};
 use uring_fs_core::reader::CURRENT_POSITION;
 use uring_fs_core::write_source::WriteSource;
-use uring_fs_core::{OpError, PoolBuf};
+use uring_fs_core::{OpError, PoolBuf, Syscall};
 
 use crate::engine::global;
 
@@ -226,15 +228,62 @@ pub(crate) fn file_error(e: &OpError) -> FileError {
     }
 }
 
-/// Reads a whole file: resolves with a Buffer, or `{ errno, syscall }`.
-#[napi(catch_unwind, ts_return_type = "Promise<Buffer | FileError>")]
+/// A large regular file, opened by `readFile` and left for JS to read into
+/// a Buffer of its own (`readInto`) and to close.
+#[napi(object)]
+pub struct LargeFile {
+    pub fd: i32,
+    pub size: f64,
+}
+
+/// Reads a whole file: resolves with a Buffer, `{ errno, syscall }`, or,
+/// for a regular file of 64 MiB or more, `{ fd, size }` with the file open.
+#[napi(
+    catch_unwind,
+    ts_return_type = "Promise<Buffer | FileError | LargeFile>"
+)]
 pub fn read_file<'env>(env: &'env Env, path: Buffer, flags: i32) -> Result<Object<'env>> {
     let path = c_path(&path)?;
     let engine = global()?.engine.clone();
     promise(env, async move {
-        match files::read_file(&engine, path, flags).await {
-            Ok(buf) => napi::Either::A(JsPoolBuf(buf)),
-            Err(e) => napi::Either::B(file_error(&e)),
+        match files::read_file_or_open(&engine, path, flags).await {
+            Ok(Opened::Read(buf)) => Either3::A(JsPoolBuf(buf)),
+            Ok(Opened::Large { fd, size }) => Either3::C(LargeFile {
+                fd,
+                size: size as f64,
+            }),
+            Err(e) => Either3::B(file_error(&e)),
+        }
+    })
+}
+
+/// Reads `size` bytes of `fd` from offset 0 into `target` (a Buffer of at
+/// least that size, held by reference until every read has returned), in
+/// parallel parts. Resolves with the count read (less at end of file) or
+/// `{ errno, syscall }`.
+#[napi(catch_unwind, ts_return_type = "Promise<number | FileError>")]
+pub fn read_into<'env>(
+    env: &'env Env,
+    fd: i32,
+    mut target: Buffer,
+    size: f64,
+) -> Result<Object<'env>> {
+    let engine = global()?.engine.clone();
+    let (ptr, cap) = (target.as_mut_ptr(), target.len());
+    let size = (size.max(0.0) as usize).min(cap);
+    // SAFETY: the Buffer (held by its napi reference inside the target) keeps
+    // its memory allocated and in place; JS does not touch it until this
+    // promise settles (lib/files.ts allocates it for this call alone).
+    let target = unsafe { ReadTarget::from_raw(Box::new(target), ptr, cap) };
+    promise(env, async move {
+        let (res, target) = read_parts::read_whole(&engine, fd, target, size).await;
+        drop(target);
+        match res {
+            Ok(n) => Either::A(n as f64),
+            Err(error) => Either::B(file_error(&OpError {
+                syscall: Syscall::Read,
+                error,
+            })),
         }
     })
 }

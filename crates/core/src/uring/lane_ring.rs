@@ -119,53 +119,6 @@ impl LaneRing {
         Ok(LaneRing { ring })
     }
 
-    /// One read of up to `len` bytes at `offset` into `dst`, waited for on
-    /// this thread (for cached data the kernel copies inside the enter, on
-    /// this thread, as `pread` would; `read_parts` runs several at once on
-    /// several threads). `Err(None)`: the ring failed with the read possibly
-    /// still in the kernel, so `dst` must never be freed.
-    ///
-    /// # Safety
-    /// `dst` must stay valid for writes of `len` bytes until this returns
-    /// (for ever, after `Err(None)`).
-    pub(crate) unsafe fn read_at(
-        &mut self,
-        fd: std::os::fd::RawFd,
-        dst: *mut u8,
-        len: u32,
-        offset: u64,
-        counters: &Counters,
-    ) -> Result<usize, Option<io::Error>> {
-        let sqe = io_uring::opcode::Read::new(io_uring::types::Fd(fd), dst, len)
-            .offset(offset)
-            .build()
-            .user_data(u64::MAX);
-        // SAFETY: the caller keeps `dst` valid until the CQE is reaped below
-        // (or for ever if it cannot be).
-        if unsafe { self.ring.submission().push(&sqe) }.is_err() {
-            return Err(Some(io::Error::other("lane ring: no room")));
-        }
-        counters.add_op();
-        loop {
-            counters.add_enter();
-            match self.ring.submit_and_wait(1) {
-                Ok(_) => {}
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::EINTR | libc::EAGAIN | libc::EBUSY)
-                    ) => {}
-                Err(_) => return Err(None),
-            }
-            if let Some(cqe) = self.ring.completion().next() {
-                counters.add_completions(1);
-                return crate::errno_result(cqe.result())
-                    .map(|n| n as usize)
-                    .map_err(Some);
-            }
-        }
-    }
-
     /// Reads every file `next` hands out (its index in the batch and its
     /// path, opened with `flags`), at most `window` at once, and gives each
     /// outcome to `done`. Returns early only if the ring itself fails; the
