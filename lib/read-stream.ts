@@ -30,6 +30,15 @@ export interface ReadStreamOptions {
 
 const DEFAULT_READ_AHEAD = 1 << 20
 const MAX_WINDOW = 64
+/**
+ * Read-ahead a fast consumer of large chunks grows to. Measured (1 GiB
+ * cached file, 1 MiB chunks, 'data' consumer, median of 5 to 7 in one
+ * run): 1 MiB read-ahead 1.08x fs, 16 MiB 1.16x, 16 MiB with the reads
+ * on io-wq workers 1.33-1.41x, 32 MiB no better.
+ */
+const GROWN_READ_AHEAD = 16 << 20
+/** Chunks at least this large may have their read-ahead grown. */
+const GROW_MIN_CHUNK = 256 << 10
 
 export class ReadStream extends Readable {
   /** The descriptor, or null until it is open. */
@@ -122,6 +131,12 @@ export class ReadStream extends Readable {
     const chunk = Math.max(1, Math.min(hwm, 2 ** 31))
     const ahead = this.#readAhead ?? DEFAULT_READ_AHEAD
     const window = Math.max(4, Math.min(MAX_WINDOW, Math.ceil(ahead / chunk)))
+    // Large chunks: the read-ahead may grow to GROWN_READ_AHEAD while the
+    // consumer keeps up (never for one that lets chunks pile up), so that
+    // copies overlap the consumer. Not with an explicit readAhead.
+    const growTo = this.#readAhead === undefined && chunk >= GROW_MIN_CHUNK
+      ? Math.max(window, Math.min(MAX_WINDOW, Math.ceil(GROWN_READ_AHEAD / chunk)))
+      : window
     const pathBytes = this.fd === null ? Buffer.from(this.path as string | Buffer) : null
     const native = new NativeReadStream(
       pathBytes,
@@ -132,6 +147,7 @@ export class ReadStream extends Readable {
       endExclusive,
       chunk,
       window,
+      growTo,
       () => this.#pull(),
     )
     this.#native = native

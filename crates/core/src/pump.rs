@@ -47,6 +47,12 @@ struct State {
     on_ready: Option<Callback>,
     /// The task waits for the consumer to make room.
     wants_room: bool,
+    /// The consumer, back for more after a first chunk, found nothing ready
+    /// since the task last looked: it keeps up with the reads, so more of
+    /// them may be in flight. (Before the first chunk every consumer waits.)
+    starved: bool,
+    /// A chunk has been parked.
+    delivered: bool,
     stopping: bool,
     /// destroy() asked for the descriptor to be closed.
     close_fd: bool,
@@ -73,6 +79,7 @@ impl Shared {
             let mut st = self.lock();
             if let Some(c) = chunk {
                 st.ready.push_back(c);
+                st.delivered = true;
             }
             if end.is_some() && st.end.is_none() {
                 st.end = end;
@@ -101,6 +108,11 @@ pub struct PumpOptions {
     pub start_unless_stream: bool,
     /// Chunks the queue may hold before the reader pauses.
     pub queue_chunks: usize,
+    /// The read window may double up to this many reads, each time the
+    /// consumer finds nothing ready (it keeps up): read-ahead grows for a
+    /// fast consumer only, never for one that lets the queue fill. At or
+    /// below `reader.max_window`: no growth.
+    pub grow_window_to: usize,
 }
 
 #[derive(Clone)]
@@ -157,7 +169,7 @@ impl ReadPump {
                 }
             }
             let mut reader = Reader::new(engine.clone(), fd, reader_opts);
-            pump(&s, &mut reader).await;
+            pump(&s, &mut reader, opts.grow_window_to).await;
             // Whatever ended the reading, no read may still be in the kernel
             // when the descriptor is closed.
             reader.finish().await;
@@ -213,6 +225,7 @@ impl ReadPump {
             None
         };
         if chunks.is_empty() && end.is_none() {
+            st.starved = st.delivered;
             if st.on_ready.is_none() {
                 st.on_ready = Some(on_ready());
             }
@@ -280,7 +293,7 @@ fn finish_closed(s: &Shared, res: Result<(), OpError>) {
 
 /// Moves chunks from the reader to the queue until the end, an error, or
 /// `destroy`.
-async fn pump(s: &Shared, reader: &mut Reader) {
+async fn pump(s: &Shared, reader: &mut Reader, grow_to: usize) {
     loop {
         // Wait for room in the queue (or for destroy).
         loop {
@@ -289,7 +302,12 @@ async fn pump(s: &Shared, reader: &mut Reader) {
                 if st.stopping {
                     return;
                 }
-                if st.ready.len() < s.capacity {
+                if std::mem::take(&mut st.starved) && reader.max_window() < grow_to {
+                    reader.set_max_window((reader.max_window() * 2).min(grow_to));
+                }
+                // A grown window brings a queue as deep: a consumer that
+                // takes in bursts must not stop the reads between them.
+                if st.ready.len() < s.capacity.max(reader.max_window()) {
                     st.wants_room = false;
                     break;
                 }

@@ -141,6 +141,19 @@ impl Reader {
         }
     }
 
+    /// Most reads in flight now.
+    pub fn max_window(&self) -> usize {
+        self.max_window
+    }
+
+    /// Lets up to `n` reads be in flight from the next chunk on (a reader at
+    /// the current position keeps one).
+    pub fn set_max_window(&mut self, n: usize) {
+        if self.next_offset != CURRENT_POSITION {
+            self.max_window = n.max(1);
+        }
+    }
+
     /// Tops the window up with reads for the next chunks.
     fn fill_window(&mut self) {
         while !self.done && self.inflight.len() < self.window {

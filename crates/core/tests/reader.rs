@@ -831,6 +831,7 @@ async fn pump_hands_chunks_to_a_foreign_thread() {
                     ..Default::default()
                 },
                 queue_chunks: 4,
+                grow_window_to: 0,
             },
             on_open(open_tx),
         );
@@ -875,6 +876,102 @@ async fn pump_hands_chunks_to_a_foreign_thread() {
     }
 }
 
+/// Takes every chunk as soon as it can (keeping the chunks, not copying
+/// them, so that it outpaces the reads); after `pause_after` chunks sleeps
+/// `pause`. Returns the bytes and the size of the first take after the
+/// pause.
+fn consume_pausing(pump: &ReadPump, pause_after: usize, pause: Duration) -> (Vec<u8>, usize) {
+    let (tx, rx) = mpsc::channel::<()>();
+    let (mut kept, mut chunks, mut after_pause) = (Vec::new(), 0, None);
+    let mut paused = false;
+    loop {
+        if !paused && chunks >= pause_after {
+            std::thread::sleep(pause);
+            paused = true;
+        }
+        let tx = tx.clone();
+        let taken = pump.take(move || -> Callback {
+            Box::new(move || {
+                let _ = tx.send(());
+            })
+        });
+        if paused && after_pause.is_none() {
+            after_pause = Some(taken.chunks.len());
+        }
+        chunks += taken.chunks.len();
+        let (got, ended) = (taken.chunks.len(), taken.end.is_some());
+        kept.extend(taken.chunks);
+        if ended {
+            break;
+        }
+        if got == 0 {
+            rx.recv_timeout(Duration::from_secs(10))
+                .expect("on_ready is called once something is ready");
+        }
+    }
+    let bytes = kept.iter().flat_map(|c| c.iter().copied()).collect();
+    (bytes, after_pause.unwrap_or(0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pump_window_and_queue_grow_for_a_consumer_that_keeps_up_only() {
+    let _gate = FD_GATE.read().await;
+    let mut rng = rng("pump_window_and_queue_grow_for_a_consumer_that_keeps_up_only");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("f");
+    let data = random_bytes(&mut rng, 24 << 20);
+    std::fs::write(&p, &data).expect("write");
+    let chunk = 256 << 10;
+    for choice in choices() {
+        let engine = start(choice);
+        for (grow_to, pause_after) in [(16, 0), (16, 40), (4, 40)] {
+            let pump = ReadPump::start(
+                &tokio::runtime::Handle::current(),
+                engine.clone(),
+                Source::Path(cpath(&p), libc::O_RDONLY, 0),
+                PumpOptions {
+                    start_unless_stream: false,
+                    reader: ReaderOptions {
+                        chunk_size: chunk,
+                        max_window: 4,
+                        ..Default::default()
+                    },
+                    queue_chunks: 4,
+                    grow_window_to: grow_to,
+                },
+                Box::new(|_| {}),
+            );
+            let consumer = {
+                let pump = pump.clone();
+                std::thread::spawn(move || {
+                    consume_pausing(&pump, pause_after, Duration::from_millis(300))
+                })
+            };
+            let (bytes, after_pause) = tokio::task::spawn_blocking(move || consumer.join())
+                .await
+                .expect("join")
+                .expect("consumer thread");
+            assert!(bytes == data, "{choice:?} grow_to {grow_to}: wrong bytes");
+            // Paused at once (before ever finding the queue empty) or never
+            // allowed to grow: the queue holds its first 4 chunks at most.
+            // Paused after keeping up for 40 chunks: the window and the
+            // queue have grown, so more than 4 chunks were waiting.
+            if pause_after == 0 || grow_to == 4 {
+                assert!(after_pause <= 4, "{choice:?} grow_to {grow_to} pause_after {pause_after}: {after_pause} chunks queued");
+            } else {
+                assert!(after_pause > 4, "{choice:?}: a consumer that kept up found only {after_pause} chunks after its pause");
+            }
+            let (tx, rx) = mpsc::channel();
+            pump.destroy(true, Box::new(move |r| drop(tx.send(r))));
+            rx.recv_timeout(Duration::from_secs(10))
+                .expect("on_closed")
+                .expect("closed");
+        }
+        engine.shutdown().await;
+        assert_nothing_pending(&engine).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pump_destroy_mid_stream_calls_on_closed_once() {
     let _gate = FD_GATE.write().await;
@@ -900,6 +997,7 @@ async fn pump_destroy_mid_stream_calls_on_closed_once() {
                         ..Default::default()
                     },
                     queue_chunks: 2,
+                    grow_window_to: 0,
                 },
                 on_open(open_tx),
             );
@@ -962,6 +1060,7 @@ async fn pump_open_error_is_reported_with_syscall_open() {
                 start_unless_stream: false,
                 reader: ReaderOptions::default(),
                 queue_chunks: 4,
+                grow_window_to: 0,
             },
             on_open(open_tx),
         );
@@ -1023,6 +1122,7 @@ async fn pump_on_a_borrowed_fd_leaves_it_open() {
                     max_window: 4,
                 },
                 queue_chunks: 3,
+                grow_window_to: 0,
             },
             on_open(open_tx),
         );
@@ -1074,6 +1174,7 @@ async fn shutdown_returns_while_a_pump_is_paused() {
                     ..Default::default()
                 },
                 queue_chunks: 1,
+                grow_window_to: 0,
             },
             on_open(open_tx),
         );

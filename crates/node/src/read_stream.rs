@@ -53,8 +53,10 @@ impl NativeReadStream {
     /// `path` (bytes, no NUL) is opened with `flags`/`mode` unless `fd >= 0`
     /// is given. `start` `-1` reads from the descriptor's current position,
     /// sequentially; `-2` means none was given: 0, or the current position
-    /// for a file without offsets (a FIFO). `end` is exclusive, `-1` for none. `window` is the most reads
-    /// in flight; the ready queue holds as many chunks again.
+    /// for a file without offsets (a FIFO). `end` is exclusive, `-1` for none.
+    /// `window` is the most reads in flight at first, and the most chunks
+    /// the ready queue holds; the window may grow to `growTo` reads while
+    /// the consumer keeps up.
     #[napi(constructor, catch_unwind)]
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -66,6 +68,7 @@ impl NativeReadStream {
         end: i64,
         chunk_size: u32,
         window: u32,
+        grow_to: u32,
         on_ready: Function<'_, (), ()>,
     ) -> Result<Self> {
         let ready = on_ready
@@ -96,6 +99,7 @@ impl NativeReadStream {
             },
             start_unless_stream: start == -2,
             queue_chunks: window.max(1) as usize,
+            grow_window_to: grow_to as usize,
         };
         Ok(NativeReadStream {
             pending: Some(Pending { source, opts }),
