@@ -267,10 +267,9 @@ fn read_part(
     let dst = target.dst(range);
     counters.add_op();
     let res = loop {
-        // SAFETY: `dst` is this part's range of the target (inside its
-        // capacity, checked by read_parts), which no other part writes, and
-        // the caller's share of the target keeps the memory alive until
-        // pread has returned.
+        // SAFETY: `dst` is this part's range of the target (checked against
+        // its capacity by read_parts; no other part writes it), kept alive
+        // by the caller's share until pread has returned.
         let n = unsafe { libc::pread(fd, dst.cast(), range.1, range.0 as libc::off_t) };
         if n >= 0 {
             counters.add_bytes(n as u64);
