@@ -74,15 +74,6 @@ impl ReadTarget {
         self.owner.downcast::<PoolBuf>().ok().map(|b| *b)
     }
 
-    /// What keeps the memory alive.
-    pub fn into_owner(self) -> Box<dyn Any + Send + Sync> {
-        self.owner
-    }
-
-    pub fn capacity(&self) -> usize {
-        self.cap
-    }
-
     /// Where bytes `range.0..range.0 + range.1` go. Callers check the range
     /// against `capacity` and write only inside it.
     fn dst(&self, range: (usize, usize)) -> *mut u8 {
