@@ -15,6 +15,7 @@ use std::collections::VecDeque;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::runtime::Handle;
@@ -169,7 +170,11 @@ impl ReadPump {
                 }
             }
             let mut reader = Reader::new(engine.clone(), fd, reader_opts);
-            pump(&s, &mut reader, opts.grow_window_to).await;
+            let growth = Growth {
+                to: opts.grow_window_to,
+                chunk: opts.reader.chunk_size,
+            };
+            pump(&s, &mut reader, growth).await;
             // Whatever ended the reading, no read may still be in the kernel
             // when the descriptor is closed.
             reader.finish().await;
@@ -293,7 +298,8 @@ fn finish_closed(s: &Shared, res: Result<(), OpError>) {
 
 /// Moves chunks from the reader to the queue until the end, an error, or
 /// `destroy`.
-async fn pump(s: &Shared, reader: &mut Reader, grow_to: usize) {
+async fn pump(s: &Shared, reader: &mut Reader, growth: Growth) {
+    let mut grant = Grant(0);
     loop {
         // Wait for room in the queue (or for destroy).
         loop {
@@ -302,8 +308,13 @@ async fn pump(s: &Shared, reader: &mut Reader, grow_to: usize) {
                 if st.stopping {
                     return;
                 }
-                if std::mem::take(&mut st.starved) && reader.max_window() < grow_to {
-                    reader.set_max_window((reader.max_window() * 2).min(grow_to));
+                let cur = reader.max_window();
+                if std::mem::take(&mut st.starved) && cur < growth.to {
+                    let new = (cur * 2).min(growth.to);
+                    // Window and queue both grow by the difference.
+                    if grant.add((new - cur) * growth.chunk * 2) {
+                        reader.set_max_window(new);
+                    }
                 }
                 // A grown window brings a queue as deep: a consumer that
                 // takes in bursts must not stop the reads between them.
@@ -339,5 +350,57 @@ async fn pump(s: &Shared, reader: &mut Reader, grow_to: usize) {
                 return;
             }
         }
+    }
+}
+
+/// How far a stream's window may grow, and its chunk size.
+struct Growth {
+    to: usize,
+    chunk: usize,
+}
+
+/// Read-ahead granted by growth (windows and queues), over every stream of
+/// the process: a few fast consumers may have it, not hundreds at once.
+static GROWN_BYTES: AtomicUsize = AtomicUsize::new(0);
+/// At most this much grown read-ahead in the whole process.
+const GROWN_BUDGET: usize = 256 << 20;
+
+/// One stream's share of [`GROWN_BYTES`], given back when dropped.
+struct Grant(usize);
+
+impl Grant {
+    /// Takes `n` more bytes of the budget if they are there.
+    fn add(&mut self, n: usize) -> bool {
+        let took = GROWN_BYTES.fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+            used.checked_add(n).filter(|&total| total <= GROWN_BUDGET)
+        });
+        if took.is_ok() {
+            self.0 += n;
+        }
+        took.is_ok()
+    }
+}
+
+impl Drop for Grant {
+    fn drop(&mut self) {
+        GROWN_BYTES.fetch_sub(self.0, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grants_stay_within_the_budget_and_are_given_back() {
+        let before = GROWN_BYTES.load(Ordering::Acquire);
+        let mut a = Grant(0);
+        assert!(a.add(GROWN_BUDGET - before));
+        let mut b = Grant(0);
+        assert!(!b.add(1), "nothing is left");
+        drop(a);
+        assert!(b.add(1 << 20), "a dropped grant is given back");
+        drop(b);
+        assert_eq!(GROWN_BYTES.load(Ordering::Acquire), before);
     }
 }
