@@ -32,8 +32,8 @@ import { BodyTransfer, sendInline } from '../binding'
 /** Bytes a response may send inline on the event loop's thread. */
 const INLINE_BUDGET = 4 * 1024 * 1024
 const EMPTY = Buffer.alloc(0)
-/** sendInline's result: [headSent, bodySent, errno, syscall code, file closed]. */
-const sent = new Float64Array(5)
+/** sendInline's result: [headSent, bodySent, errno, syscall code]. */
+const sent = new Float64Array(4)
 const SYSCALLS = ['', 'write', 'read']
 
 type WriteCb = (err?: Error | null) => void

@@ -164,11 +164,11 @@ impl From<SendOutcome> for BodyResult {
 /// response head Node built, a latin1 string) then of `len` bytes of
 /// `fileFd` from `offset` (at most `budget`), when the file range is all in
 /// the page cache (else nothing). Result in `out` (a typed array, cheaper
-/// than an object through napi): `[headSent, bodySent, errno, syscall,
-/// closed]` with syscall 0 none, 1 'write', 2 'read'. When the whole
-/// response went out, or the transfer failed, the file is closed here
-/// (`closed` 1): one less call into Node's fs per response. Otherwise the
-/// caller keeps both descriptors and sends the rest with a `BodyTransfer`.
+/// than an object through napi): `[headSent, bodySent, errno, syscall]`
+/// with syscall 0 none, 1 'write', 2 'read'. When the whole response went
+/// out, or the transfer failed (errno set), the file is closed here: one
+/// less call into Node's fs per response. Otherwise the caller keeps both
+/// descriptors and sends the rest with a `BodyTransfer`.
 #[napi(catch_unwind)]
 pub fn send_inline(
     socket_fd: i32,
@@ -182,8 +182,8 @@ pub fn send_inline(
     // SAFETY: as in `open_served_cached`: the caller's typed array, not
     // touched by JS during this synchronous call.
     let out = unsafe { out.as_mut() };
-    if out.len() < 5 {
-        return Err(Error::new(Status::InvalidArg, "out must hold 5 numbers"));
+    if out.len() < 4 {
+        return Err(Error::new(Status::InvalidArg, "out must hold 4 numbers"));
     }
     let head = head.into_latin1()?;
     let head = head.as_slice();
@@ -207,12 +207,10 @@ pub fn send_inline(
     out[2] = errno as f64;
     out[3] = syscall;
     let finished = r.error.is_some() || (r.head_sent == head.len() && r.body_sent as f64 == len);
-    out[4] = 0.0;
     if finished {
-        // SAFETY: the caller hands the descriptor over when `closed` comes
-        // back 1 and does not use or close it again.
+        // SAFETY: in this case the caller hands the descriptor over (it
+        // neither uses nor closes it again, see above).
         drop(unsafe { OwnedFd::from_raw_fd(file_fd) });
-        out[4] = 1.0;
     }
     Ok(())
 }
