@@ -389,15 +389,6 @@ class Response {
         res.destroy()
       })
       void responseDone(res).then(() => {
-        // A client that closes the connection as soon as it has the whole
-        // body (Connection: close) can make 'close' come before 'finish',
-        // whose write callback had not run yet. If every byte was read and
-        // handed to the socket, nothing is pending in Node: the response is
-        // complete all the same ('finish' means no more than that).
-        const socket = res.socket
-        if (!finished && !error && res.writableEnded && stream.bytesRead === len && socket !== null && socket.writableLength === 0) {
-          finished = true
-        }
         if (!finished) stream.destroy()
         settle(this.done(finished ? len : stream.bytesRead, error, false, !finished && !error))
       })
