@@ -1680,21 +1680,28 @@ test('TLS: bytes correct, and the body is not zero-copy', async (t) => {
   t.is(head?.headers['content-length'], '65536')
 })
 
+// Over one keep-alive connection: with Connection: close the client may
+// close as soon as it has the last byte, before Node has run the callback
+// of its last socket write; a stream body's response then closes before
+// 'finish', which Node (and so sendFile) cannot tell from a cut response
+// (seen once in about 130 such responses under load).
 test('plain TCP: zero-copy by default, the stream body with zeroCopy: false', async (t) => {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  t.teardown(() => agent.destroy())
   for (const zeroCopy of [undefined, true, false]) {
     const s = await sendFileServer(t, zeroCopy === undefined ? {} : { zeroCopy })
     for (const rel of [sizeFile(MiB + 7), 'big-64m.bin']) {
-      const res = await request(s.port, { path: `/${rel}` })
+      const res = await request(s.port, { path: `/${rel}` }, { agent })
       t.is(res.status, 200)
       sameBytes(t, res.body, bytesOf(rel), `zeroCopy ${zeroCopy} ${rel}`)
     }
-    const ranged = await request(s.port, { path: '/big-64m.bin', headers: { Range: `bytes=${5 * MiB + 3}-${9 * MiB}` } })
+    const ranged = await request(s.port, { path: '/big-64m.bin', headers: { Range: `bytes=${5 * MiB + 3}-${9 * MiB}` } }, { agent })
     t.is(ranged.status, 206)
     sameBytes(t, ranged.body, bytesOf('big-64m.bin').subarray(5 * MiB + 3, 9 * MiB + 1), `zeroCopy ${zeroCopy} range`)
     const done = await Promise.all(s.results.map((r) => within(r, 10_000, 'result')))
     for (const r of done) {
       t.is(r.zeroCopy, zeroCopy !== false, `zeroCopy option ${zeroCopy}: result.zeroCopy`)
-      t.false(r.aborted)
+      t.false(r.aborted, `zeroCopy option ${zeroCopy}: ${r.bytes} bytes, not aborted`)
     }
     t.deepEqual(
       done.map((r) => r.bytes),
