@@ -15,8 +15,8 @@
 
 mod common;
 use common::{
-    assert_nothing_pending, choices, cpath, eventually, open_file_fds, random_bytes, rng, start,
-    HAS_URING,
+    assert_nothing_pending, choices, cpath, eventually, open_file_fds, random_bytes, random_file,
+    rng, start, HAS_URING,
 };
 
 use std::future::{poll_fn, Future};
@@ -292,9 +292,7 @@ async fn ranges_past_the_end_and_empty_ranges() {
     let _gate = FD_GATE.read().await;
     let mut rng = rng("ranges_past_the_end_and_empty_ranges");
     let dir = tempfile::tempdir().expect("tempdir");
-    let p = dir.path().join("f");
-    let data = random_bytes(&mut rng, 100_000);
-    std::fs::write(&p, &data).expect("write");
+    let (p, data) = random_file(dir.path(), "f", &mut rng, 100_000);
     let size = data.len() as u64;
     let range = |start: u64, end: Option<u64>| ReaderOptions {
         start,
@@ -351,9 +349,7 @@ async fn current_position_reads_follow_and_advance_the_fd_offset() {
     let _gate = FD_GATE.read().await;
     let mut rng = rng("current_position_reads_follow_and_advance_the_fd_offset");
     let dir = tempfile::tempdir().expect("tempdir");
-    let p = dir.path().join("f");
-    let data = random_bytes(&mut rng, 200_003);
-    std::fs::write(&p, &data).expect("write");
+    let (p, data) = random_file(dir.path(), "f", &mut rng, 200_003);
     for choice in choices() {
         let engine = start(choice);
         let fd = engine
@@ -542,9 +538,7 @@ async fn dropping_readers_and_ops_mid_flight_leaves_nothing_pending() {
     let _gate = FD_GATE.write().await;
     let mut rng = rng("dropping_readers_and_ops_mid_flight_leaves_nothing_pending");
     let dir = tempfile::tempdir().expect("tempdir");
-    let p = dir.path().join("big");
-    let data = random_bytes(&mut rng, 3 << 20);
-    std::fs::write(&p, &data).expect("write");
+    let (p, _) = random_file(dir.path(), "big", &mut rng, 3 << 20);
     for choice in choices() {
         let engine = start(choice);
         let base = open_file_fds();
@@ -612,9 +606,7 @@ async fn finish_mid_file_then_close_200_times_leaks_no_fd() {
     let _gate = FD_GATE.write().await;
     let mut rng = rng("finish_mid_file_then_close_200_times_leaks_no_fd");
     let dir = tempfile::tempdir().expect("tempdir");
-    let p = dir.path().join("big");
-    let data = random_bytes(&mut rng, 3 << 20);
-    std::fs::write(&p, &data).expect("write");
+    let (p, data) = random_file(dir.path(), "big", &mut rng, 3 << 20);
     for choice in choices() {
         let engine = start(choice);
         let base = open_file_fds();
@@ -812,9 +804,7 @@ async fn pump_hands_chunks_to_a_foreign_thread() {
     let _gate = FD_GATE.write().await;
     let mut rng = rng("pump_hands_chunks_to_a_foreign_thread");
     let dir = tempfile::tempdir().expect("tempdir");
-    let p = dir.path().join("f");
-    let data = random_bytes(&mut rng, (1 << 20) + 12_345);
-    std::fs::write(&p, &data).expect("write");
+    let (p, data) = random_file(dir.path(), "f", &mut rng, (1 << 20) + 12_345);
     for choice in choices() {
         let engine = start(choice);
         let base = open_file_fds();
@@ -918,9 +908,7 @@ async fn pump_window_and_queue_grow_for_a_consumer_that_keeps_up_only() {
     let _gate = FD_GATE.read().await;
     let mut rng = rng("pump_window_and_queue_grow_for_a_consumer_that_keeps_up_only");
     let dir = tempfile::tempdir().expect("tempdir");
-    let p = dir.path().join("f");
-    let data = random_bytes(&mut rng, 24 << 20);
-    std::fs::write(&p, &data).expect("write");
+    let (p, data) = random_file(dir.path(), "f", &mut rng, 24 << 20);
     let chunk = 256 << 10;
     for choice in choices() {
         let engine = start(choice);
@@ -977,9 +965,7 @@ async fn pump_destroy_mid_stream_calls_on_closed_once() {
     let _gate = FD_GATE.write().await;
     let mut rng = rng("pump_destroy_mid_stream_calls_on_closed_once");
     let dir = tempfile::tempdir().expect("tempdir");
-    let p = dir.path().join("big");
-    let data = random_bytes(&mut rng, 3 << 20);
-    std::fs::write(&p, &data).expect("write");
+    let (p, data) = random_file(dir.path(), "big", &mut rng, 3 << 20);
     for choice in choices() {
         let engine = start(choice);
         let base = open_file_fds();
@@ -1099,9 +1085,7 @@ async fn pump_on_a_borrowed_fd_leaves_it_open() {
     let _gate = FD_GATE.read().await;
     let mut rng = rng("pump_on_a_borrowed_fd_leaves_it_open");
     let dir = tempfile::tempdir().expect("tempdir");
-    let p = dir.path().join("f");
-    let data = random_bytes(&mut rng, 300_001);
-    std::fs::write(&p, &data).expect("write");
+    let (p, data) = random_file(dir.path(), "f", &mut rng, 300_001);
     for choice in choices() {
         let engine = start(choice);
         let fd = engine

@@ -2,7 +2,7 @@
 #![allow(dead_code)] // each test crate uses its own subset
 
 use std::ffi::CString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
@@ -90,6 +90,14 @@ pub fn rng(test: &str) -> StdRng {
     });
     println!("{test}: URING_FS_TEST_SEED={base} (stream seed {seed:#x})");
     StdRng::seed_from_u64(seed)
+}
+
+/// A file `name` in `dir` holding `len` random bytes: its path and bytes.
+pub fn random_file(dir: &Path, name: &str, rng: &mut StdRng, len: usize) -> (PathBuf, Vec<u8>) {
+    let p = dir.join(name);
+    let data = random_bytes(rng, len);
+    std::fs::write(&p, &data).expect("write");
+    (p, data)
 }
 
 pub fn random_bytes(rng: &mut StdRng, len: usize) -> Vec<u8> {
