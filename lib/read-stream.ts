@@ -28,20 +28,16 @@ export interface ReadStreamOptions {
   readAhead?: number
 }
 
+/**
+ * Bytes read ahead of the consumer by default (at least 4 chunks). More is
+ * slower, not faster: the chunks are Buffers allocated before their reads,
+ * and one that waits long enough to outlive two scavenges is promoted and
+ * dies only in a full GC. 1 GiB cached, 1 MiB chunks: 4 chunks ahead
+ * 9-10 GiB/s with 1-2 mark-compacts; 6 chunks 7.4-8.8 (4); 16 or more
+ * 4-8 (10-13).
+ */
 const DEFAULT_READ_AHEAD = 1 << 20
 const MAX_WINDOW = 64
-/**
- * Read-ahead a fast consumer of large chunks grows to (the engine also caps
- * grown read-ahead across all streams of the process at 256 MiB). Measured
- * (1 GiB cached file, 1 MiB chunks, 'data' consumer, medians of 7 in one
- * run, reads on io-wq workers, buffer pool keeping 256 MiB): 8 MiB 1.30x
- * fs, 16 MiB 1.37-1.46x, 32 MiB 1.32-1.60x, 48 MiB 1.56x, 64 MiB
- * 1.63-1.69x. It is memory only a consumer that keeps up makes the stream
- * take, and it goes back to the pool as V8 collects the chunks.
- */
-const GROWN_READ_AHEAD = 64 << 20
-/** Chunks at least this large may have their read-ahead grown. */
-const GROW_MIN_CHUNK = 256 << 10
 
 export class ReadStream extends Readable {
   /** The descriptor, or null until it is open. */
@@ -134,12 +130,6 @@ export class ReadStream extends Readable {
     const chunk = Math.max(1, Math.min(hwm, 2 ** 31))
     const ahead = this.#readAhead ?? DEFAULT_READ_AHEAD
     const window = Math.max(4, Math.min(MAX_WINDOW, Math.ceil(ahead / chunk)))
-    // Large chunks: the read-ahead may grow to GROWN_READ_AHEAD while the
-    // consumer keeps up (never for one that lets chunks pile up), so that
-    // copies overlap the consumer. Not with an explicit readAhead.
-    const growTo = this.#readAhead === undefined && chunk >= GROW_MIN_CHUNK
-      ? Math.max(window, Math.min(MAX_WINDOW, Math.ceil(GROWN_READ_AHEAD / chunk)))
-      : window
     const pathBytes = this.fd === null ? Buffer.from(this.path as string | Buffer) : null
     const native = new NativeReadStream(
       pathBytes,
@@ -150,7 +140,6 @@ export class ReadStream extends Readable {
       endExclusive,
       chunk,
       window,
-      growTo,
       () => this.#pull(),
     )
     this.#native = native

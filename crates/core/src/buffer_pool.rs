@@ -1,4 +1,4 @@
-//! Reusable, page-aligned I/O buffers.
+//! Reusable, page-aligned I/O buffers, and buffers lent by another owner.
 //!
 //! On the VMs this project is measured on, the first touch of a fresh 4 KiB
 //! page costs about 10 us, longer than reading 64 KiB from the page cache. A
@@ -16,8 +16,13 @@
 //! a 128 MiB limit a pass re-faulted 32-80 MiB of released arenas (huge-page
 //! zeroing was 27% of the copy threads' time). What a busy spell leaves free
 //! is trimmed to [`IDLE_KEEP`] once no buffer was taken for [`IDLE_TICK`].
+//!
+//! A [`PoolBuf`] may instead be *lent*: memory that another owner keeps
+//! alive (a JS Buffer the read stream allocated, held by reference), which
+//! goes back to that owner, not to the pool, when the `PoolBuf` is done.
 
 use std::alloc::{alloc, dealloc, Layout};
+use std::any::Any;
 use std::collections::HashMap;
 use std::ptr::NonNull;
 use std::sync::{Mutex, OnceLock};
@@ -31,7 +36,10 @@ pub const IDLE_KEEP: usize = 32 << 20;
 /// How long without a buffer taken counts as idle.
 const IDLE_TICK: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// A buffer owned by the pool's client until dropped.
+/// What keeps a lent buffer's memory alive.
+pub type Lender = Box<dyn Any + Send + Sync>;
+
+/// A buffer owned by the pool's client until dropped, or lent memory.
 ///
 /// `len` is how many bytes at the start hold data; the rest of `capacity` is
 /// writable space (the kernel reads into it).
@@ -39,10 +47,13 @@ pub struct PoolBuf {
     ptr: NonNull<u8>,
     cap: usize,
     len: usize,
+    /// `Some` for lent memory: dropping it (not the pool) releases the block.
+    lender: Option<Lender>,
 }
 
-// SAFETY: a PoolBuf is the unique owner of its memory (the pool hands each
-// block out to one PoolBuf at a time), so moving it to or sharing it with
+// SAFETY: a PoolBuf is the unique user of its memory (the pool hands each
+// block out to one PoolBuf at a time; lent memory is lent to one PoolBuf,
+// and its lender is Send + Sync), so moving it to or sharing it with
 // another thread is as safe as for a Vec<u8>.
 unsafe impl Send for PoolBuf {}
 // SAFETY: shared references only allow reads of initialised bytes.
@@ -53,7 +64,48 @@ impl PoolBuf {
     pub fn with_capacity(size: usize) -> PoolBuf {
         let cap = size.max(1).div_ceil(PAGE) * PAGE;
         let ptr = pool().take(cap);
-        PoolBuf { ptr, cap, len: 0 }
+        PoolBuf {
+            ptr,
+            cap,
+            len: 0,
+            lender: None,
+        }
+    }
+
+    /// `cap` bytes at `ptr`, lent by `lender` (length 0).
+    ///
+    /// # Safety
+    /// For as long as `lender` lives, `[ptr, ptr + cap)` must stay allocated,
+    /// writable and at the same address, and nothing else may read or write
+    /// it until the buffer is handed back by [`PoolBuf::into_lender`] (the
+    /// kernel writes into it at any time until its read completes).
+    pub unsafe fn lent(lender: Lender, ptr: NonNull<u8>, cap: usize) -> PoolBuf {
+        PoolBuf {
+            ptr,
+            cap,
+            len: 0,
+            lender: Some(lender),
+        }
+    }
+
+    /// Whether the memory is lent rather than the pool's.
+    pub fn is_lent(&self) -> bool {
+        self.lender.is_some()
+    }
+
+    /// A lent buffer's owner and the length filled; a pool buffer back as
+    /// it is.
+    pub fn into_lender(self) -> Result<(Lender, usize), PoolBuf> {
+        if !self.is_lent() {
+            return Err(self);
+        }
+        // Not dropped: a PoolBuf without its lender would give the memory
+        // to the pool.
+        let mut this = std::mem::ManuallyDrop::new(self);
+        match this.lender.take() {
+            Some(lender) => Ok((lender, this.len)),
+            None => Err(std::mem::ManuallyDrop::into_inner(this)),
+        }
     }
 
     pub fn capacity(&self) -> usize {
@@ -71,6 +123,11 @@ impl PoolBuf {
     /// Pointer to the start of the block, for the kernel to read into.
     pub fn as_mut_ptr(&mut self) -> *mut u8 {
         self.ptr.as_ptr()
+    }
+
+    /// Forgets the bytes held (length 0); the memory stays.
+    pub fn clear(&mut self) {
+        self.len = 0;
     }
 
     /// Marks the first `len` bytes as filled.
@@ -101,12 +158,16 @@ impl PoolBuf {
         out
     }
 
-    /// Hands the block over as a raw pointer, for memory that another owner
-    /// (a JS Buffer) releases later with [`PoolBuf::from_raw`].
-    pub fn into_raw(self) -> (NonNull<u8>, usize, usize) {
+    /// Hands a pool block over as a raw pointer, for memory that another
+    /// owner (a JS Buffer) releases later with [`PoolBuf::from_raw`]; a lent
+    /// buffer is given back as `Err`.
+    pub fn into_raw(self) -> Result<(NonNull<u8>, usize, usize), PoolBuf> {
+        if self.is_lent() {
+            return Err(self);
+        }
         let parts = (self.ptr, self.len, self.cap);
         std::mem::forget(self);
-        parts
+        Ok(parts)
     }
 
     /// Takes back a block given out by [`PoolBuf::into_raw`].
@@ -115,7 +176,12 @@ impl PoolBuf {
     /// `ptr`, `len` and `cap` must come from one `into_raw` call, and the
     /// block must not be used by anyone else afterwards.
     pub unsafe fn from_raw(ptr: NonNull<u8>, len: usize, cap: usize) -> PoolBuf {
-        PoolBuf { ptr, cap, len }
+        PoolBuf {
+            ptr,
+            cap,
+            len,
+            lender: None,
+        }
     }
 }
 
@@ -139,7 +205,10 @@ impl std::fmt::Debug for PoolBuf {
 
 impl Drop for PoolBuf {
     fn drop(&mut self) {
-        pool().give(self.ptr, self.cap);
+        // Lent memory goes back to its lender when the field is dropped.
+        if self.lender.is_none() {
+            pool().give(self.ptr, self.cap);
+        }
     }
 }
 

@@ -10,12 +10,16 @@
 //!
 //! [`ReadPump::destroy`] stops the task, cancels the reads in flight, waits
 //! for the kernel to return them, and only then closes the descriptor.
+//!
+//! The consumer may lend the buffers the reads fill ([`ReadPump::lend`]):
+//! after each take it lends as many as reads were started since its last
+//! loan ([`ReadPump::wanted`]), so the reads keep going into its memory;
+//! a read that finds none lent reads into a pool buffer.
 
 use std::collections::VecDeque;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::runtime::Handle;
@@ -24,7 +28,7 @@ use tokio::sync::Notify;
 use crate::buffer_pool::PoolBuf;
 use crate::engine::Engine;
 use crate::op_error::{OpError, Syscall};
-use crate::reader::{Reader, ReaderOptions, CURRENT_POSITION};
+use crate::reader::{BufferSupply, Reader, ReaderOptions, CURRENT_POSITION};
 
 /// Called on the runtime's thread; the consumer makes it cross threads.
 pub type Callback = Box<dyn FnOnce() + Send>;
@@ -48,12 +52,6 @@ struct State {
     on_ready: Option<Callback>,
     /// The task waits for the consumer to make room.
     wants_room: bool,
-    /// The consumer, back for more after a first chunk, found nothing ready
-    /// since the task last looked: it keeps up with the reads, so more of
-    /// them may be in flight. (Before the first chunk every consumer waits.)
-    starved: bool,
-    /// A chunk has been parked.
-    delivered: bool,
     stopping: bool,
     /// destroy() asked for the descriptor to be closed.
     close_fd: bool,
@@ -67,6 +65,73 @@ struct Shared {
     room: Notify,
     stop: Notify,
     capacity: usize,
+    spares: Arc<Spares>,
+}
+
+/// Buffers the consumer lent for the reads to fill.
+#[derive(Default)]
+struct Spares {
+    st: Mutex<SparesState>,
+}
+
+#[derive(Default)]
+struct SparesState {
+    free: Vec<PoolBuf>,
+    /// Reads started (each took a buffer) less buffers given back, since
+    /// the consumer last lent some: how many it should lend next.
+    wanted: usize,
+    /// The stream is over: nothing more is lent or kept.
+    closed: bool,
+}
+
+impl Spares {
+    fn lock(&self) -> MutexGuard<'_, SparesState> {
+        self.st.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lend(&self, bufs: Vec<PoolBuf>) {
+        let mut st = self.lock();
+        if st.closed {
+            drop(st);
+            drop(bufs);
+            return;
+        }
+        st.wanted = st.wanted.saturating_sub(bufs.len());
+        st.free.extend(bufs);
+    }
+
+    /// Everything kept, and no more keeping: the caller drops them (on the
+    /// consumer's thread, which is where lent memory is best released).
+    fn close(&self) -> Vec<PoolBuf> {
+        let mut st = self.lock();
+        st.closed = true;
+        st.wanted = 0;
+        std::mem::take(&mut st.free)
+    }
+}
+
+impl BufferSupply for Spares {
+    fn take(&self, want: usize) -> Option<PoolBuf> {
+        let mut st = self.lock();
+        if st.closed {
+            return None;
+        }
+        st.wanted += 1;
+        let i = st.free.iter().rposition(|b| b.capacity() >= want)?;
+        Some(st.free.swap_remove(i))
+    }
+
+    fn give_back(&self, mut buf: PoolBuf) {
+        let mut st = self.lock();
+        if !st.closed {
+            buf.clear();
+            st.free.push(buf);
+            st.wanted = st.wanted.saturating_sub(1);
+            return;
+        }
+        drop(st);
+        drop(buf);
+    }
 }
 
 impl Shared {
@@ -80,7 +145,6 @@ impl Shared {
             let mut st = self.lock();
             if let Some(c) = chunk {
                 st.ready.push_back(c);
-                st.delivered = true;
             }
             if end.is_some() && st.end.is_none() {
                 st.end = end;
@@ -109,11 +173,6 @@ pub struct PumpOptions {
     pub start_unless_stream: bool,
     /// Chunks the queue may hold before the reader pauses.
     pub queue_chunks: usize,
-    /// The read window may double up to this many reads, each time the
-    /// consumer finds nothing ready (it keeps up): read-ahead grows for a
-    /// fast consumer only, never for one that lets the queue fill. At or
-    /// below `reader.max_window`: no growth.
-    pub grow_window_to: usize,
 }
 
 #[derive(Clone)]
@@ -136,6 +195,7 @@ impl ReadPump {
             room: Notify::new(),
             stop: Notify::new(),
             capacity: opts.queue_chunks.max(1),
+            spares: Arc::default(),
         });
         let task_shared = shared.clone();
         let open_slot: OpenSlot = Arc::new(Mutex::new(Some(on_open)));
@@ -170,14 +230,16 @@ impl ReadPump {
                 }
             }
             let mut reader = Reader::new(engine.clone(), fd, reader_opts);
-            let growth = Growth {
-                to: opts.grow_window_to,
-                chunk: opts.reader.chunk_size,
-            };
-            pump(&s, &mut reader, growth).await;
+            reader.set_supply(s.spares.clone());
+            let end = pump(&s, &mut reader).await;
             // Whatever ended the reading, no read may still be in the kernel
-            // when the descriptor is closed.
+            // when the descriptor is closed. Reads past the end come back
+            // before the end is reported, so that their lent buffers are
+            // kept for the consumer to release, not dropped here.
             reader.finish().await;
+            if let Some(end) = end {
+                s.deliver(None, Some(end));
+            }
             // Like fs streams, the descriptor is closed by destroy(), not by
             // the end of the data (autoClose is destroy-after-end in JS).
             let close_fd = loop {
@@ -219,6 +281,25 @@ impl ReadPump {
         ReadPump { shared }
     }
 
+    /// Buffers for the reads to fill, from the consumer (who should lend
+    /// [`ReadPump::wanted`] of them, each room for a whole chunk). Once the
+    /// stream is over they are dropped here, on the caller's thread.
+    pub fn lend(&self, bufs: Vec<PoolBuf>) {
+        self.shared.spares.lend(bufs);
+    }
+
+    /// How many buffers the reads have taken since the last loan.
+    pub fn wanted(&self) -> usize {
+        self.shared.spares.lock().wanted
+    }
+
+    /// Ends lending: the buffers lent and not in use are returned (for the
+    /// caller to drop on its thread); later loans, and buffers reads give
+    /// back, are dropped.
+    pub fn reclaim(&self) -> Vec<PoolBuf> {
+        self.shared.spares.close()
+    }
+
     /// Everything ready now, without waiting. When nothing is ready and the
     /// stream has not ended, `on_ready` is kept and called once something is.
     pub fn take(&self, on_ready: impl FnOnce() -> Callback) -> Taken {
@@ -230,7 +311,6 @@ impl ReadPump {
             None
         };
         if chunks.is_empty() && end.is_none() {
-            st.starved = st.delivered;
             if st.on_ready.is_none() {
                 st.on_ready = Some(on_ready());
             }
@@ -297,28 +377,17 @@ fn finish_closed(s: &Shared, res: Result<(), OpError>) {
 }
 
 /// Moves chunks from the reader to the queue until the end, an error, or
-/// `destroy`.
-async fn pump(s: &Shared, reader: &mut Reader, growth: Growth) {
-    let mut grant = Grant(0);
+/// `destroy`; returns the end to report, if any.
+async fn pump(s: &Shared, reader: &mut Reader) -> Option<Result<(), OpError>> {
     loop {
         // Wait for room in the queue (or for destroy).
         loop {
             {
                 let mut st = s.lock();
                 if st.stopping {
-                    return;
+                    return None;
                 }
-                let cur = reader.max_window();
-                if std::mem::take(&mut st.starved) && cur < growth.to {
-                    let new = (cur * 2).min(growth.to);
-                    // Window and queue both grow by the difference.
-                    if grant.add((new - cur) * growth.chunk * 2) {
-                        reader.set_max_window(new);
-                    }
-                }
-                // A grown window brings a queue as deep: a consumer that
-                // takes in bursts must not stop the reads between them.
-                if st.ready.len() < s.capacity.max(reader.max_window()) {
+                if st.ready.len() < s.capacity {
                     st.wants_room = false;
                     break;
                 }
@@ -331,76 +400,60 @@ async fn pump(s: &Shared, reader: &mut Reader, growth: Growth) {
         }
         let next = tokio::select! {
             r = reader.next_chunk() => r,
-            _ = s.stop.notified() => return,
+            _ = s.stop.notified() => return None,
         };
         match next {
             Ok(Some(chunk)) => s.deliver(Some(chunk), None),
-            Ok(None) => {
-                s.deliver(None, Some(Ok(())));
-                return;
-            }
+            Ok(None) => return Some(Ok(())),
             Err(error) => {
-                s.deliver(
-                    None,
-                    Some(Err(OpError {
-                        syscall: Syscall::Read,
-                        error,
-                    })),
-                );
-                return;
+                return Some(Err(OpError {
+                    syscall: Syscall::Read,
+                    error,
+                }))
             }
         }
-    }
-}
-
-/// How far a stream's window may grow, and its chunk size.
-struct Growth {
-    to: usize,
-    chunk: usize,
-}
-
-/// Read-ahead granted by growth (windows and queues), over every stream of
-/// the process: a few fast consumers may have it, not hundreds at once.
-static GROWN_BYTES: AtomicUsize = AtomicUsize::new(0);
-/// At most this much grown read-ahead in the whole process.
-const GROWN_BUDGET: usize = 256 << 20;
-
-/// One stream's share of [`GROWN_BYTES`], given back when dropped.
-struct Grant(usize);
-
-impl Grant {
-    /// Takes `n` more bytes of the budget if they are there.
-    fn add(&mut self, n: usize) -> bool {
-        let took = GROWN_BYTES.fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-            used.checked_add(n).filter(|&total| total <= GROWN_BUDGET)
-        });
-        if took.is_ok() {
-            self.0 += n;
-        }
-        took.is_ok()
-    }
-}
-
-impl Drop for Grant {
-    fn drop(&mut self) {
-        GROWN_BYTES.fetch_sub(self.0, Ordering::AcqRel);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ptr::NonNull;
+
+    fn lent(n: usize) -> PoolBuf {
+        let mut v = vec![0u8; n];
+        let p = NonNull::new(v.as_mut_ptr()).expect("non-null");
+        // SAFETY: the Vec, moved into the lender, keeps its heap block.
+        unsafe { PoolBuf::lent(Box::new(v), p, n) }
+    }
 
     #[test]
-    fn grants_stay_within_the_budget_and_are_given_back() {
-        let before = GROWN_BYTES.load(Ordering::Acquire);
-        let mut a = Grant(0);
-        assert!(a.add(GROWN_BUDGET - before));
-        let mut b = Grant(0);
-        assert!(!b.add(1), "nothing is left");
-        drop(a);
-        assert!(b.add(1 << 20), "a dropped grant is given back");
-        drop(b);
-        assert_eq!(GROWN_BYTES.load(Ordering::Acquire), before);
+    fn spares_ask_for_what_reads_took_and_keep_nothing_once_closed() {
+        let s = Spares::default();
+        assert!(s.take(10).is_none(), "nothing lent yet");
+        assert_eq!(s.lock().wanted, 1, "a read that found none wants one");
+        s.lend(vec![lent(10), lent(4)]);
+        assert_eq!(s.lock().wanted, 0);
+        assert!(
+            s.take(8).is_some_and(|b| b.capacity() == 10),
+            "only a large enough one"
+        );
+        assert!(s.take(8).is_none(), "the small one does not fit");
+        let small = s.take(4).expect("fits");
+        assert_eq!(s.lock().wanted, 3);
+        let mut used = small;
+        used.clear();
+        s.give_back(used);
+        assert_eq!(
+            s.lock().wanted,
+            2,
+            "a buffer given back is one less to lend"
+        );
+        let kept = s.close();
+        assert_eq!(kept.len(), 1);
+        s.lend(vec![lent(10)]);
+        s.give_back(lent(10));
+        assert!(s.lock().free.is_empty(), "nothing is kept once closed");
+        assert!(s.take(1).is_none());
     }
 }

@@ -18,6 +18,7 @@ use std::future::{poll_fn, Future};
 use std::io;
 use std::os::fd::RawFd;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, ReadBuf};
@@ -54,6 +55,19 @@ impl Default for ReaderOptions {
     }
 }
 
+/// Where a reader gets the buffers its reads fill, when not from the pool:
+/// the read stream has JavaScript allocate them, so that V8 sees ordinary
+/// Buffers that die young (an external Buffer over pool memory is held by
+/// a weak handle that keeps it alive until a full GC).
+pub trait BufferSupply: Send + Sync {
+    /// A buffer with room for at least `want` bytes, if one is at hand (the
+    /// reader takes one from the pool otherwise).
+    fn take(&self, want: usize) -> Option<PoolBuf>;
+    /// A buffer a read did not fill (it saw the end of the file), for a
+    /// later read.
+    fn give_back(&self, buf: PoolBuf);
+}
+
 type ChunkFuture = Pin<Box<dyn Future<Output = io::Result<PoolBuf>> + Send>>;
 
 struct InFlight {
@@ -79,6 +93,7 @@ pub struct Reader {
     current: Option<(PoolBuf, usize)>,
     /// Bytes handed out so far.
     consumed: u64,
+    supply: Option<Arc<dyn BufferSupply>>,
 }
 
 /// Reads `want` bytes at `offset` into one buffer, continuing short reads;
@@ -86,8 +101,13 @@ pub struct Reader {
 /// pipe, a terminal, an fd handed over), whatever one read returns is the
 /// chunk, as with fs: waiting to fill it would hold back bytes that have
 /// arrived (interactive input would never show up).
-async fn read_chunk(engine: Engine, fd: RawFd, offset: u64, want: usize) -> io::Result<PoolBuf> {
-    let mut buf = PoolBuf::with_capacity(want);
+async fn read_chunk(
+    engine: Engine,
+    fd: RawFd,
+    offset: u64,
+    want: usize,
+    mut buf: PoolBuf,
+) -> io::Result<PoolBuf> {
     if offset == CURRENT_POSITION {
         loop {
             let (res, b) = engine.read_at(fd, buf, offset, want).await;
@@ -138,19 +158,20 @@ impl Reader {
             done: false,
             current: None,
             consumed: 0,
+            supply: None,
         }
     }
 
-    /// Most reads in flight now.
-    pub fn max_window(&self) -> usize {
-        self.max_window
+    /// Reads fill buffers from `supply` when it has one, from the pool
+    /// otherwise.
+    pub fn set_supply(&mut self, supply: Arc<dyn BufferSupply>) {
+        self.supply = Some(supply);
     }
 
-    /// Lets up to `n` reads be in flight from the next chunk on (a reader at
-    /// the current position keeps one).
-    pub fn set_max_window(&mut self, n: usize) {
-        if self.next_offset != CURRENT_POSITION {
-            self.max_window = n.max(1);
+    /// Gives a buffer nobody needs back to the supply it may have come from.
+    fn recycle(&self, buf: PoolBuf) {
+        if let (true, Some(s)) = (buf.is_lent(), self.supply.as_ref()) {
+            s.give_back(buf);
         }
     }
 
@@ -168,11 +189,18 @@ impl Reader {
                 Some(end) => (end - self.next_offset).min(self.chunk_size as u64) as usize,
                 None => self.chunk_size,
             };
+            let buf = self
+                .supply
+                .as_ref()
+                .and_then(|s| s.take(want))
+                .filter(|b| b.capacity() >= want)
+                .unwrap_or_else(|| PoolBuf::with_capacity(want));
             let fut = Box::pin(read_chunk(
                 self.engine.clone(),
                 self.fd,
                 self.next_offset,
                 want,
+                buf,
             ));
             if !sequential {
                 self.next_offset += want as u64;
@@ -219,6 +247,7 @@ impl Reader {
         match out {
             Ok(buf) if buf.is_empty() => {
                 self.done = true;
+                self.recycle(buf);
                 Poll::Ready(Ok(None))
             }
             Ok(buf) => {
@@ -260,7 +289,11 @@ impl Reader {
             // A future never polled has queued nothing: drop it. One that
             // was polled may have a read queued or in the kernel: wait.
             if let (Some(fut), true) = (slot.fut.take(), slot.started) {
-                let _ = fut.await;
+                if let Ok(buf) = fut.await {
+                    self.recycle(buf);
+                }
+            } else if let Some(Ok(buf)) = slot.out.take() {
+                self.recycle(buf);
             }
         }
     }

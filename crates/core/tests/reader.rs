@@ -24,6 +24,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
@@ -821,7 +822,6 @@ async fn pump_hands_chunks_to_a_foreign_thread() {
                     ..Default::default()
                 },
                 queue_chunks: 4,
-                grow_window_to: 0,
             },
             on_open(open_tx),
         );
@@ -866,53 +866,77 @@ async fn pump_hands_chunks_to_a_foreign_thread() {
     }
 }
 
-/// Takes every chunk as soon as it can (keeping the chunks, not copying
-/// them, so that it outpaces the reads); after `pause_after` chunks sleeps
-/// `pause`. Returns the bytes and the size of the first take after the
-/// pause.
-fn consume_pausing(pump: &ReadPump, pause_after: usize, pause: Duration) -> (Vec<u8>, usize) {
+/// A lender that counts its buffers still alive.
+struct Counted(#[allow(dead_code)] Vec<u8>, Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.1.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// `n` buffers of `size` bytes lent by `Counted` owners.
+fn lent_bufs(alive: &Arc<AtomicUsize>, n: usize, size: usize) -> Vec<PoolBuf> {
+    (0..n)
+        .map(|_| {
+            let mut v = vec![0u8; size];
+            let p = std::ptr::NonNull::new(v.as_mut_ptr()).expect("non-null");
+            alive.fetch_add(1, Ordering::SeqCst);
+            // SAFETY: the Vec's heap block does not move when the Vec moves
+            // into its owner, which keeps it until the PoolBuf is done.
+            unsafe { PoolBuf::lent(Box::new(Counted(v, alive.clone())), p, size) }
+        })
+        .collect()
+}
+
+/// Takes chunks as the read stream does, lending after each take as many
+/// buffers as the reads took; stops after `stop_after` chunks. Returns the
+/// bytes and how many chunks came in lent memory.
+fn consume_lending(
+    pump: &ReadPump,
+    alive: &Arc<AtomicUsize>,
+    size: usize,
+    stop_after: usize,
+) -> (Vec<u8>, usize, usize) {
     let (tx, rx) = mpsc::channel::<()>();
-    let (mut kept, mut chunks, mut after_pause) = (Vec::new(), 0, None);
-    let mut paused = false;
-    loop {
-        if !paused && chunks >= pause_after {
-            std::thread::sleep(pause);
-            paused = true;
-        }
+    let (mut bytes, mut chunks, mut lent) = (Vec::new(), 0, 0);
+    while chunks < stop_after {
         let tx = tx.clone();
         let taken = pump.take(move || -> Callback {
             Box::new(move || {
                 let _ = tx.send(());
             })
         });
-        if paused && after_pause.is_none() {
-            after_pause = Some(taken.chunks.len());
+        let got = taken.chunks.len();
+        for c in taken.chunks {
+            bytes.extend_from_slice(&c);
+            lent += usize::from(c.is_lent());
+            chunks += 1;
         }
-        chunks += taken.chunks.len();
-        let (got, ended) = (taken.chunks.len(), taken.end.is_some());
-        kept.extend(taken.chunks);
-        if ended {
+        if taken.end.is_some() {
+            drop(pump.reclaim());
             break;
         }
+        pump.lend(lent_bufs(alive, pump.wanted(), size));
         if got == 0 {
             rx.recv_timeout(Duration::from_secs(10))
                 .expect("on_ready is called once something is ready");
         }
     }
-    let bytes = kept.iter().flat_map(|c| c.iter().copied()).collect();
-    (bytes, after_pause.unwrap_or(0))
+    (bytes, chunks, lent)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pump_window_and_queue_grow_for_a_consumer_that_keeps_up_only() {
+async fn pump_reads_into_buffers_the_consumer_lends_and_gives_every_one_back() {
     let _gate = FD_GATE.read().await;
-    let mut rng = rng("pump_window_and_queue_grow_for_a_consumer_that_keeps_up_only");
+    let mut rng = rng("pump_reads_into_buffers_the_consumer_lends_and_gives_every_one_back");
     let dir = tempfile::tempdir().expect("tempdir");
-    let (p, data) = random_file(dir.path(), "f", &mut rng, 24 << 20);
+    let (p, data) = random_file(dir.path(), "f", &mut rng, (24 << 20) + 12_345);
     let chunk = 256 << 10;
     for choice in choices() {
         let engine = start(choice);
-        for (grow_to, pause_after) in [(16, 0), (16, 40), (4, 40)] {
+        for stop_after in [usize::MAX, 7] {
+            let alive = Arc::new(AtomicUsize::new(0));
             let pump = ReadPump::start(
                 &tokio::runtime::Handle::current(),
                 engine.clone(),
@@ -925,35 +949,42 @@ async fn pump_window_and_queue_grow_for_a_consumer_that_keeps_up_only() {
                         ..Default::default()
                     },
                     queue_chunks: 4,
-                    grow_window_to: grow_to,
                 },
                 Box::new(|_| {}),
             );
+            pump.lend(lent_bufs(&alive, 1, chunk));
             let consumer = {
-                let pump = pump.clone();
-                std::thread::spawn(move || {
-                    consume_pausing(&pump, pause_after, Duration::from_millis(300))
-                })
+                let (pump, alive) = (pump.clone(), alive.clone());
+                std::thread::spawn(move || consume_lending(&pump, &alive, chunk, stop_after))
             };
-            let (bytes, after_pause) = tokio::task::spawn_blocking(move || consumer.join())
+            let (bytes, chunks, lent) = tokio::task::spawn_blocking(move || consumer.join())
                 .await
                 .expect("join")
                 .expect("consumer thread");
-            assert!(bytes == data, "{choice:?} grow_to {grow_to}: wrong bytes");
-            // Paused at once (before ever finding the queue empty) or never
-            // allowed to grow: the queue holds its first 4 chunks at most.
-            // Paused after keeping up for 40 chunks: the window and the
-            // queue have grown, so more than 4 chunks were waiting.
-            if pause_after == 0 || grow_to == 4 {
-                assert!(after_pause <= 4, "{choice:?} grow_to {grow_to} pause_after {pause_after}: {after_pause} chunks queued");
+            if stop_after == usize::MAX {
+                assert!(bytes == data, "{choice:?}: wrong bytes");
+                // Only reads started before the first take (at most a
+                // window in flight and a queue full) fill pool memory.
+                assert!(
+                    lent + 8 >= chunks,
+                    "{choice:?}: {lent} of {chunks} chunks lent"
+                );
             } else {
-                assert!(after_pause > 4, "{choice:?}: a consumer that kept up found only {after_pause} chunks after its pause");
+                assert!(bytes[..] == data[..bytes.len()], "{choice:?}: wrong bytes");
             }
+            drop(pump.reclaim());
             let (tx, rx) = mpsc::channel();
             pump.destroy(true, Box::new(move |r| drop(tx.send(r))));
             rx.recv_timeout(Duration::from_secs(10))
                 .expect("on_closed")
                 .expect("closed");
+            // Every lent buffer is back with its owner: taken as a chunk,
+            // reclaimed, or (read when the stream was destroyed) dropped.
+            assert!(
+                eventually(Duration::from_secs(5), || alive.load(Ordering::SeqCst) == 0).await,
+                "{choice:?} stop_after {stop_after}: {} lent buffers never released",
+                alive.load(Ordering::SeqCst)
+            );
         }
         engine.shutdown().await;
         assert_nothing_pending(&engine).await;
@@ -983,7 +1014,6 @@ async fn pump_destroy_mid_stream_calls_on_closed_once() {
                         ..Default::default()
                     },
                     queue_chunks: 2,
-                    grow_window_to: 0,
                 },
                 on_open(open_tx),
             );
@@ -1046,7 +1076,6 @@ async fn pump_open_error_is_reported_with_syscall_open() {
                 start_unless_stream: false,
                 reader: ReaderOptions::default(),
                 queue_chunks: 4,
-                grow_window_to: 0,
             },
             on_open(open_tx),
         );
@@ -1106,7 +1135,6 @@ async fn pump_on_a_borrowed_fd_leaves_it_open() {
                     max_window: 4,
                 },
                 queue_chunks: 3,
-                grow_window_to: 0,
             },
             on_open(open_tx),
         );
@@ -1158,7 +1186,6 @@ async fn shutdown_returns_while_a_pump_is_paused() {
                     ..Default::default()
                 },
                 queue_chunks: 1,
-                grow_window_to: 0,
             },
             on_open(open_tx),
         );

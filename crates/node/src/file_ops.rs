@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::ptr::NonNull;
 use std::task::{Context, Poll};
 
-use napi::bindgen_prelude::{Buffer, BufferSlice, Either3, Object, ToNapiValue};
+use napi::bindgen_prelude::{Buffer, BufferSlice, Either3, FromNapiValue, Object, ToNapiValue};
 use napi::Either;
 use napi::{Env, Error, JsDeferred, Result, Status};
 use napi_derive::napi;
@@ -195,24 +195,81 @@ impl ToNapiValue for JsPoolBuf {
 /// GC triggers by itself (measured: the pool stays near 100 MiB over 8 GiB
 /// of 1 MiB chunks), so no napi_adjust_external_memory here: reporting it
 /// again doubled the GC work and cost about 10% of throughput.
+///
+/// A buffer lent by a JS Buffer ([`lend_js_buffer`]) comes back as that
+/// Buffer when the read filled it, or else as a copy of the bytes read (as
+/// fs copies a short read, so that a few bytes do not keep a whole chunk).
 pub(crate) fn to_js_buffer<'env>(env: &'env Env, buf: PoolBuf) -> Result<BufferSlice<'env>> {
     if buf.is_empty() {
         return BufferSlice::from_data(env, Vec::new());
     }
-    let (ptr, len, cap) = buf.into_raw();
+    let lent = match buf.into_raw() {
+        Ok(raw) => return external_pool_buffer(env, raw),
+        Err(lent) => lent,
+    };
+    if lent.len() < lent.capacity() {
+        return BufferSlice::copy_from(env, &lent[..]);
+    }
+    let Ok((lender, _)) = lent.into_lender() else {
+        return Err(Error::new(Status::GenericFailure, "lent buffer expected"));
+    };
+    let Ok(js) = lender.downcast::<Buffer>() else {
+        return Err(Error::new(
+            Status::GenericFailure,
+            "buffer lent by an unknown owner",
+        ));
+    };
+    // SAFETY: env is the live environment of the JS thread this runs on;
+    // the Buffer's reference is turned back into its value and deleted.
+    unsafe {
+        let value = Buffer::to_napi_value(env.raw(), *js)?;
+        BufferSlice::from_napi_value(env.raw(), value)
+    }
+}
+
+/// An external Buffer over `len` bytes of a pool block from `into_raw`.
+fn external_pool_buffer<'env>(
+    env: &'env Env,
+    (ptr, len, cap): (NonNull<u8>, usize, usize),
+) -> Result<BufferSlice<'env>> {
     let addr = ptr.as_ptr() as usize;
     // The finalizer is the only code that gives the block back, exactly
     // once, after the Buffer is collected (or at once if Node copies it).
-    // SAFETY: ptr/len are `len` initialised bytes of a pool block that we
-    // just took out of its PoolBuf and that nothing else references.
+    // SAFETY: ptr/len are `len` initialised bytes of a pool block that was
+    // just taken out of its PoolBuf and that nothing else references.
     unsafe {
         BufferSlice::from_external(env, ptr.as_ptr(), len, (addr, len, cap), |_, (a, l, c)| {
             if let Some(p) = NonNull::new(a as *mut u8) {
-                // SAFETY: (a, l, c) came from one into_raw call above.
+                // SAFETY: (a, l, c) came from one into_raw call.
                 drop(PoolBuf::from_raw(p, l, c));
             }
         })
     }
+}
+
+/// A new JS Buffer of `size` bytes (uninitialised, as `allocUnsafeSlow`),
+/// lent for a read to fill: held by reference until it comes back through
+/// [`to_js_buffer`] (or is dropped), so it outlives any read into it.
+pub(crate) fn lend_js_buffer(env: &Env, size: usize) -> Result<PoolBuf> {
+    let mut data = std::ptr::null_mut();
+    let mut value = std::ptr::null_mut();
+    // SAFETY: env is the live environment of this call; both out-pointers
+    // point to locals.
+    let status = unsafe { napi::sys::napi_create_buffer(env.raw(), size, &mut data, &mut value) };
+    if status != napi::sys::Status::napi_ok {
+        return Err(Error::new(
+            Status::GenericFailure,
+            "could not allocate a Buffer",
+        ));
+    }
+    let ptr = NonNull::new(data.cast::<u8>())
+        .ok_or_else(|| Error::new(Status::GenericFailure, "empty Buffer"))?;
+    // SAFETY: value is the Buffer just created in this environment.
+    let js = unsafe { Buffer::from_napi_value(env.raw(), value)? };
+    // SAFETY: the Buffer's reference, owned by the lent PoolBuf, keeps its
+    // `size` bytes allocated and in place; no JS code has the Buffer (it
+    // was never returned) until to_js_buffer hands it over after the read.
+    Ok(unsafe { PoolBuf::lent(Box::new(js), ptr, size) })
 }
 
 #[napi(object)]
