@@ -11,10 +11,13 @@
 //! of 512 small ones. Larger buffers are their own 2 MiB-aligned allocation.
 //! Free buffers are kept per size class up to [`RETAIN_LIMIT`] bytes; past
 //! that, a wholly free arena (or a large buffer) is given back to the system.
-//! The limit is generous because a stream's buffers come back only when V8
-//! collects them: a 1 MiB-chunk stream had 130-230 MiB out at once, and with
-//! a 128 MiB limit a pass re-faulted 32-80 MiB of released arenas (huge-page
-//! zeroing was 27% of the copy threads' time). What a busy spell leaves free
+//! The limit is generous because buffers handed to JavaScript come back only
+//! when V8 collects them: a 1 MiB-chunk stream reading into pool memory had
+//! 130-230 MiB out at once, and with a 128 MiB limit a pass re-faulted
+//! 32-80 MiB of released arenas (huge-page zeroing was 27% of the copy
+//! threads' time). Read streams now fill Buffers JavaScript lends them (see
+//! [`PoolBuf::lent`]); readFile, readFiles and a stream's first reads still
+//! hand out pool memory. What a busy spell leaves free
 //! is trimmed to [`IDLE_KEEP`] once no buffer was taken for [`IDLE_TICK`].
 //!
 //! A [`PoolBuf`] may instead be *lent*: memory that another owner keeps

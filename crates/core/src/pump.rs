@@ -64,40 +64,75 @@ struct Shared {
     st: Mutex<State>,
     room: Notify,
     stop: Notify,
-    capacity: usize,
+    /// `PumpOptions::read_ahead`.
+    read_ahead: usize,
     spares: Arc<Spares>,
 }
 
-/// Buffers the consumer lent for the reads to fill.
-#[derive(Default)]
+/// Buffers the consumer lent for the reads to fill, and how many reads
+/// the read-ahead lets start.
 struct Spares {
     st: Mutex<SparesState>,
 }
 
-#[derive(Default)]
 struct SparesState {
     free: Vec<PoolBuf>,
-    /// Reads started (each took a buffer) less buffers given back, since
-    /// the consumer last lent some: how many it should lend next.
-    wanted: usize,
+    /// Reads started (into lent or pool memory) whose chunks are not yet
+    /// taken. The consumer lends up to the read-ahead less these and the
+    /// free ones, so the stream never holds more of its memory than that:
+    /// a Buffer V8 allocated and kept here long enough is promoted (it
+    /// survives two scavenges) and then waits for a full GC.
+    in_use: usize,
+    /// `PumpOptions::read_ahead`.
+    read_ahead: usize,
+    /// A read was held back for the read-ahead: the pump must look again
+    /// once the consumer has taken chunks.
+    refused: bool,
     /// The stream is over: nothing more is lent or kept.
     closed: bool,
 }
 
 impl Spares {
+    fn new(read_ahead: usize) -> Spares {
+        Spares {
+            st: Mutex::new(SparesState {
+                free: Vec::new(),
+                in_use: 0,
+                read_ahead,
+                refused: false,
+                closed: false,
+            }),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, SparesState> {
         self.st.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn lend(&self, bufs: Vec<PoolBuf>) {
+    /// Lends `bufs` as `taken` chunks go to the consumer. True when that
+    /// makes room for a read that was held back.
+    fn lend_for(&self, bufs: Vec<PoolBuf>, taken: usize) -> bool {
         let mut st = self.lock();
+        st.in_use = st.in_use.saturating_sub(taken);
+        let wake = taken > 0 && std::mem::take(&mut st.refused);
         if st.closed {
             drop(st);
             drop(bufs);
-            return;
+            return false;
         }
-        st.wanted = st.wanted.saturating_sub(bufs.len());
         st.free.extend(bufs);
+        wake
+    }
+
+    /// Buffers to lend for the read-ahead to be whole once `taken` of the
+    /// reads in use went to the consumer.
+    fn wanted_after(&self, taken: usize) -> usize {
+        let st = self.lock();
+        if st.closed {
+            return 0;
+        }
+        let held = st.in_use.saturating_sub(taken) + st.free.len();
+        st.read_ahead.saturating_sub(held)
     }
 
     /// Everything kept, and no more keeping: the caller drops them (on the
@@ -105,28 +140,31 @@ impl Spares {
     fn close(&self) -> Vec<PoolBuf> {
         let mut st = self.lock();
         st.closed = true;
-        st.wanted = 0;
         std::mem::take(&mut st.free)
     }
 }
 
 impl BufferSupply for Spares {
+    fn may_start(&self) -> bool {
+        let mut st = self.lock();
+        let ok = st.in_use < st.read_ahead;
+        st.refused |= !ok;
+        ok
+    }
+
     fn take(&self, want: usize) -> Option<PoolBuf> {
         let mut st = self.lock();
-        if st.closed {
-            return None;
-        }
-        st.wanted += 1;
+        st.in_use += 1;
         let i = st.free.iter().rposition(|b| b.capacity() >= want)?;
         Some(st.free.swap_remove(i))
     }
 
     fn give_back(&self, mut buf: PoolBuf) {
         let mut st = self.lock();
-        if !st.closed {
+        st.in_use = st.in_use.saturating_sub(1);
+        if !st.closed && buf.is_lent() {
             buf.clear();
             st.free.push(buf);
-            st.wanted = st.wanted.saturating_sub(1);
             return;
         }
         drop(st);
@@ -141,16 +179,23 @@ impl Shared {
 
     /// Parks an item (a chunk, or the end) and calls a waiting consumer.
     fn deliver(&self, chunk: Option<PoolBuf>, end: Option<Result<(), OpError>>) {
-        let cb = {
+        let (cb, late) = {
             let mut st = self.lock();
-            if let Some(c) = chunk {
-                st.ready.push_back(c);
-            }
+            // After destroy() nobody takes chunks: one that comes late is
+            // dropped (outside the lock), not kept until the pump is.
+            let late = match chunk {
+                Some(c) if !st.stopping => {
+                    st.ready.push_back(c);
+                    None
+                }
+                late => late,
+            };
             if end.is_some() && st.end.is_none() {
                 st.end = end;
             }
-            st.on_ready.take()
+            (st.on_ready.take(), late)
         };
+        drop(late);
         if let Some(cb) = cb {
             cb();
         }
@@ -171,8 +216,11 @@ pub struct PumpOptions {
     /// character device) opened by path is then read at its current
     /// position, as fs reads it, instead of failing with positional reads.
     pub start_unless_stream: bool,
-    /// Chunks the queue may hold before the reader pauses.
-    pub queue_chunks: usize,
+    /// Chunks read ahead of the consumer in all: reads in flight and
+    /// chunks waiting to be taken together. While chunks wait, fewer reads
+    /// are in flight, so a consumer that is late for a moment finds more
+    /// waiting without the stream holding more memory.
+    pub read_ahead: usize,
 }
 
 #[derive(Clone)]
@@ -194,8 +242,8 @@ impl ReadPump {
             st: Mutex::new(State::default()),
             room: Notify::new(),
             stop: Notify::new(),
-            capacity: opts.queue_chunks.max(1),
-            spares: Arc::default(),
+            read_ahead: opts.read_ahead.max(1),
+            spares: Arc::new(Spares::new(opts.read_ahead.max(1))),
         });
         let task_shared = shared.clone();
         let open_slot: OpenSlot = Arc::new(Mutex::new(Some(on_open)));
@@ -281,16 +329,11 @@ impl ReadPump {
         ReadPump { shared }
     }
 
-    /// Buffers for the reads to fill, from the consumer (who should lend
-    /// [`ReadPump::wanted`] of them, each room for a whole chunk). Once the
-    /// stream is over they are dropped here, on the caller's thread.
+    /// Buffers for the reads to fill, from the consumer, each with room
+    /// for a whole chunk (more come with [`ReadPump::take_lending`]). Once
+    /// the stream is over they are dropped here, on the caller's thread.
     pub fn lend(&self, bufs: Vec<PoolBuf>) {
-        self.shared.spares.lend(bufs);
-    }
-
-    /// How many buffers the reads have taken since the last loan.
-    pub fn wanted(&self) -> usize {
-        self.shared.spares.lock().wanted
+        let _ = self.shared.spares.lend_for(bufs, 0);
     }
 
     /// Ends lending: the buffers lent and not in use are returned (for the
@@ -303,23 +346,55 @@ impl ReadPump {
     /// Everything ready now, without waiting. When nothing is ready and the
     /// stream has not ended, `on_ready` is kept and called once something is.
     pub fn take(&self, on_ready: impl FnOnce() -> Callback) -> Taken {
-        let mut st = self.shared.lock();
-        let chunks: Vec<PoolBuf> = st.ready.drain(..).collect();
-        let end = if chunks.is_empty() {
-            st.end.take()
-        } else {
-            None
+        self.take_lending(on_ready, |_| Vec::new())
+    }
+
+    /// [`ReadPump::take`], and lends the buffers `lend(n)` makes for the
+    /// reads to fill: as many as the read-ahead has room for once the
+    /// chunks ready are taken.
+    pub fn take_lending(
+        &self,
+        on_ready: impl FnOnce() -> Callback,
+        lend: impl FnOnce(usize) -> Vec<PoolBuf>,
+    ) -> Taken {
+        let spares = &self.shared.spares;
+        // Made before the chunks are taken, and lent as they are (under the
+        // same lock): the room they leave must never be seen without them,
+        // or the reads it lets start would find nothing lent.
+        let (ready, ended) = {
+            let st = self.shared.lock();
+            (st.ready.len(), st.end.is_some())
         };
-        if chunks.is_empty() && end.is_none() {
-            if st.on_ready.is_none() {
-                st.on_ready = Some(on_ready());
+        let bufs = match spares.wanted_after(ready) {
+            n if n > 0 && !(ended && ready == 0) => lend(n),
+            _ => Vec::new(),
+        };
+        let (taken, room) = {
+            let mut st = self.shared.lock();
+            // Chunks that came since the count above wait for the next
+            // take: they were not lent for.
+            let n = if ready > 0 { ready } else { st.ready.len() };
+            let chunks: Vec<PoolBuf> = st.ready.drain(..n).collect();
+            let held_back = spares.lend_for(bufs, chunks.len());
+            let end = if chunks.is_empty() {
+                st.end.take()
+            } else {
+                None
+            };
+            let mut room = held_back;
+            if chunks.is_empty() && end.is_none() {
+                if st.on_ready.is_none() {
+                    st.on_ready = Some(on_ready());
+                }
+            } else {
+                room |= std::mem::take(&mut st.wants_room);
             }
-        } else if st.wants_room {
-            st.wants_room = false;
-            drop(st);
+            (Taken { chunks, end }, room)
+        };
+        if room {
             self.shared.room.notify_one();
         }
-        Taken { chunks, end }
+        taken
     }
 
     /// Stops reading. `on_closed` is called once every read in flight has
@@ -387,7 +462,7 @@ async fn pump(s: &Shared, reader: &mut Reader) -> Option<Result<(), OpError>> {
                 if st.stopping {
                     return None;
                 }
-                if st.ready.len() < s.capacity {
+                if st.ready.len() < s.read_ahead {
                     st.wants_room = false;
                     break;
                 }
@@ -400,6 +475,8 @@ async fn pump(s: &Shared, reader: &mut Reader) -> Option<Result<(), OpError>> {
         }
         let next = tokio::select! {
             r = reader.next_chunk() => r,
+            // Room for reads the read-ahead held back: look again.
+            _ = s.room.notified() => continue,
             _ = s.stop.notified() => return None,
         };
         match next {
@@ -428,30 +505,32 @@ mod tests {
     }
 
     #[test]
-    fn spares_ask_for_what_reads_took_and_keep_nothing_once_closed() {
-        let s = Spares::default();
+    fn spares_lend_within_the_read_ahead_and_keep_nothing_once_closed() {
+        let s = Spares::new(4);
         assert!(s.take(10).is_none(), "nothing lent yet");
-        assert_eq!(s.lock().wanted, 1, "a read that found none wants one");
-        s.lend(vec![lent(10), lent(4)]);
-        assert_eq!(s.lock().wanted, 0);
+        assert_eq!(s.wanted_after(0), 3, "the read that found none is in use");
+        s.lend_for(vec![lent(10), lent(4)], 0);
+        assert_eq!(s.wanted_after(0), 1);
         assert!(
             s.take(8).is_some_and(|b| b.capacity() == 10),
             "only a large enough one"
         );
         assert!(s.take(8).is_none(), "the small one does not fit");
-        let small = s.take(4).expect("fits");
-        assert_eq!(s.lock().wanted, 3);
-        let mut used = small;
+        assert!(s.may_start(), "three reads in use, four allowed");
+        let mut used = s.take(4).expect("fits");
+        assert!(!s.may_start());
+        assert_eq!(s.wanted_after(0), 0);
+        assert!(s.lend_for(Vec::new(), 2), "room for the read held back");
+        assert!(s.may_start());
+        assert_eq!(s.wanted_after(0), 2, "two went to the consumer");
         used.clear();
         s.give_back(used);
-        assert_eq!(
-            s.lock().wanted,
-            2,
-            "a buffer given back is one less to lend"
-        );
+        assert_eq!(s.lock().free.len(), 1);
+        assert_eq!(s.wanted_after(0), 2, "given back: free instead of in use");
         let kept = s.close();
         assert_eq!(kept.len(), 1);
-        s.lend(vec![lent(10)]);
+        assert_eq!(s.wanted_after(0), 0);
+        s.lend_for(vec![lent(10)], 0);
         s.give_back(lent(10));
         assert!(s.lock().free.is_empty(), "nothing is kept once closed");
         assert!(s.take(1).is_none());

@@ -60,11 +60,14 @@ impl Default for ReaderOptions {
 /// Buffers that die young (an external Buffer over pool memory is held by
 /// a weak handle that keeps it alive until a full GC).
 pub trait BufferSupply: Send + Sync {
+    /// Whether one more read may start now (the reads not yet handed to
+    /// the consumer are within its read-ahead).
+    fn may_start(&self) -> bool;
     /// A buffer with room for at least `want` bytes, if one is at hand (the
     /// reader takes one from the pool otherwise).
     fn take(&self, want: usize) -> Option<PoolBuf>;
-    /// A buffer a read did not fill (it saw the end of the file), for a
-    /// later read.
+    /// A buffer (from `take` or the pool) whose read gave the consumer
+    /// nothing: kept for a later read if it was lent.
     fn give_back(&self, buf: PoolBuf);
 }
 
@@ -168,16 +171,27 @@ impl Reader {
         self.supply = Some(supply);
     }
 
-    /// Gives a buffer nobody needs back to the supply it may have come from.
+    /// Whether the supply lets one more read start.
+    fn may_start(&self) -> bool {
+        self.supply.as_ref().is_none_or(|s| s.may_start())
+    }
+
+    /// Gives a buffer nobody needs back to the supply.
     fn recycle(&self, buf: PoolBuf) {
-        if let (true, Some(s)) = (buf.is_lent(), self.supply.as_ref()) {
+        if let Some(s) = self.supply.as_ref() {
             s.give_back(buf);
         }
     }
 
     /// Tops the window up with reads for the next chunks.
-    fn fill_window(&mut self) {
-        while !self.done && self.inflight.len() < self.window {
+    /// With `for_next`, the caller wants the next chunk: one read starts
+    /// even if the supply says no, so that a miscount can slow a stream but
+    /// never end it early (no read in flight means the range is done).
+    fn fill_window(&mut self, for_next: bool) {
+        while !self.done
+            && self.inflight.len() < self.window
+            && (self.may_start() || (for_next && self.inflight.is_empty()))
+        {
             let sequential = self.next_offset == CURRENT_POSITION;
             let want = match self.end {
                 // With no offset to compare, `end` counts bytes read.
@@ -232,7 +246,7 @@ impl Reader {
         if self.done {
             return Poll::Ready(Ok(None));
         }
-        self.fill_window();
+        self.fill_window(true);
         self.poll_inflight(cx);
         let Some(head) = self.inflight.front_mut() else {
             // Nothing left to read (the range is exhausted).
@@ -258,7 +272,7 @@ impl Reader {
                     self.done = true;
                 } else {
                     self.window = (self.window * 2).min(self.max_window);
-                    self.fill_window();
+                    self.fill_window(false);
                     // Get the new reads queued before handing the chunk out.
                     self.poll_inflight(cx);
                 }

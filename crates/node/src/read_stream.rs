@@ -18,7 +18,7 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Either, Env, Error, JsDeferred, Result, Status};
 use napi_derive::napi;
 use uring_fs_core::reader::CURRENT_POSITION;
-use uring_fs_core::{PumpOptions, ReadPump, ReaderOptions, Source};
+use uring_fs_core::{PoolBuf, PumpOptions, ReadPump, ReaderOptions, Source};
 
 use crate::engine::global;
 use crate::file_ops::{lend_js_buffer, to_js_buffer};
@@ -101,7 +101,7 @@ impl NativeReadStream {
                 max_window: window.max(1) as usize,
             },
             start_unless_stream: start == -2,
-            queue_chunks: window.max(1) as usize,
+            read_ahead: window.max(1) as usize,
         };
         Ok(NativeReadStream {
             pending: Some(Pending { source, opts }),
@@ -138,37 +138,11 @@ impl NativeReadStream {
                 }
             }),
         );
-        self.pump = Some(pump);
         // The first read fills a Buffer lent now; the next ones, Buffers
         // lent as chunks are taken.
-        self.lend(env, 1);
+        pump.lend(js_buffers(env, &mut self.lend_size, 1));
+        self.pump = Some(pump);
         Ok(promise)
-    }
-
-    /// Lends `n` new Buffers for the reads to fill. The chunks then come to
-    /// JavaScript as Buffers V8 allocated, which die young (in a scavenge);
-    /// an external Buffer over pool memory is held by a weak handle that
-    /// keeps it until a full GC: with 1 MiB chunks, 7-10 mark-compacts per
-    /// GiB and 130-300 MiB of chunks waiting for them. A failed allocation
-    /// stops lending: the reads then use pool buffers.
-    fn lend(&mut self, env: &Env, n: usize) {
-        let Some(pump) = self.pump.as_ref() else {
-            return;
-        };
-        if n == 0 || self.lend_size == 0 {
-            return;
-        }
-        let mut bufs = Vec::with_capacity(n);
-        for _ in 0..n {
-            match lend_js_buffer(env, self.lend_size) {
-                Ok(b) => bufs.push(b),
-                Err(_) => {
-                    self.lend_size = 0;
-                    break;
-                }
-            }
-        }
-        pump.lend(bufs);
     }
 
     /// Every ready chunk (an array, empty when `onReady` will follow), `null`
@@ -179,12 +153,17 @@ impl NativeReadStream {
             return Ok(Either::A(env.create_array(0)?));
         };
         let cb_ready = ready.clone();
-        let taken = pump.take(move || {
-            Box::new(move || {
-                // A failure means the function was released: nobody listens.
-                let _ = cb_ready.call((), ThreadsafeFunctionCallMode::NonBlocking);
-            })
-        });
+        let lend_size = &mut self.lend_size;
+        let taken = pump.take_lending(
+            move || {
+                Box::new(move || {
+                    // A failure means the function was released: nobody
+                    // listens.
+                    let _ = cb_ready.call((), ThreadsafeFunctionCallMode::NonBlocking);
+                })
+            },
+            |n| js_buffers(env, lend_size, n),
+        );
         let want_ref = taken.chunks.is_empty() && taken.end.is_none();
         if want_ref != self.armed {
             // SAFETY: called on the JS thread (this is a JS method) with a
@@ -209,12 +188,10 @@ impl NativeReadStream {
                 Err(e) => Either::B(errno_of(&e.error)),
             }));
         }
-        let wanted = pump.wanted();
         let mut arr = env.create_array(taken.chunks.len() as u32)?;
         for (i, chunk) in taken.chunks.into_iter().enumerate() {
             arr.set(i as u32, to_js_buffer(env, chunk)?)?;
         }
-        self.lend(env, wanted);
         Ok(Either::A(arr))
     }
 
@@ -253,6 +230,23 @@ impl NativeReadStream {
         self.ready = None;
         self.armed = false;
     }
+}
+
+/// `n` new Buffers of `size` bytes to lend to the reads. The chunks then
+/// come to JavaScript as Buffers V8 allocated, which die young (in a
+/// scavenge); an external Buffer over pool memory is held by a weak handle
+/// that keeps it until a full GC: with 1 MiB chunks, 10-16 mark-compacts
+/// per GiB and 130-300 MiB of chunks waiting for them. A failed allocation
+/// stops lending (`size` becomes 0): the reads then use pool buffers.
+fn js_buffers(env: &Env, size: &mut usize, n: usize) -> Vec<PoolBuf> {
+    let mut bufs = Vec::with_capacity(n);
+    while *size > 0 && bufs.len() < n {
+        match lend_js_buffer(env, *size) {
+            Ok(b) => bufs.push(b),
+            Err(_) => *size = 0,
+        }
+    }
+    bufs
 }
 
 impl Drop for NativeReadStream {
