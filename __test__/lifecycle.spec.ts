@@ -427,3 +427,24 @@ test.serial('reading a 64 MiB file 10 times keeps memory bounded', async (t) => 
   t.log({ startMiB: start >> 20, peakMiB: peak >> 20, gc: gc !== undefined })
   t.true(peak < start + 512 * 1024 * 1024, `rss grew by ${(peak - start) >> 20} MiB`)
 })
+
+test.serial('paused streams hold only their read-ahead: 100 at once stay under 2.5 MiB each', async (t) => {
+  // Each chunk is a Buffer allocated before its read; a stream whose
+  // consumer stops taking holds at most its read-ahead (1 MiB by default,
+  // growing only while a consumer keeps up).
+  const gc = (globalThis as { gc?: () => void }).gc
+  gc?.()
+  const before = process.memoryUsage().arrayBuffers
+  await noLeak(t, async () => {
+    const streams = Array.from({ length: 100 }, () => {
+      const s = createReadStream(big)
+      s.once('data', () => s.pause())
+      return s
+    })
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    const perStream = (process.memoryUsage().arrayBuffers - before) / streams.length
+    t.log(`${backend()}: ${(perStream / 2 ** 20).toFixed(2)} MiB per paused stream`)
+    t.true(perStream < 2.5 * 2 ** 20, `${(perStream / 2 ** 20).toFixed(2)} MiB per paused stream`)
+    await Promise.all(streams.map((s) => new Promise((resolve) => s.destroy().once('close', resolve))))
+  })
+})

@@ -22,22 +22,30 @@ export interface ReadStreamOptions {
   signal?: AbortSignal | null
   /**
    * uring-fs only: how many bytes to read ahead of the consumer, in flight
-   * or read and waiting. Default: 12 MiB, within 4 to 64 chunks.
+   * or read and waiting (within 4 to 64 chunks). Default: 1 MiB, growing to
+   * 12 MiB while the consumer keeps up.
    */
   readAhead?: number
 }
 
 /**
  * Bytes read ahead of the consumer by default (within MIN_AHEAD and
- * MAX_AHEAD chunks). The chunks are Buffers allocated before their reads,
- * and one that waits long enough to outlive two scavenges (V8 scavenges
- * when about 32 MiB of young Buffers are out) is promoted and dies only in
- * a full GC; less room, and the reads wait for the consumer. 1 GiB cached,
- * 'data' consumer, 1 MiB chunks: 8-12 chunks ahead 0-4 mark-compacts per
- * GiB, 16 or more 5-12 and slower; 64 KiB chunks: 64 ahead 1.2x faster
- * than 16.
+ * MAX_AHEAD chunks): what a stream holds while its consumer is slower than
+ * the reads (a slow HTTP client).
  */
-const DEFAULT_READ_AHEAD = 12 << 20
+const DEFAULT_READ_AHEAD = 1 << 20
+/**
+ * What the read-ahead grows to while the consumer keeps up (finds nothing
+ * ready when it comes back), if the process-wide budget for growth allows
+ * (the engine's, 256 MiB). The chunks are Buffers allocated before their
+ * reads, and one that waits long enough to outlive two scavenges (V8
+ * scavenges when about 32 MiB of young Buffers are out) is promoted and
+ * dies only in a full GC; less room, and the reads wait for the consumer.
+ * 1 GiB cached, 'data' consumer: 1 MiB chunks, 8-12 chunks ahead 0-4
+ * mark-compacts per GiB, 16 or more 5-12 and slower; 64 KiB chunks, 64
+ * ahead 1.2x faster than 16.
+ */
+const GROWN_READ_AHEAD = 12 << 20
 const MIN_AHEAD = 4
 const MAX_AHEAD = 64
 
@@ -130,8 +138,11 @@ export class ReadStream extends Readable {
     // (an end at the start; at the current position, end counts bytes).
     const endExclusive = hwm === 0 ? Math.max(first, 0) : this.end === Infinity ? -1 : this.end + 1
     const chunk = Math.max(1, Math.min(hwm, 2 ** 31))
-    const ahead = this.#readAhead ?? DEFAULT_READ_AHEAD
-    const window = Math.max(MIN_AHEAD, Math.min(MAX_AHEAD, Math.ceil(ahead / chunk)))
+    const chunks = (bytes: number): number => Math.max(MIN_AHEAD, Math.min(MAX_AHEAD, Math.ceil(bytes / chunk)))
+    // An explicit readAhead is used as given; the default grows for a
+    // consumer that keeps up.
+    const window = chunks(this.#readAhead ?? DEFAULT_READ_AHEAD)
+    const growTo = this.#readAhead === undefined ? chunks(GROWN_READ_AHEAD) : window
     const pathBytes = this.fd === null ? Buffer.from(this.path as string | Buffer) : null
     const native = new NativeReadStream(
       pathBytes,
@@ -142,6 +153,7 @@ export class ReadStream extends Readable {
       endExclusive,
       chunk,
       window,
+      growTo,
       () => this.#pull(),
     )
     this.#native = native

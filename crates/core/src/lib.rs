@@ -15,6 +15,7 @@ pub mod fallback;
 pub mod files;
 pub mod op_error;
 pub mod pump;
+mod read_ahead;
 mod read_lanes;
 pub mod read_parts;
 pub mod reader;

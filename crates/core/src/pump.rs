@@ -28,7 +28,8 @@ use tokio::sync::Notify;
 use crate::buffer_pool::PoolBuf;
 use crate::engine::Engine;
 use crate::op_error::{OpError, Syscall};
-use crate::reader::{BufferSupply, Reader, ReaderOptions, CURRENT_POSITION};
+use crate::read_ahead::ReadAhead;
+use crate::reader::{Reader, ReaderOptions, CURRENT_POSITION};
 
 /// Called on the runtime's thread; the consumer makes it cross threads.
 pub type Callback = Box<dyn FnOnce() + Send>;
@@ -52,6 +53,8 @@ struct State {
     on_ready: Option<Callback>,
     /// The task waits for the consumer to make room.
     wants_room: bool,
+    /// A chunk has been parked.
+    delivered: bool,
     stopping: bool,
     /// destroy() asked for the descriptor to be closed.
     close_fd: bool,
@@ -64,112 +67,8 @@ struct Shared {
     st: Mutex<State>,
     room: Notify,
     stop: Notify,
-    /// `PumpOptions::read_ahead`.
-    read_ahead: usize,
-    spares: Arc<Spares>,
-}
-
-/// Buffers the consumer lent for the reads to fill, and how many reads
-/// the read-ahead lets start.
-struct Spares {
-    st: Mutex<SparesState>,
-}
-
-struct SparesState {
-    free: Vec<PoolBuf>,
-    /// Reads started (into lent or pool memory) whose chunks are not yet
-    /// taken. The consumer lends up to the read-ahead less these and the
-    /// free ones, so the stream never holds more of its memory than that:
-    /// a Buffer V8 allocated and kept here long enough is promoted (it
-    /// survives two scavenges) and then waits for a full GC.
-    in_use: usize,
-    /// `PumpOptions::read_ahead`.
-    read_ahead: usize,
-    /// A read was held back for the read-ahead: the pump must look again
-    /// once the consumer has taken chunks.
-    refused: bool,
-    /// The stream is over: nothing more is lent or kept.
-    closed: bool,
-}
-
-impl Spares {
-    fn new(read_ahead: usize) -> Spares {
-        Spares {
-            st: Mutex::new(SparesState {
-                free: Vec::new(),
-                in_use: 0,
-                read_ahead,
-                refused: false,
-                closed: false,
-            }),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, SparesState> {
-        self.st.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Lends `bufs` as `taken` chunks go to the consumer. True when that
-    /// makes room for a read that was held back.
-    fn lend_for(&self, bufs: Vec<PoolBuf>, taken: usize) -> bool {
-        let mut st = self.lock();
-        st.in_use = st.in_use.saturating_sub(taken);
-        let wake = taken > 0 && std::mem::take(&mut st.refused);
-        if st.closed {
-            drop(st);
-            drop(bufs);
-            return false;
-        }
-        st.free.extend(bufs);
-        wake
-    }
-
-    /// Buffers to lend for the read-ahead to be whole once `taken` of the
-    /// reads in use went to the consumer.
-    fn wanted_after(&self, taken: usize) -> usize {
-        let st = self.lock();
-        if st.closed {
-            return 0;
-        }
-        let held = st.in_use.saturating_sub(taken) + st.free.len();
-        st.read_ahead.saturating_sub(held)
-    }
-
-    /// Everything kept, and no more keeping: the caller drops them (on the
-    /// consumer's thread, which is where lent memory is best released).
-    fn close(&self) -> Vec<PoolBuf> {
-        let mut st = self.lock();
-        st.closed = true;
-        std::mem::take(&mut st.free)
-    }
-}
-
-impl BufferSupply for Spares {
-    fn may_start(&self) -> bool {
-        let mut st = self.lock();
-        let ok = st.in_use < st.read_ahead;
-        st.refused |= !ok;
-        ok
-    }
-
-    fn take(&self, want: usize) -> Option<PoolBuf> {
-        let mut st = self.lock();
-        st.in_use += 1;
-        let i = st.free.iter().rposition(|b| b.capacity() >= want)?;
-        Some(st.free.swap_remove(i))
-    }
-
-    fn give_back(&self, mut buf: PoolBuf) {
-        let mut st = self.lock();
-        st.in_use = st.in_use.saturating_sub(1);
-        if !st.closed && buf.is_lent() {
-            buf.clear();
-            st.free.push(buf);
-            return;
-        }
-        drop(st);
-        drop(buf);
-    }
+    /// How far to read ahead, and the Buffers lent for it.
+    ahead: Arc<ReadAhead>,
 }
 
 impl Shared {
@@ -186,6 +85,7 @@ impl Shared {
             let late = match chunk {
                 Some(c) if !st.stopping => {
                     st.ready.push_back(c);
+                    st.delivered = true;
                     None
                 }
                 late => late,
@@ -221,6 +121,10 @@ pub struct PumpOptions {
     /// are in flight, so a consumer that is late for a moment finds more
     /// waiting without the stream holding more memory.
     pub read_ahead: usize,
+    /// The read-ahead doubles, up to this, each time the consumer comes
+    /// back for more and finds nothing ready (see [`crate::read_ahead`]).
+    /// At or below `read_ahead`: no growth.
+    pub grow_read_ahead_to: usize,
 }
 
 #[derive(Clone)]
@@ -242,8 +146,11 @@ impl ReadPump {
             st: Mutex::new(State::default()),
             room: Notify::new(),
             stop: Notify::new(),
-            read_ahead: opts.read_ahead.max(1),
-            spares: Arc::new(Spares::new(opts.read_ahead.max(1))),
+            ahead: Arc::new(ReadAhead::new(
+                opts.read_ahead,
+                opts.grow_read_ahead_to,
+                opts.reader.chunk_size,
+            )),
         });
         let task_shared = shared.clone();
         let open_slot: OpenSlot = Arc::new(Mutex::new(Some(on_open)));
@@ -278,7 +185,7 @@ impl ReadPump {
                 }
             }
             let mut reader = Reader::new(engine.clone(), fd, reader_opts);
-            reader.set_supply(s.spares.clone());
+            reader.set_supply(s.ahead.clone());
             let end = pump(&s, &mut reader).await;
             // Whatever ended the reading, no read may still be in the kernel
             // when the descriptor is closed. Reads past the end come back
@@ -333,14 +240,14 @@ impl ReadPump {
     /// for a whole chunk (more come with [`ReadPump::take_lending`]). Once
     /// the stream is over they are dropped here, on the caller's thread.
     pub fn lend(&self, bufs: Vec<PoolBuf>) {
-        let _ = self.shared.spares.lend_for(bufs, 0);
+        let _ = self.shared.ahead.lend_for(bufs, 0);
     }
 
     /// Ends lending: the buffers lent and not in use are returned (for the
     /// caller to drop on its thread); later loans, and buffers reads give
     /// back, are dropped.
     pub fn reclaim(&self) -> Vec<PoolBuf> {
-        self.shared.spares.close()
+        self.shared.ahead.close()
     }
 
     /// Everything ready now, without waiting. When nothing is ready and the
@@ -357,15 +264,20 @@ impl ReadPump {
         on_ready: impl FnOnce() -> Callback,
         lend: impl FnOnce(usize) -> Vec<PoolBuf>,
     ) -> Taken {
-        let spares = &self.shared.spares;
+        let ahead = &self.shared.ahead;
         // Made before the chunks are taken, and lent as they are (under the
         // same lock): the room they leave must never be seen without them,
         // or the reads it lets start would find nothing lent.
-        let (ready, ended) = {
+        let (ready, ended, delivered) = {
             let st = self.shared.lock();
-            (st.ready.len(), st.end.is_some())
+            (st.ready.len(), st.end.is_some(), st.delivered)
         };
-        let bufs = match spares.wanted_after(ready) {
+        if ready == 0 && !ended && delivered {
+            // Back for more after a first chunk, and nothing is ready: this
+            // consumer keeps up with the reads.
+            ahead.grow();
+        }
+        let bufs = match ahead.wanted_after(ready) {
             n if n > 0 && !(ended && ready == 0) => lend(n),
             _ => Vec::new(),
         };
@@ -375,7 +287,7 @@ impl ReadPump {
             // take: they were not lent for.
             let n = if ready > 0 { ready } else { st.ready.len() };
             let chunks: Vec<PoolBuf> = st.ready.drain(..n).collect();
-            let held_back = spares.lend_for(bufs, chunks.len());
+            let held_back = ahead.lend_for(bufs, chunks.len());
             let end = if chunks.is_empty() {
                 st.end.take()
             } else {
@@ -462,7 +374,7 @@ async fn pump(s: &Shared, reader: &mut Reader) -> Option<Result<(), OpError>> {
                 if st.stopping {
                     return None;
                 }
-                if st.ready.len() < s.read_ahead {
+                if st.ready.len() < s.ahead.chunks() {
                     st.wants_room = false;
                     break;
                 }
@@ -489,50 +401,5 @@ async fn pump(s: &Shared, reader: &mut Reader) -> Option<Result<(), OpError>> {
                 }))
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::ptr::NonNull;
-
-    fn lent(n: usize) -> PoolBuf {
-        let mut v = vec![0u8; n];
-        let p = NonNull::new(v.as_mut_ptr()).expect("non-null");
-        // SAFETY: the Vec, moved into the lender, keeps its heap block.
-        unsafe { PoolBuf::lent(Box::new(v), p, n) }
-    }
-
-    #[test]
-    fn spares_lend_within_the_read_ahead_and_keep_nothing_once_closed() {
-        let s = Spares::new(4);
-        assert!(s.take(10).is_none(), "nothing lent yet");
-        assert_eq!(s.wanted_after(0), 3, "the read that found none is in use");
-        s.lend_for(vec![lent(10), lent(4)], 0);
-        assert_eq!(s.wanted_after(0), 1);
-        assert!(
-            s.take(8).is_some_and(|b| b.capacity() == 10),
-            "only a large enough one"
-        );
-        assert!(s.take(8).is_none(), "the small one does not fit");
-        assert!(s.may_start(), "three reads in use, four allowed");
-        let mut used = s.take(4).expect("fits");
-        assert!(!s.may_start());
-        assert_eq!(s.wanted_after(0), 0);
-        assert!(s.lend_for(Vec::new(), 2), "room for the read held back");
-        assert!(s.may_start());
-        assert_eq!(s.wanted_after(0), 2, "two went to the consumer");
-        used.clear();
-        s.give_back(used);
-        assert_eq!(s.lock().free.len(), 1);
-        assert_eq!(s.wanted_after(0), 2, "given back: free instead of in use");
-        let kept = s.close();
-        assert_eq!(kept.len(), 1);
-        assert_eq!(s.wanted_after(0), 0);
-        s.lend_for(vec![lent(10)], 0);
-        s.give_back(lent(10));
-        assert!(s.lock().free.is_empty(), "nothing is kept once closed");
-        assert!(s.take(1).is_none());
     }
 }

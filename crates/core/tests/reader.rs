@@ -822,6 +822,7 @@ async fn pump_hands_chunks_to_a_foreign_thread() {
                     ..Default::default()
                 },
                 read_ahead: 8,
+                grow_read_ahead_to: 0,
             },
             on_open(open_tx),
         );
@@ -961,6 +962,7 @@ async fn pump_reads_into_buffers_the_consumer_lends_and_gives_every_one_back() {
                         ..Default::default()
                     },
                     read_ahead: READ_AHEAD,
+                    grow_read_ahead_to: 0,
                 },
                 Box::new(|_| {}),
             );
@@ -1005,6 +1007,117 @@ async fn pump_reads_into_buffers_the_consumer_lends_and_gives_every_one_back() {
     }
 }
 
+/// Takes chunks as the read stream does (lending with each take) until
+/// `pause_after` chunks, sleeps `pause`, then takes the rest. Returns the
+/// bytes and the number of chunks the first take after the pause found.
+fn consume_lending_pausing(
+    pump: &ReadPump,
+    alive: &Arc<AtomicUsize>,
+    size: usize,
+    pause_after: usize,
+    pause: Duration,
+) -> (Vec<u8>, usize) {
+    let (tx, rx) = mpsc::channel::<()>();
+    let (mut bytes, mut chunks, mut after_pause) = (Vec::new(), 0, None);
+    let mut paused = false;
+    loop {
+        if !paused && chunks >= pause_after {
+            std::thread::sleep(pause);
+            paused = true;
+        }
+        let tx = tx.clone();
+        let taken = pump.take_lending(
+            move || -> Callback {
+                Box::new(move || {
+                    let _ = tx.send(());
+                })
+            },
+            |n| lent_bufs(alive, n, size),
+        );
+        if paused && after_pause.is_none() {
+            after_pause = Some(taken.chunks.len());
+        }
+        let got = taken.chunks.len();
+        for c in taken.chunks {
+            bytes.extend_from_slice(&c);
+            chunks += 1;
+        }
+        if taken.end.is_some() {
+            drop(pump.reclaim());
+            break;
+        }
+        if got == 0 {
+            rx.recv_timeout(Duration::from_secs(10))
+                .expect("on_ready is called once something is ready");
+        }
+    }
+    (bytes, after_pause.unwrap_or(0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pump_read_ahead_grows_for_a_consumer_that_keeps_up_only() {
+    let _gate = FD_GATE.read().await;
+    let mut rng = rng("pump_read_ahead_grows_for_a_consumer_that_keeps_up_only");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (p, data) = random_file(dir.path(), "f", &mut rng, 24 << 20);
+    let chunk = 256 << 10;
+    for choice in choices() {
+        let engine = start(choice);
+        for (grow_to, pause_after) in [(16, 0), (16, 40), (4, 40)] {
+            let alive = Arc::new(AtomicUsize::new(0));
+            let pump = ReadPump::start(
+                &tokio::runtime::Handle::current(),
+                engine.clone(),
+                Source::Path(cpath(&p), libc::O_RDONLY, 0),
+                PumpOptions {
+                    start_unless_stream: false,
+                    reader: ReaderOptions {
+                        chunk_size: chunk,
+                        max_window: 16,
+                        ..Default::default()
+                    },
+                    read_ahead: 4,
+                    grow_read_ahead_to: grow_to,
+                },
+                Box::new(|_| {}),
+            );
+            pump.lend(lent_bufs(&alive, 1, chunk));
+            let consumer = {
+                let (pump, alive) = (pump.clone(), alive.clone());
+                std::thread::spawn(move || {
+                    consume_lending_pausing(
+                        &pump,
+                        &alive,
+                        chunk,
+                        pause_after,
+                        Duration::from_millis(300),
+                    )
+                })
+            };
+            let (bytes, after_pause) = tokio::task::spawn_blocking(move || consumer.join())
+                .await
+                .expect("join")
+                .expect("consumer thread");
+            assert!(bytes == data, "{choice:?} grow_to {grow_to}: wrong bytes");
+            // Paused at once (before ever finding nothing ready) or never
+            // allowed to grow: at most the first 4 chunks were read ahead.
+            // Paused after keeping up for 40 chunks: the read-ahead grew.
+            if pause_after == 0 || grow_to == 4 {
+                assert!(after_pause <= 4, "{choice:?} grow_to {grow_to} pause_after {pause_after}: {after_pause} chunks read ahead");
+            } else {
+                assert!(after_pause > 4, "{choice:?}: a consumer that kept up found only {after_pause} chunks after its pause");
+            }
+            let (tx, rx) = mpsc::channel();
+            pump.destroy(true, Box::new(move |r| drop(tx.send(r))));
+            rx.recv_timeout(Duration::from_secs(10))
+                .expect("on_closed")
+                .expect("closed");
+        }
+        engine.shutdown().await;
+        assert_nothing_pending(&engine).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pump_destroy_mid_stream_calls_on_closed_once() {
     let _gate = FD_GATE.write().await;
@@ -1028,6 +1141,7 @@ async fn pump_destroy_mid_stream_calls_on_closed_once() {
                         ..Default::default()
                     },
                     read_ahead: 10,
+                    grow_read_ahead_to: 0,
                 },
                 on_open(open_tx),
             );
@@ -1090,6 +1204,7 @@ async fn pump_open_error_is_reported_with_syscall_open() {
                 start_unless_stream: false,
                 reader: ReaderOptions::default(),
                 read_ahead: 8,
+                grow_read_ahead_to: 0,
             },
             on_open(open_tx),
         );
@@ -1149,6 +1264,7 @@ async fn pump_on_a_borrowed_fd_leaves_it_open() {
                     max_window: 4,
                 },
                 read_ahead: 7,
+                grow_read_ahead_to: 0,
             },
             on_open(open_tx),
         );
@@ -1200,6 +1316,7 @@ async fn shutdown_returns_while_a_pump_is_paused() {
                     ..Default::default()
                 },
                 read_ahead: 9,
+                grow_read_ahead_to: 0,
             },
             on_open(open_tx),
         );

@@ -59,8 +59,9 @@ impl NativeReadStream {
     /// is given. `start` `-1` reads from the descriptor's current position,
     /// sequentially; `-2` means none was given: 0, or the current position
     /// for a file without offsets (a FIFO). `end` is exclusive, `-1` for none.
-    /// `window` is the most reads in flight, and the most chunks the ready
-    /// queue holds.
+    /// `window` is how many chunks to read ahead (reads in flight and chunks
+    /// read and not yet taken, together); it may double up to `growTo` while
+    /// the consumer keeps up.
     #[napi(constructor, catch_unwind)]
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -72,6 +73,7 @@ impl NativeReadStream {
         end: i64,
         chunk_size: u32,
         window: u32,
+        grow_to: u32,
         on_ready: Function<'_, (), ()>,
     ) -> Result<Self> {
         let ready = on_ready
@@ -98,10 +100,11 @@ impl NativeReadStream {
                 },
                 end: (end >= 0).then_some(end as u64),
                 chunk_size: chunk_size.max(1) as usize,
-                max_window: window.max(1) as usize,
+                max_window: grow_to.max(window).max(1) as usize,
             },
             start_unless_stream: start == -2,
             read_ahead: window.max(1) as usize,
+            grow_read_ahead_to: grow_to as usize,
         };
         Ok(NativeReadStream {
             pending: Some(Pending { source, opts }),
