@@ -22,6 +22,7 @@ use uring_fs_core::write_source::WriteSource;
 use uring_fs_core::{OpError, PoolBuf, Syscall};
 
 use crate::engine::global;
+use crate::lent::{self, LentGuard};
 
 /// Runs `fut` on the engine's runtime and settles a promise with its value.
 /// A panic in `fut` rejects the promise instead of leaving it pending.
@@ -135,13 +136,14 @@ pub(crate) fn write_args(position: i64, sync: u32) -> (u64, SyncMode) {
 }
 
 /// Wraps JS Buffers for the kernel: held by reference (the `Buffer` values
-/// keep them alive), never copied.
-pub(crate) fn source_of(chunks: Vec<Buffer>) -> WriteSource {
+/// keep them alive, and the guard their environment), never copied.
+pub(crate) fn source_of(env: &Env, chunks: Vec<Buffer>) -> WriteSource {
     let parts: Vec<(*const u8, usize)> = chunks.iter().map(|b| (b.as_ptr(), b.len())).collect();
     // SAFETY: each part points into a JS Buffer's backing store, and the
     // `Buffer` values in the owner hold references that keep those stores
-    // alive (and at a fixed address) until the owner is dropped.
-    unsafe { WriteSource::from_parts(Box::new(chunks), parts) }
+    // alive (and at a fixed address) until the owner is dropped; the guard
+    // keeps their environment (whose teardown frees them) waiting until then.
+    unsafe { WriteSource::from_parts(Box::new((chunks, lent::guard(env))), parts) }
 }
 
 /// Writes `chunks` in order at `position` (`-1`: at the current position,
@@ -155,7 +157,7 @@ pub fn writev<'env>(
     sync: u32,
 ) -> Result<Object<'env>> {
     let engine = global()?.engine.clone();
-    let src = source_of(chunks);
+    let src = source_of(env, chunks);
     let (offset, mode) = write_args(position, sync);
     let total = src.len();
     promise(env, async move {
@@ -213,16 +215,18 @@ pub(crate) fn to_js_buffer<'env>(env: &'env Env, buf: PoolBuf) -> Result<BufferS
     let Ok((lender, _)) = lent.into_lender() else {
         return Err(Error::new(Status::GenericFailure, "lent buffer expected"));
     };
-    let Ok(js) = lender.downcast::<Buffer>() else {
+    let Ok(js) = lender.downcast::<LentJsBuffer>() else {
         return Err(Error::new(
             Status::GenericFailure,
             "buffer lent by an unknown owner",
         ));
     };
+    // The kernel is done with it: JavaScript has it back (the guard goes).
+    let LentJsBuffer { buffer, .. } = *js;
     // SAFETY: env is the live environment of the JS thread this runs on;
     // the Buffer's reference is turned back into its value and deleted.
     unsafe {
-        let value = Buffer::to_napi_value(env.raw(), *js)?;
+        let value = Buffer::to_napi_value(env.raw(), buffer)?;
         BufferSlice::from_napi_value(env.raw(), value)
     }
 }
@@ -247,6 +251,13 @@ fn external_pool_buffer<'env>(
     }
 }
 
+/// A JS Buffer lent to the kernel: held by reference, and counted until the
+/// kernel is done with it (see `crate::lent`).
+struct LentJsBuffer {
+    buffer: Buffer,
+    _guard: LentGuard,
+}
+
 /// A new JS Buffer of `size` bytes (uninitialised, as `allocUnsafeSlow`),
 /// lent for a read to fill: held by reference until it comes back through
 /// [`to_js_buffer`] (or is dropped), so it outlives any read into it.
@@ -269,7 +280,11 @@ pub(crate) fn lend_js_buffer(env: &Env, size: usize) -> Result<PoolBuf> {
     // SAFETY: the Buffer's reference, owned by the lent PoolBuf, keeps its
     // `size` bytes allocated and in place; no JS code has the Buffer (it
     // was never returned) until to_js_buffer hands it over after the read.
-    Ok(unsafe { PoolBuf::lent(Box::new(js), ptr, size) })
+    let lender = LentJsBuffer {
+        buffer: js,
+        _guard: lent::guard(env),
+    };
+    Ok(unsafe { PoolBuf::lent(Box::new(lender), ptr, size) })
 }
 
 #[napi(object)]
@@ -331,7 +346,7 @@ pub fn read_into<'env>(
     // SAFETY: the Buffer (held by its napi reference inside the target) keeps
     // its memory allocated and in place; JS does not touch it until this
     // promise settles (lib/files.ts allocates it for this call alone).
-    let target = unsafe { ReadTarget::from_raw(Box::new(target), ptr, cap) };
+    let target = unsafe { ReadTarget::from_raw(Box::new((target, lent::guard(env))), ptr, cap) };
     promise(env, async move {
         let (res, target) = read_parts::read_whole(&engine, fd, target, size).await;
         drop(target);
@@ -358,7 +373,7 @@ pub fn write_file<'env>(
 ) -> Result<Object<'env>> {
     let path = c_path(&path)?;
     let engine = global()?.engine.clone();
-    let src = source_of(chunks);
+    let src = source_of(env, chunks);
     promise(env, async move {
         match files::write_file(&engine, path, flags, mode, src, flush).await {
             Ok(()) => FileError {

@@ -22,6 +22,7 @@ use uring_fs_core::{PoolBuf, PumpOptions, ReadPump, ReaderOptions, Source};
 
 use crate::engine::global;
 use crate::file_ops::{lend_js_buffer, to_js_buffer};
+use crate::lent;
 
 type ReadyFn = ThreadsafeFunction<(), (), (), Status, false, true>;
 type Resolver = Box<dyn FnOnce(Env) -> Result<i32> + Send>;
@@ -43,6 +44,9 @@ pub struct NativeReadStream {
     destroyed: bool,
     /// Size of the Buffers lent to the reads (0: none lent).
     lend_size: usize,
+    /// Registered to stop the reads if the environment goes away first
+    /// (its Buffers are freed then, whoever holds them: `crate::lent`).
+    teardown: Option<u64>,
 }
 
 fn errno_of(e: &std::io::Error) -> i32 {
@@ -113,6 +117,7 @@ impl NativeReadStream {
             armed: false,
             destroyed: false,
             lend_size: chunk_size.max(1) as usize,
+            teardown: None,
         })
     }
 
@@ -144,6 +149,14 @@ impl NativeReadStream {
         // The first read fills a Buffer lent now; the next ones, Buffers
         // lent as chunks are taken.
         pump.lend(js_buffers(env, &mut self.lend_size, 1));
+        let stop = pump.clone();
+        self.teardown = Some(lent::on_teardown(
+            env,
+            Box::new(move || {
+                drop(stop.reclaim());
+                stop.destroy(false, Box::new(|_| {}));
+            }),
+        ));
         self.pump = Some(pump);
         Ok(promise)
     }
@@ -184,8 +197,11 @@ impl NativeReadStream {
         }
         if let Some(end) = taken.end {
             // Lent Buffers nobody will fill are released here, on the JS
-            // thread.
+            // thread; no read is left to stop.
             drop(pump.reclaim());
+            if let Some(id) = self.teardown.take() {
+                lent::forget(id);
+            }
             return Ok(Either::B(match end {
                 Ok(()) => Either::A(Null),
                 Err(e) => Either::B(errno_of(&e.error)),
@@ -209,6 +225,9 @@ impl NativeReadStream {
             Some(pump) if !self.destroyed => {
                 self.destroyed = true;
                 drop(pump.reclaim());
+                if let Some(id) = self.teardown.take() {
+                    lent::forget(id);
+                }
                 pump.destroy(
                     close_fd,
                     Box::new(move |res| {
@@ -257,6 +276,9 @@ impl Drop for NativeReadStream {
         // Collected without destroy(): stop the pump so that its reads come
         // back and its buffers return to the pool. Like an fs stream that is
         // never destroyed, the descriptor is left open.
+        if let Some(id) = self.teardown.take() {
+            lent::forget(id);
+        }
         if let (Some(pump), false) = (self.pump.as_ref(), self.destroyed) {
             drop(pump.reclaim());
             pump.destroy(false, Box::new(|_| {}));

@@ -11,6 +11,7 @@ use uring_fs_core::WriteSource;
 
 use crate::engine::global;
 use crate::file_ops::{c_path, file_error, promise, FileError};
+use crate::lent;
 
 /// The data Buffers of one call, shared by every file's source.
 type Keep = Arc<Vec<Buffer>>;
@@ -77,6 +78,8 @@ pub fn write_files<'env>(
         .map(|p| c_path(p))
         .collect::<Result<Vec<_>>>()?;
     let engine = global()?.engine.clone();
+    // The environment waits for the writes before its Buffers are freed.
+    let guard = lent::guard(env);
     let keep: Keep = Arc::new(data);
     let entries = paths
         .into_iter()
@@ -90,6 +93,7 @@ pub fn write_files<'env>(
                 .iter()
                 .map(|res| res.as_ref().err().map(file_error))
                 .collect();
+        drop(guard);
         Written { results, keep }
     })
 }

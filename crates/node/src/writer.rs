@@ -87,7 +87,7 @@ impl NativeWriter {
         };
         let g = global()?;
         let engine = g.engine.clone();
-        let src = source_of(chunks);
+        let src = source_of(env, chunks);
         let (mut offset, mode) = write_args(position, sync);
         let fd = self.fd;
         if offset == CURRENT_POSITION && self.owns_fd {
