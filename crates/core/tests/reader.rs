@@ -890,20 +890,43 @@ fn lent_bufs(alive: &Arc<AtomicUsize>, n: usize, size: usize) -> Vec<PoolBuf> {
         .collect()
 }
 
+/// What a lending consumer saw.
+struct Lending {
+    bytes: Vec<u8>,
+    chunks: usize,
+    /// Chunks that came in lent memory.
+    lent: usize,
+    /// Most lent buffers alive at once (after a take).
+    most_alive: usize,
+    /// Chunks the first take after the pause found.
+    after_pause: usize,
+}
+
 /// Takes chunks as the read stream does, lending with each take as many
-/// buffers as the read-ahead has room for (never more than it: checked);
-/// stops after `stop_after` chunks. Returns the bytes and how many chunks
-/// came in lent memory.
+/// buffers as the read-ahead has room for; after `pause_after` chunks
+/// sleeps `pause` once, and stops after `stop_after` chunks (or the end).
 fn consume_lending(
     pump: &ReadPump,
     alive: &Arc<AtomicUsize>,
     size: usize,
     stop_after: usize,
-) -> (Vec<u8>, usize, usize) {
+    (pause_after, pause): (usize, Duration),
+) -> Lending {
     let (tx, rx) = mpsc::channel::<()>();
-    let (mut bytes, mut chunks, mut lent) = (Vec::new(), 0, 0);
-    let mut most_alive = 0;
-    while chunks < stop_after {
+    let mut seen = Lending {
+        bytes: Vec::new(),
+        chunks: 0,
+        lent: 0,
+        most_alive: 0,
+        after_pause: 0,
+    };
+    let mut paused = false;
+    while seen.chunks < stop_after {
+        let pausing = !paused && seen.chunks >= pause_after;
+        if pausing {
+            std::thread::sleep(pause);
+            paused = true;
+        }
         let tx = tx.clone();
         let taken = pump.take_lending(
             move || -> Callback {
@@ -913,13 +936,16 @@ fn consume_lending(
             },
             |n| lent_bufs(alive, n, size),
         );
+        if pausing {
+            seen.after_pause = taken.chunks.len();
+        }
         let got = taken.chunks.len();
         for c in taken.chunks {
-            bytes.extend_from_slice(&c);
-            lent += usize::from(c.is_lent());
-            chunks += 1;
+            seen.bytes.extend_from_slice(&c);
+            seen.lent += usize::from(c.is_lent());
+            seen.chunks += 1;
         }
-        most_alive = most_alive.max(alive.load(Ordering::SeqCst));
+        seen.most_alive = seen.most_alive.max(alive.load(Ordering::SeqCst));
         if taken.end.is_some() {
             drop(pump.reclaim());
             break;
@@ -929,11 +955,55 @@ fn consume_lending(
                 .expect("on_ready is called once something is ready");
         }
     }
-    assert!(
-        most_alive <= READ_AHEAD,
-        "{most_alive} lent buffers out at once, read-ahead {READ_AHEAD}"
+    seen
+}
+
+/// A pump over `path` in `chunk`-byte chunks, `read_ahead` chunks ahead
+/// (growing to `grow_to`), with the first buffer lent as the read stream
+/// lends it.
+fn lending_pump(
+    engine: &Engine,
+    path: &Path,
+    chunk: usize,
+    (read_ahead, grow_to): (usize, usize),
+    alive: &Arc<AtomicUsize>,
+) -> ReadPump {
+    let pump = ReadPump::start(
+        &tokio::runtime::Handle::current(),
+        engine.clone(),
+        Source::Path(cpath(path), libc::O_RDONLY, 0),
+        PumpOptions {
+            start_unless_stream: false,
+            reader: ReaderOptions {
+                chunk_size: chunk,
+                max_window: grow_to.max(read_ahead),
+                ..Default::default()
+            },
+            read_ahead,
+            grow_read_ahead_to: grow_to,
+        },
+        Box::new(|_| {}),
     );
-    (bytes, chunks, lent)
+    pump.lend(lent_bufs(alive, 1, chunk));
+    pump
+}
+
+/// [`consume_lending`] on a thread of its own (the consumer must not be a
+/// runtime thread).
+async fn lending_consumer(
+    pump: &ReadPump,
+    alive: &Arc<AtomicUsize>,
+    chunk: usize,
+    stop_after: usize,
+    pause: (usize, Duration),
+) -> Lending {
+    let (pump, alive) = (pump.clone(), alive.clone());
+    let consumer =
+        std::thread::spawn(move || consume_lending(&pump, &alive, chunk, stop_after, pause));
+    tokio::task::spawn_blocking(move || consumer.join())
+        .await
+        .expect("join")
+        .expect("consumer thread")
 }
 
 /// The read-ahead of the lending tests, in chunks.
@@ -950,33 +1020,17 @@ async fn pump_reads_into_buffers_the_consumer_lends_and_gives_every_one_back() {
         let engine = start(choice);
         for stop_after in [usize::MAX, 7] {
             let alive = Arc::new(AtomicUsize::new(0));
-            let pump = ReadPump::start(
-                &tokio::runtime::Handle::current(),
-                engine.clone(),
-                Source::Path(cpath(&p), libc::O_RDONLY, 0),
-                PumpOptions {
-                    start_unless_stream: false,
-                    reader: ReaderOptions {
-                        chunk_size: chunk,
-                        max_window: 4,
-                        ..Default::default()
-                    },
-                    read_ahead: READ_AHEAD,
-                    grow_read_ahead_to: 0,
-                },
-                Box::new(|_| {}),
+            let pump = lending_pump(&engine, &p, chunk, (READ_AHEAD, 0), &alive);
+            let no_pause = (usize::MAX, Duration::ZERO);
+            let seen = lending_consumer(&pump, &alive, chunk, stop_after, no_pause).await;
+            let (bytes, chunks, lent) = (&seen.bytes, seen.chunks, seen.lent);
+            assert!(
+                seen.most_alive <= READ_AHEAD,
+                "{choice:?}: {} lent buffers out at once, read-ahead {READ_AHEAD}",
+                seen.most_alive
             );
-            pump.lend(lent_bufs(&alive, 1, chunk));
-            let consumer = {
-                let (pump, alive) = (pump.clone(), alive.clone());
-                std::thread::spawn(move || consume_lending(&pump, &alive, chunk, stop_after))
-            };
-            let (bytes, chunks, lent) = tokio::task::spawn_blocking(move || consumer.join())
-                .await
-                .expect("join")
-                .expect("consumer thread");
             if stop_after == usize::MAX {
-                assert!(bytes == data, "{choice:?}: wrong bytes");
+                assert!(*bytes == data, "{choice:?}: wrong bytes");
                 // Pool memory only for the reads started before the first
                 // take (one buffer is lent at the start), and now and then
                 // for one whose chunk came while a take that had found
@@ -1007,53 +1061,6 @@ async fn pump_reads_into_buffers_the_consumer_lends_and_gives_every_one_back() {
     }
 }
 
-/// Takes chunks as the read stream does (lending with each take) until
-/// `pause_after` chunks, sleeps `pause`, then takes the rest. Returns the
-/// bytes and the number of chunks the first take after the pause found.
-fn consume_lending_pausing(
-    pump: &ReadPump,
-    alive: &Arc<AtomicUsize>,
-    size: usize,
-    pause_after: usize,
-    pause: Duration,
-) -> (Vec<u8>, usize) {
-    let (tx, rx) = mpsc::channel::<()>();
-    let (mut bytes, mut chunks, mut after_pause) = (Vec::new(), 0, None);
-    let mut paused = false;
-    loop {
-        if !paused && chunks >= pause_after {
-            std::thread::sleep(pause);
-            paused = true;
-        }
-        let tx = tx.clone();
-        let taken = pump.take_lending(
-            move || -> Callback {
-                Box::new(move || {
-                    let _ = tx.send(());
-                })
-            },
-            |n| lent_bufs(alive, n, size),
-        );
-        if paused && after_pause.is_none() {
-            after_pause = Some(taken.chunks.len());
-        }
-        let got = taken.chunks.len();
-        for c in taken.chunks {
-            bytes.extend_from_slice(&c);
-            chunks += 1;
-        }
-        if taken.end.is_some() {
-            drop(pump.reclaim());
-            break;
-        }
-        if got == 0 {
-            rx.recv_timeout(Duration::from_secs(10))
-                .expect("on_ready is called once something is ready");
-        }
-    }
-    (bytes, after_pause.unwrap_or(0))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pump_read_ahead_grows_for_a_consumer_that_keeps_up_only() {
     let _gate = FD_GATE.read().await;
@@ -1065,39 +1072,10 @@ async fn pump_read_ahead_grows_for_a_consumer_that_keeps_up_only() {
         let engine = start(choice);
         for (grow_to, pause_after) in [(16, 0), (16, 40), (4, 40)] {
             let alive = Arc::new(AtomicUsize::new(0));
-            let pump = ReadPump::start(
-                &tokio::runtime::Handle::current(),
-                engine.clone(),
-                Source::Path(cpath(&p), libc::O_RDONLY, 0),
-                PumpOptions {
-                    start_unless_stream: false,
-                    reader: ReaderOptions {
-                        chunk_size: chunk,
-                        max_window: 16,
-                        ..Default::default()
-                    },
-                    read_ahead: 4,
-                    grow_read_ahead_to: grow_to,
-                },
-                Box::new(|_| {}),
-            );
-            pump.lend(lent_bufs(&alive, 1, chunk));
-            let consumer = {
-                let (pump, alive) = (pump.clone(), alive.clone());
-                std::thread::spawn(move || {
-                    consume_lending_pausing(
-                        &pump,
-                        &alive,
-                        chunk,
-                        pause_after,
-                        Duration::from_millis(300),
-                    )
-                })
-            };
-            let (bytes, after_pause) = tokio::task::spawn_blocking(move || consumer.join())
-                .await
-                .expect("join")
-                .expect("consumer thread");
+            let pump = lending_pump(&engine, &p, chunk, (4, grow_to), &alive);
+            let pause = (pause_after, Duration::from_millis(300));
+            let seen = lending_consumer(&pump, &alive, chunk, usize::MAX, pause).await;
+            let (bytes, after_pause) = (seen.bytes, seen.after_pause);
             assert!(bytes == data, "{choice:?} grow_to {grow_to}: wrong bytes");
             // Paused at once (before ever finding nothing ready) or never
             // allowed to grow: at most the first 4 chunks were read ahead.
