@@ -139,11 +139,12 @@ pub(crate) fn write_args(position: i64, sync: u32) -> (u64, SyncMode) {
 /// keep them alive, and the guard their environment), never copied.
 pub(crate) fn source_of(env: &Env, chunks: Vec<Buffer>) -> WriteSource {
     let parts: Vec<(*const u8, usize)> = chunks.iter().map(|b| (b.as_ptr(), b.len())).collect();
-    // SAFETY: each part points into a JS Buffer's backing store, and the
-    // `Buffer` values in the owner hold references that keep those stores
-    // alive (and at a fixed address) until the owner is dropped; the guard
-    // keeps their environment (whose teardown frees them) waiting until then.
-    unsafe { WriteSource::from_parts(Box::new((chunks, lent::guard(env))), parts) }
+    // The guard keeps the environment (whose teardown frees the Buffers
+    // whoever references them) waiting until the owner is dropped.
+    let owner = Box::new((chunks, lent::guard(env)));
+    // SAFETY: each part points into a JS Buffer's backing store, which the
+    // `Buffer` references in the owner keep alive and in place until it drops.
+    unsafe { WriteSource::from_parts(owner, parts) }
 }
 
 /// Writes `chunks` in order at `position` (`-1`: at the current position,
@@ -277,14 +278,13 @@ pub(crate) fn lend_js_buffer(env: &Env, size: usize) -> Result<PoolBuf> {
         .ok_or_else(|| Error::new(Status::GenericFailure, "empty Buffer"))?;
     // SAFETY: value is the Buffer just created in this environment.
     let js = unsafe { Buffer::from_napi_value(env.raw(), value)? };
-    // SAFETY: the Buffer's reference, owned by the lent PoolBuf, keeps its
-    // `size` bytes allocated and in place; no JS code has the Buffer (it
-    // was never returned) until to_js_buffer hands it over after the read.
-    let lender = LentJsBuffer {
+    let lender = Box::new(LentJsBuffer {
         buffer: js,
         _guard: lent::guard(env),
-    };
-    Ok(unsafe { PoolBuf::lent(Box::new(lender), ptr, size) })
+    });
+    // SAFETY: the Buffer's reference, owned by the lent PoolBuf, keeps its
+    // `size` bytes in place (no JS code has it until to_js_buffer returns it).
+    Ok(unsafe { PoolBuf::lent(lender, ptr, size) })
 }
 
 #[napi(object)]

@@ -3,9 +3,9 @@
 //! JavaScript calls `take()` from `_read`; it returns every chunk that is
 //! ready, `null` at the end, or a negative errno. The chunks are Buffers
 //! this object allocated on the JS thread and lent to the reads (the kernel
-//! reads into them: no copy), `wanted` of them after every take; a read
-//! that found none lent filled pool memory, which comes as an external
-//! Buffer. When nothing is ready it
+//! reads into them: no copy), with every take as many as the read-ahead
+//! has room for; a read that found none lent filled pool memory, which
+//! comes as an external Buffer. When nothing is ready it
 //! arms `onReady`, which the pump calls once something is; the function is
 //! referenced (keeps the event loop alive) only while armed. Opening and
 //! destroying are one-off and answer with promises.
@@ -196,12 +196,7 @@ impl NativeReadStream {
             }
         }
         if let Some(end) = taken.end {
-            // Lent Buffers nobody will fill are released here, on the JS
-            // thread; no read is left to stop.
-            drop(pump.reclaim());
-            if let Some(id) = self.teardown.take() {
-                lent::forget(id);
-            }
+            self.end_lending();
             return Ok(Either::B(match end {
                 Ok(()) => Either::A(Null),
                 Err(e) => Either::B(errno_of(&e.error)),
@@ -221,13 +216,12 @@ impl NativeReadStream {
     pub fn destroy<'env>(&mut self, env: &'env Env, close_fd: bool) -> Result<Object<'env>> {
         let (deferred, promise) = env.create_deferred::<i32, Resolver>()?;
         self.release();
+        if !self.destroyed {
+            self.end_lending();
+        }
         match self.pump.as_ref() {
             Some(pump) if !self.destroyed => {
                 self.destroyed = true;
-                drop(pump.reclaim());
-                if let Some(id) = self.teardown.take() {
-                    lent::forget(id);
-                }
                 pump.destroy(
                     close_fd,
                     Box::new(move |res| {
@@ -271,16 +265,27 @@ fn js_buffers(env: &Env, size: &mut usize, n: usize) -> Vec<PoolBuf> {
     bufs
 }
 
+impl NativeReadStream {
+    /// The reads need no more Buffers: those lent and not in use are
+    /// released here, on the JS thread, and teardown has no reads to stop
+    /// (any still in flight keep their guards: `crate::lent`).
+    fn end_lending(&mut self) {
+        if let Some(pump) = self.pump.as_ref() {
+            drop(pump.reclaim());
+        }
+        if let Some(id) = self.teardown.take() {
+            lent::forget(id);
+        }
+    }
+}
+
 impl Drop for NativeReadStream {
     fn drop(&mut self) {
         // Collected without destroy(): stop the pump so that its reads come
         // back and its buffers return to the pool. Like an fs stream that is
         // never destroyed, the descriptor is left open.
-        if let Some(id) = self.teardown.take() {
-            lent::forget(id);
-        }
+        self.end_lending();
         if let (Some(pump), false) = (self.pump.as_ref(), self.destroyed) {
-            drop(pump.reclaim());
             pump.destroy(false, Box::new(|_| {}));
         }
     }
