@@ -3,15 +3,23 @@
 // (libuv thread pool, and libuv's own io_uring with UV_USE_IO_URING=1), on a
 // cached 1 GiB file consumed through 'data' events, in the same run.
 //
-//   node benches/read-stream.js [--rounds 5] [--file PATH] [--size-mib 1024]
+//   node benches/read-stream.js [--rounds 5] [--file PATH] [--size-mib 1024] [--no-trim]
 //
 // Every variant runs in its own child process (UV_USE_IO_URING is read by
 // libuv at start-up), rounds interleave the variants, the file is read once
 // before each round so it is in the page cache, and each child does one
 // untimed warm-up pass so that every engine is measured with its allocator
 // warm. Printed: the median GiB/s of each variant, ratios against fs, minor
-// page faults and io_uring_enter calls per GiB, and fio's figure for the same
-// file when fio is installed.
+// page faults, V8 collections (scavenges / mark-compacts) and io_uring_enter
+// calls per GiB, and fio's figure for the same file when fio is installed.
+//
+// --no-trim is an ablation, not the comparison: every variant (fs too) runs
+// with glibc told not to give freed heap memory back to the kernel
+// (MALLOC_TRIM_THRESHOLD_ and MALLOC_MMAP_THRESHOLD_). Each chunk is a new
+// Buffer that V8 frees in a scavenge, and glibc trims the top of its heap
+// when that leaves more than about twice the chunk size free there, so the
+// next chunks are fresh pages that fault while the kernel copies into them.
+// The ablation shows what those faults cost each engine.
 
 'use strict'
 const { spawnSync, execFileSync } = require('node:child_process')
@@ -33,6 +41,14 @@ if (args[0] === '--child') {
 
 function child(engine, file, hwm) {
   const mod = engine === 'uring-fs' ? require('..') : fs
+  const { PerformanceObserver, constants } = require('node:perf_hooks')
+  const gcs = { major: 0, minor: 0 }
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      if (e.detail.kind === constants.NODE_PERFORMANCE_GC_MAJOR) gcs.major++
+      else if (e.detail.kind === constants.NODE_PERFORMANCE_GC_MINOR) gcs.minor++
+    }
+  }).observe({ entryTypes: ['gc'] })
   const pass = () =>
     new Promise((resolve, reject) => {
       let n = 0
@@ -45,6 +61,8 @@ function child(engine, file, hwm) {
     })
   ;(async () => {
     await pass() // warm-up: allocator, JIT, buffer pool
+    await new Promise((r) => setImmediate(r)) // the warm-up's GC entries
+    const gc0 = { ...gcs }
     const st0 = engine === 'uring-fs' ? mod.stats() : null
     const ru0 = process.resourceUsage()
     const t0 = process.hrtime.bigint()
@@ -52,6 +70,7 @@ function child(engine, file, hwm) {
     const secs = Number(process.hrtime.bigint() - t0) / 1e9
     const ru = process.resourceUsage()
     const st = engine === 'uring-fs' ? mod.stats() : null
+    await new Promise((r) => setImmediate(r)) // GC entries come in a task
     const gib = n / 2 ** 30
     process.stdout.write(
       JSON.stringify({
@@ -60,6 +79,8 @@ function child(engine, file, hwm) {
         cpuPerGiB: (ru.userCPUTime + ru.systemCPUTime - ru0.userCPUTime - ru0.systemCPUTime) / 1e3 / gib,
         entersPerGiB: st ? (st.enters - st0.enters) / gib : null,
         opsPerEnter: st ? (st.ops - st0.ops) / Math.max(1, st.enters - st0.enters) : null,
+        scavengesPerGiB: (gcs.minor - gc0.minor) / gib,
+        markCompactsPerGiB: (gcs.major - gc0.major) / gib,
       }),
     )
   })().catch((e) => {
@@ -117,12 +138,15 @@ function main() {
   const sizeMiB = Number(opt('size-mib', 1024))
   const file = opt('file', path.join(os.tmpdir(), `uring-fs-bench-${sizeMiB}m.bin`))
   ensureFile(file, sizeMiB << 20)
+  const noTrim = args.includes('--no-trim')
+  const common = noTrim ? { MALLOC_TRIM_THRESHOLD_: String(64 << 20), MALLOC_MMAP_THRESHOLD_: String(32 << 20) } : {}
   const variants = [
-    { name: 'fs', engine: 'fs', env: { UV_USE_IO_URING: '0' } },
-    { name: 'fs+uv_io_uring', engine: 'fs', env: { UV_USE_IO_URING: '1' } },
-    { name: 'uring-fs', engine: 'uring-fs', env: {} },
+    { name: 'fs', engine: 'fs', env: { ...common, UV_USE_IO_URING: '0' } },
+    { name: 'fs+uv_io_uring', engine: 'fs', env: { ...common, UV_USE_IO_URING: '1' } },
+    { name: 'uring-fs', engine: 'uring-fs', env: { ...common } },
   ]
   console.log(`read-stream: ${sizeMiB} MiB cached file ${file}, ${rounds} rounds, node ${process.version}`)
+  if (noTrim) console.log('ABLATION --no-trim: every variant runs with glibc heap trimming off (not the comparison)')
   for (const hwm of [64 << 10, 1 << 20]) {
     const res = Object.fromEntries(variants.map((v) => [v.name, []]))
     for (let r = 0; r < rounds; r++) {
@@ -143,7 +167,7 @@ function main() {
     console.log(`\nhighWaterMark ${hwm >> 10} KiB (median of ${rounds})`)
     for (const v of variants) {
       const g = med(v.name, 'gibs')
-      let line = `  ${v.name.padEnd(16)} ${g.toFixed(2)} GiB/s  cpu ${med(v.name, 'cpuPerGiB').toFixed(0)} ms/GiB  faults ${med(v.name, 'faultsPerGiB').toFixed(0)}/GiB`
+      let line = `  ${v.name.padEnd(16)} ${g.toFixed(2)} GiB/s  cpu ${med(v.name, 'cpuPerGiB').toFixed(0)} ms/GiB  faults ${med(v.name, 'faultsPerGiB').toFixed(0)}/GiB  gc ${med(v.name, 'scavengesPerGiB').toFixed(0)}+${med(v.name, 'markCompactsPerGiB').toFixed(0)}/GiB`
       if (v.engine === 'uring-fs') {
         line += `  io_uring_enter ${med(v.name, 'entersPerGiB').toFixed(0)}/GiB (${med(v.name, 'opsPerEnter').toFixed(1)} ops each)`
       }

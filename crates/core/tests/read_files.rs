@@ -118,7 +118,11 @@ async fn read_files_equal_std_on_lanes_and_tasks() {
             if engine.backend() == Backend::IoUring && concurrency == 256 {
                 let (ops, enters) = (after.ops - before.ops, after.enters - before.enters);
                 println!("{choice:?} concurrency {concurrency}: {ops} ops in {enters} enters");
-                assert!(ops >= 32 * enters, "{ops} ops in {enters} enters");
+                // About 3 ops per file, so a ring that batched nothing
+                // across files would show about 3 per enter; here it is
+                // about 100. 16 leaves room for a loaded host splitting
+                // batches (32 failed once in a parallel cargo run).
+                assert!(ops >= 16 * enters, "{ops} ops in {enters} enters");
             }
         }
         for chunk in paths.chunks(17).take(20) {
