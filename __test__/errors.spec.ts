@@ -82,6 +82,27 @@ test('a directory with a range: EISDIR, same as fs', async (t) => {
   sameFailure(t, b, a, 'directory with range')
 })
 
+test('a FIFO with a start: ESPIPE on read, same error and events as fs', async (t) => {
+  // fs reads at a start with pread(2), which a pipe refuses; io_uring would
+  // read the pipe whatever the offset.
+  const fifo = path.join(dir, 'fifo-start')
+  const mk = await spawnAsync('mkfifo', [fifo])
+  t.is(mk.status, 0, `mkfifo: ${mk.error ?? mk.stderr}`)
+  // A writer that stays open and writes nothing (O_RDWR on a FIFO does not
+  // wait for a reader), so that opening it for reading does not wait either.
+  const writer = fs.openSync(fifo, 'r+')
+  try {
+    for (const options of [{ start: 0 }, { start: 5, end: 10 }, { start: 0, highWaterMark: 1 << 20 }]) {
+      const { fs: a, uring: b } = await runBoth(fifo, options)
+      sameFailure(t, b, a, `FIFO ${JSON.stringify(options)}`)
+      t.is(b.error?.code, 'ESPIPE')
+      t.is(b.error?.syscall, 'read')
+    }
+  } finally {
+    fs.closeSync(writer)
+  }
+})
+
 test("flags 'w' (write-only): EBADF on read, same as fs", async (t) => {
   // 'w' truncates: each implementation gets its own file.
   const f1 = writeFixture(dir, 'w1.bin', 'hello')

@@ -30,6 +30,7 @@ use crate::engine::Engine;
 use crate::op_error::{OpError, Syscall};
 use crate::read_ahead::ReadAhead;
 use crate::reader::{Reader, ReaderOptions, CURRENT_POSITION};
+use crate::stat::seekable;
 
 /// Called on the runtime's thread; the consumer makes it cross threads.
 pub type Callback = Box<dyn FnOnce() + Send>;
@@ -177,16 +178,28 @@ impl ReadPump {
             };
             on_open(Ok(fd));
             let mut reader_opts = opts.reader;
+            // fs reads at a given start with pread(2), which fails with
+            // ESPIPE on a pipe; io_uring would read the pipe instead.
+            let mut unseekable = false;
             if opts.start_unless_stream {
                 if let Ok(st) = engine.fstat(fd).await {
                     if !st.has_offsets() {
                         reader_opts.start = CURRENT_POSITION;
                     }
                 }
+            } else if reader_opts.start != CURRENT_POSITION {
+                unseekable = !seekable(fd);
             }
             let mut reader = Reader::new(engine.clone(), fd, reader_opts);
             reader.set_supply(s.ahead.clone());
-            let end = pump(&s, &mut reader).await;
+            let end = if unseekable {
+                Some(Err(OpError {
+                    syscall: Syscall::Read,
+                    error: io::Error::from_raw_os_error(libc::ESPIPE),
+                }))
+            } else {
+                pump(&s, &mut reader).await
+            };
             // Whatever ended the reading, no read may still be in the kernel
             // when the descriptor is closed. Reads past the end come back
             // before the end is reported, so that their lent buffers are
