@@ -6,6 +6,7 @@ import test, { type ExecutionContext } from 'ava'
 import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import * as fs from 'node:fs'
+import * as os from 'node:os'
 import * as path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { pipeline } from 'node:stream/promises'
@@ -521,6 +522,42 @@ test.serial('a FIFO path (not seekable): same bytes as fs', async (t) => {
     t.deepEqual(results[1].events.filter((e) => e !== 'data'), results[0].events.filter((e) => e !== 'data'))
     t.is(results[1].error?.code, results[0].error?.code)
   }
+})
+
+// The engine lets only one io-wq worker per core run large reads
+// (driver::cap_iowq_workers). More FIFO streams than cores, with 1 MiB
+// chunks and writers that write nothing yet, must not hold those workers:
+// a file stream started after them finishes while they still wait.
+test('FIFO streams waiting for data do not hold back a file stream', async (t) => {
+  t.timeout(60_000)
+  const n = os.availableParallelism() + 2
+  const writers: number[] = []
+  const waiting: Array<Promise<Buffer | string>> = []
+  try {
+    for (let i = 0; i < n; i++) {
+      const fifo = path.join(dir, `fifo-waiting-${i}`)
+      const mk = await spawnAsync('mkfifo', [fifo])
+      t.is(mk.status, 0, `mkfifo: ${mk.error ?? mk.stderr}`)
+      // O_RDWR on a FIFO does not wait for a reader, and keeps it open.
+      writers.push(fs.openSync(fifo, 'r+'))
+      const s = createReadStream(fifo, { highWaterMark: 1 << 20 })
+      waiting.push(readAll(s))
+    }
+    await new Promise((r) => setTimeout(r, 100)) // their reads are in the kernel
+    const big = file(3 * 1024 * 1024 + 12345)
+    const got = await Promise.race([
+      readAll(createReadStream(big, { highWaterMark: 1 << 20 })),
+      new Promise<null>((r) => setTimeout(() => r(null), 20_000)),
+    ])
+    t.not(got, null, 'the file stream did not finish within 20 s')
+    if (got !== null) sameBytes(t, got, fs.readFileSync(big), 'file stream')
+  } finally {
+    for (const w of writers) {
+      fs.writeSync(w, 'x')
+      fs.closeSync(w)
+    }
+  }
+  for (const b of await Promise.all(waiting)) t.is(b.toString(), 'x')
 })
 
 // At the current position every read is a chunk as it returns, as in fs: on
