@@ -180,15 +180,14 @@ impl ReadPump {
             let mut reader_opts = opts.reader;
             // fs reads at a given start with pread(2), which fails with
             // ESPIPE on a pipe; io_uring would read the pipe instead.
-            let mut unseekable = false;
+            let unseekable =
+                !opts.start_unless_stream && reader_opts.start != CURRENT_POSITION && !seekable(fd);
             if opts.start_unless_stream {
                 if let Ok(st) = engine.fstat(fd).await {
                     if !st.has_offsets() {
                         reader_opts.start = CURRENT_POSITION;
                     }
                 }
-            } else if reader_opts.start != CURRENT_POSITION {
-                unseekable = !seekable(fd);
             }
             let mut reader = Reader::new(engine.clone(), fd, reader_opts);
             reader.set_supply(s.ahead.clone());

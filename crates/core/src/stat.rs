@@ -4,9 +4,7 @@ use std::os::fd::RawFd;
 
 /// Whether `fd` can be read at an offset, as `pread(2)` reads: false for
 /// pipes, FIFOs, sockets and terminals, where `lseek(2)` fails with ESPIPE
-/// (io_uring reads those whatever the offset it is given). Costs one
-/// system call of about half a microsecond, and unlike `fstat` it never
-/// waits for a network file system.
+/// (io_uring reads those whatever the offset it is given).
 pub fn seekable(fd: RawFd) -> bool {
     // SAFETY: lseek takes no pointers; on a descriptor that is not open it
     // fails with EBADF (and the read that follows reports that).
