@@ -96,6 +96,30 @@ pub async fn write_all(
     engine.write_all(fd, src, offset, sync).await
 }
 
+/// A write of no bytes, as fs makes one for an empty chunk: `pwrite(2)` at
+/// `offset`, or `write(2)` at [`CURRENT_POSITION`]. It moves nothing but
+/// says what the kernel says of the descriptor (EBADF when it is not open
+/// for writing, ESPIPE for an offset on a pipe). Never blocks: no byte is
+/// waited for.
+pub fn write_nothing(fd: RawFd, offset: u64) -> std::io::Result<()> {
+    let buf = [0u8; 1];
+    let rc = if offset == CURRENT_POSITION {
+        // SAFETY: buf is valid for reads of 0 bytes (and of its one byte).
+        unsafe { libc::write(fd, buf.as_ptr().cast(), 0) }
+    } else {
+        let Ok(at) = libc::off_t::try_from(offset) else {
+            return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+        };
+        // SAFETY: as above; pwrite takes the offset by value.
+        unsafe { libc::pwrite(fd, buf.as_ptr().cast(), 0, at) }
+    };
+    if rc < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 /// Where writes "at the current position" to `fd` land, for a writer that
 /// is the only user of `fd` and so may track the position itself (writing
 /// at explicit offsets, with no system call to read or move it per batch):

@@ -29,8 +29,8 @@ use crate::buffer_pool::PoolBuf;
 use crate::engine::Engine;
 use crate::op_error::{OpError, Syscall};
 use crate::read_ahead::ReadAhead;
-use crate::reader::{Reader, ReaderOptions, CURRENT_POSITION};
-use crate::stat::seekable;
+use crate::reader::{Reader, ReaderOptions, Step, CURRENT_POSITION};
+use crate::stat::{fstat_now, seekable};
 
 /// Called on the runtime's thread; the consumer makes it cross threads.
 pub type Callback = Box<dyn FnOnce() + Send>;
@@ -61,6 +61,12 @@ struct State {
     close_fd: bool,
     /// Called once the descriptor is closed (or was not ours to close).
     on_closed: Option<CloseCallback>,
+    /// The file may end at this offset of this descriptor, after the chunks
+    /// still queued: the take that hands the last of them out decides (see
+    /// [`ends_at`]), as fs reads again once the previous chunk is pushed.
+    suspect: Option<(RawFd, u64)>,
+    /// `suspect` was queued with a short chunk (and may be decided already).
+    suspect_queued: bool,
     closed: Option<Result<(), OpError>>,
 }
 
@@ -75,6 +81,28 @@ struct Shared {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.st.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Parks a short chunk together with the end it makes suspect, so that
+    /// the take that hands it out decides (it may do so before the task
+    /// looks again).
+    fn deliver_before_suspect(&self, chunk: PoolBuf, suspect: (RawFd, u64)) {
+        let (cb, late) = {
+            let mut st = self.lock();
+            if st.stopping {
+                (None, Some(chunk))
+            } else {
+                st.ready.push_back(chunk);
+                st.delivered = true;
+                st.suspect = Some(suspect);
+                st.suspect_queued = true;
+                (st.on_ready.take(), None)
+            }
+        };
+        drop(late);
+        if let Some(cb) = cb {
+            cb();
+        }
     }
 
     /// Parks an item (a chunk, or the end) and calls a waiting consumer.
@@ -191,6 +219,7 @@ impl ReadPump {
             }
             let mut reader = Reader::new(engine.clone(), fd, reader_opts);
             reader.set_supply(s.ahead.clone());
+            reader.defer_end_decisions();
             let end = if unseekable {
                 Some(Err(OpError {
                     syscall: Syscall::Read,
@@ -293,7 +322,7 @@ impl ReadPump {
             n if n > 0 && !(ended && ready == 0) => lend(n),
             _ => Vec::new(),
         };
-        let (taken, room) = {
+        let taken = {
             let mut st = self.shared.lock();
             // Chunks that came since the count above wait for the next
             // take: they were not lent for.
@@ -313,8 +342,27 @@ impl ReadPump {
             } else {
                 room |= std::mem::take(&mut st.wants_room);
             }
-            (Taken { chunks, end }, room)
+            // The last chunk before a suspected end is handed out now, when
+            // fs would read again: the file's size says whether it ends.
+            let suspect = if st.ready.is_empty() && !chunks.is_empty() {
+                st.suspect.take()
+            } else {
+                None
+            };
+            (Taken { chunks, end }, room, suspect)
         };
+        let (taken, mut room, suspect) = taken;
+        if let Some((fd, at)) = suspect {
+            let ended = ends_at(fd, at);
+            let mut st = self.shared.lock();
+            if ended == Some(true) && st.end.is_none() && !st.stopping {
+                // Nothing is in flight (the reader reported the suspicion
+                // only then): the end can be the next take's.
+                st.end = Some(Ok(()));
+            }
+            // The task waits for the answer either way.
+            room = true;
+        }
         if room {
             self.shared.room.notify_one();
         }
@@ -398,14 +446,24 @@ async fn pump(s: &Shared, reader: &mut Reader) -> Option<Result<(), OpError>> {
             }
         }
         let next = tokio::select! {
-            r = reader.next_chunk() => r,
+            r = reader.next_step() => r,
             // Room for reads the read-ahead held back: look again.
             _ = s.room.notified() => continue,
             _ = s.stop.notified() => return None,
         };
         match next {
-            Ok(Some(chunk)) => s.deliver(Some(chunk), None),
-            Ok(None) => return Some(Ok(())),
+            // A short chunk: queued with the suspicion, so that the take
+            // that hands it out decides.
+            Ok(Step::Chunk(chunk)) => match reader.suspected_end() {
+                Some(at) => s.deliver_before_suspect(chunk, (reader.fd(), at)),
+                None => s.deliver(Some(chunk), None),
+            },
+            Ok(Step::End) => return Some(Ok(())),
+            Ok(Step::Suspect(at)) => match decide_end(s, reader.fd(), at).await {
+                Decision::End => return Some(Ok(())),
+                Decision::Taken | Decision::Stopped => return None,
+                Decision::ReadOn => reader.resume(),
+            },
             Err(error) => {
                 return Some(Err(OpError {
                     syscall: Syscall::Read,
@@ -414,4 +472,66 @@ async fn pump(s: &Shared, reader: &mut Reader) -> Option<Result<(), OpError>> {
             }
         }
     }
+}
+
+/// What became of a suspected end of file.
+enum Decision {
+    /// The file ends there: the task reports it.
+    End,
+    /// The file ends there, and the consumer's take already recorded it.
+    Taken,
+    /// The file has grown (or its size is unknown): read on.
+    ReadOn,
+    Stopped,
+}
+
+/// Decides whether the file ends at `at`, no earlier than fs would: fs
+/// reads again once the previous chunk is pushed, so the decision waits for
+/// the consumer to take every chunk queued before it (that take decides, on
+/// its thread, without a hand-off back), or is made now if none is queued.
+async fn decide_end(s: &Shared, fd: RawFd, at: u64) -> Decision {
+    {
+        let mut st = s.lock();
+        if st.stopping {
+            return Decision::Stopped;
+        }
+        // After a short chunk, the suspicion is queued with it already.
+        if st.suspect.is_none() && !st.ready.is_empty() && !st.suspect_queued {
+            st.suspect = Some((fd, at));
+        }
+        st.suspect_queued = false;
+    }
+    loop {
+        let room = s.room.notified();
+        {
+            let st = s.lock();
+            if st.stopping {
+                return Decision::Stopped;
+            }
+            if st.suspect.is_none() {
+                break;
+            }
+        }
+        tokio::select! {
+            _ = room => {}
+            _ = s.stop.notified() => {}
+        }
+    }
+    let taken = s.lock().end.is_some();
+    if taken {
+        return Decision::Taken;
+    }
+    // Decided here when nothing was queued (or the consumer's take found
+    // the file longer, and this looks again: the read that follows says).
+    match ends_at(fd, at) {
+        Some(true) => Decision::End,
+        _ => Decision::ReadOn,
+    }
+}
+
+/// Whether a regular file is at most `at` bytes long now; `None` when its
+/// size says nothing (not a regular file, or fstat failed): a read decides.
+fn ends_at(fd: RawFd, at: u64) -> Option<bool> {
+    let st = fstat_now(fd).ok()?;
+    st.is_regular().then_some(st.size <= at)
 }

@@ -8,6 +8,13 @@
 //! every full chunk, so a small file costs one read (plus the one that sees
 //! EOF) while a large one soon has `max_window` reads in flight.
 //!
+//! The end of the file is where fs would find it: a read that returns
+//! nothing ends the stream only if no chunk before it was still to be
+//! handed out when it was issued, as fs issues its next read only after the
+//! previous one. After a short chunk, or an empty read that was issued
+//! ahead, the reads further on are dropped and one read at the end of the
+//! data decides: a file that grows meanwhile is read on, as fs reads it.
+//!
 //! The reader does not own the descriptor. Whoever closes it must first call
 //! [`Reader::finish`], which cancels and waits for every read in flight: a
 //! read still queued against a closed, reused descriptor number would read
@@ -31,6 +38,19 @@ use crate::engine::Engine;
 /// `read(2)` does; this is how fs streams read an `fd` given without `start`
 /// (and the only way to read a pipe).
 pub const CURRENT_POSITION: u64 = u64::MAX;
+
+/// What the reader has next, in file order.
+#[derive(Debug)]
+pub enum Step {
+    Chunk(PoolBuf),
+    /// The end of the range or of the file.
+    End,
+    /// The file may end at this offset; nothing is in flight. Only with
+    /// [`Reader::defer_end_decisions`]: the caller finds out (a read, or
+    /// the file's size, taken no earlier than fs would read again) and
+    /// calls [`Reader::resume`] if it does not.
+    Suspect(u64),
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct ReaderOptions {
@@ -79,6 +99,9 @@ struct InFlight {
     started: bool,
     out: Option<io::Result<PoolBuf>>,
     want: usize,
+    /// Issued with no read ahead of it: every chunk before it had been
+    /// handed out, so nothing from it means the end, as for fs.
+    confirms: bool,
 }
 
 pub struct Reader {
@@ -90,6 +113,20 @@ pub struct Reader {
     window: usize,
     max_window: usize,
     inflight: VecDeque<InFlight>,
+    /// Reads past a suspected end of file, dropped: polled until the
+    /// kernel returns them, their buffers then given back.
+    stale: Vec<InFlight>,
+    /// The file may end here (a short chunk was handed out, or a read
+    /// issued ahead came back empty): the next read, issued with nothing
+    /// ahead of it, decides.
+    suspect: Option<u64>,
+    /// A suspected end is reported as [`Step::Suspect`] and waits for
+    /// [`Reader::resume`], instead of being decided by a read at once.
+    defer_decisions: bool,
+    /// A short chunk, held until the reads past it have come back, so
+    /// that whoever gets it knows the end is suspected with nothing in
+    /// flight.
+    held: Option<PoolBuf>,
     /// EOF or an error was handed out: nothing more comes.
     done: bool,
     /// For `AsyncRead`: the chunk being copied out and how far.
@@ -158,6 +195,10 @@ impl Reader {
                 opts.max_window.max(1)
             },
             inflight: VecDeque::new(),
+            stale: Vec::new(),
+            suspect: None,
+            defer_decisions: false,
+            held: None,
             done: false,
             current: None,
             consumed: 0,
@@ -219,11 +260,13 @@ impl Reader {
             if !sequential {
                 self.next_offset += want as u64;
             }
+            let confirms = self.inflight.is_empty();
             self.inflight.push_back(InFlight {
                 fut: Some(fut),
                 started: false,
                 out: None,
                 want,
+                confirms,
             });
         }
     }
@@ -238,45 +281,104 @@ impl Reader {
                 }
             }
         }
+        let mut i = 0;
+        while i < self.stale.len() {
+            let slot = &mut self.stale[i];
+            let back = match (slot.fut.as_mut(), slot.started) {
+                (Some(fut), true) => match fut.as_mut().poll(cx) {
+                    Poll::Ready(out) => Some(out.ok()),
+                    Poll::Pending => None,
+                },
+                // Complete already, or never polled (nothing was queued).
+                _ => Some(slot.out.take().and_then(|out| out.ok())),
+            };
+            match back {
+                Some(buf) => {
+                    self.stale.swap_remove(i);
+                    if let Some(buf) = buf {
+                        self.recycle(buf);
+                    }
+                }
+                None => i += 1,
+            }
+        }
+    }
+
+    /// The file may end at `offset` (a short chunk, or an empty read issued
+    /// ahead): the reads past it are dropped (kept until the kernel returns
+    /// them), and reading goes on from `offset` with one read, issued with
+    /// nothing ahead of it, which decides.
+    fn suspect_end_at(&mut self, offset: u64) {
+        self.stale.extend(self.inflight.drain(..));
+        self.next_offset = offset;
+        self.window = 1;
+        self.suspect = Some(offset);
     }
 
     /// Polls every read in flight (so each has its SQE queued) and returns
-    /// the next chunk in file order once it is complete.
-    pub fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<PoolBuf>>> {
+    /// the next step in file order once it is known.
+    pub fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Step>> {
         if self.done {
-            return Poll::Ready(Ok(None));
+            return Poll::Ready(Ok(Step::End));
+        }
+        if let Some(at) = self.suspect {
+            // The reads past the suspected end come back first: nothing is
+            // in flight while the end is decided.
+            self.poll_inflight(cx);
+            if !self.stale.is_empty() {
+                return Poll::Pending;
+            }
+            if let Some(buf) = self.held.take() {
+                return Poll::Ready(Ok(Step::Chunk(buf)));
+            }
+            if self.defer_decisions {
+                return Poll::Ready(Ok(Step::Suspect(at)));
+            }
+            self.suspect = None;
         }
         self.fill_window(true);
         self.poll_inflight(cx);
         let Some(head) = self.inflight.front_mut() else {
             // Nothing left to read (the range is exhausted).
             self.done = true;
-            return Poll::Ready(Ok(None));
+            return Poll::Ready(Ok(Step::End));
         };
         let Some(out) = head.out.take() else {
             return Poll::Pending;
         };
         let want = head.want;
+        let confirms = head.confirms;
+        let offset = self.chunk_offset();
         self.inflight.pop_front();
+        let sequential = self.next_offset == CURRENT_POSITION;
         match out {
-            Ok(buf) if buf.is_empty() => {
+            Ok(buf) if buf.is_empty() && (confirms || sequential) => {
                 self.done = true;
                 self.recycle(buf);
-                Poll::Ready(Ok(None))
+                Poll::Ready(Ok(Step::End))
+            }
+            Ok(buf) if buf.is_empty() => {
+                // Issued before the chunk ahead of it was handed out: the
+                // file may have grown since.
+                self.recycle(buf);
+                self.suspect_end_at(offset);
+                self.poll_step(cx)
             }
             Ok(buf) => {
                 self.consumed += buf.len() as u64;
-                let sequential = self.next_offset == CURRENT_POSITION;
                 if buf.len() < want && !sequential {
-                    // End of file inside this chunk: later reads see nothing.
-                    self.done = true;
+                    // End of file inside this chunk, for now: the chunk
+                    // goes out once the reads past it are back.
+                    self.suspect_end_at(offset + buf.len() as u64);
+                    self.held = Some(buf);
+                    return self.poll_step(cx);
                 } else {
                     self.window = (self.window * 2).min(self.max_window);
                     self.fill_window(false);
                     // Get the new reads queued before handing the chunk out.
                     self.poll_inflight(cx);
                 }
-                Poll::Ready(Ok(Some(buf)))
+                Poll::Ready(Ok(Step::Chunk(buf)))
             }
             Err(e) => {
                 self.done = true;
@@ -285,21 +387,75 @@ impl Reader {
         }
     }
 
+    /// [`Reader::poll_step`] for a caller that lets the reader decide a
+    /// suspected end by reading at once: a chunk, or `None` at the end.
+    pub fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<PoolBuf>>> {
+        match self.poll_step(cx) {
+            Poll::Ready(Ok(Step::Chunk(buf))) => Poll::Ready(Ok(Some(buf))),
+            Poll::Ready(Ok(Step::End)) => Poll::Ready(Ok(None)),
+            Poll::Ready(Ok(Step::Suspect(_))) => {
+                // Only with defer_decisions, whose caller uses poll_step.
+                self.resume();
+                self.poll_chunk(cx)
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// The file offset of the next chunk to hand out (positional reads):
+    /// where the first read in flight starts.
+    fn chunk_offset(&self) -> u64 {
+        let ahead: u64 = self.inflight.iter().map(|s| s.want as u64).sum();
+        self.next_offset - ahead
+    }
+
+    /// Where the file may end, with nothing in flight, when the chunk just
+    /// handed out was short (the next step is then [`Step::Suspect`]).
+    pub fn suspected_end(&self) -> Option<u64> {
+        self.suspect.filter(|_| self.held.is_none() && !self.done)
+    }
+
+    /// Report a suspected end as [`Step::Suspect`], for the caller to decide
+    /// when fs would (once the consumer has had every chunk before it),
+    /// instead of reading at once.
+    pub fn defer_end_decisions(&mut self) {
+        self.defer_decisions = true;
+    }
+
+    /// After [`Step::Suspect`]: the file is not known to end there; the
+    /// next step reads from there.
+    pub fn resume(&mut self) {
+        self.suspect = None;
+    }
+
     /// The next chunk in file order; `None` at the end of the range or file.
     pub async fn next_chunk(&mut self) -> io::Result<Option<PoolBuf>> {
         poll_fn(|cx| self.poll_chunk(cx)).await
+    }
+
+    /// The next step: a chunk, the end, or (with `defer_end_decisions`) a
+    /// suspected end.
+    pub async fn next_step(&mut self) -> io::Result<Step> {
+        poll_fn(|cx| self.poll_step(cx)).await
     }
 
     /// Stops reading: cancels the reads in flight and waits until the kernel
     /// has returned every one, so the descriptor may then be closed.
     pub async fn finish(&mut self) {
         self.done = true;
-        if self.inflight.iter().all(|s| s.fut.is_none() || !s.started) {
-            self.inflight.clear();
+        self.stale.extend(self.inflight.drain(..));
+        if self.stale.iter().all(|s| s.fut.is_none() || !s.started) {
+            let slots: Vec<InFlight> = self.stale.drain(..).collect();
+            for slot in slots {
+                if let Some(Ok(buf)) = slot.out {
+                    self.recycle(buf);
+                }
+            }
             return;
         }
         self.engine.cancel_fd(self.fd).await;
-        while let Some(mut slot) = self.inflight.pop_front() {
+        while let Some(mut slot) = self.stale.pop() {
             // A future never polled has queued nothing: drop it. One that
             // was polled may have a read queued or in the kernel: wait.
             if let (Some(fut), true) = (slot.fut.take(), slot.started) {
@@ -310,6 +466,11 @@ impl Reader {
                 self.recycle(buf);
             }
         }
+    }
+
+    /// The descriptor read.
+    pub fn fd(&self) -> RawFd {
+        self.fd
     }
 
     /// Bytes handed out as chunks so far.

@@ -60,3 +60,18 @@ impl FileStat {
         }
     }
 }
+
+/// `fstat(2)` of `fd`, now, on the calling thread: a few hundred
+/// nanoseconds, the inode's attributes as the kernel has them (no data is
+/// read). For a decision that must not wait for another thread.
+pub fn fstat_now(fd: RawFd) -> std::io::Result<FileStat> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: st is a writable stat buffer of the right size for fstat,
+    // which fills it on success (checked before it is read).
+    let rc = unsafe { libc::fstat(fd, st.as_mut_ptr()) };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fstat succeeded, so it initialised the whole buffer.
+    Ok(FileStat::from_stat(unsafe { &st.assume_init() }))
+}

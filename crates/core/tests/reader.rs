@@ -329,6 +329,131 @@ async fn ranges_past_the_end_and_empty_ranges() {
     }
 }
 
+/// A file that grows while it is read is read on, as fs reads it: fs ends
+/// a stream only when a read issued after the previous chunk returns
+/// nothing. Here the reads ahead saw the end before the file grew: one
+/// whose chunk came back short (the file was 1.5 chunks), and one that
+/// came back empty (the file was exactly 2 chunks).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_grows_while_read_is_read_on() {
+    let _gate = FD_GATE.read().await;
+    let mut rng = rng("a_file_that_grows_while_read_is_read_on");
+    let dir = tempfile::tempdir().expect("tempdir");
+    const CHUNK: usize = 4096;
+    for choice in choices() {
+        let engine = start(choice);
+        for (i, len) in [CHUNK + CHUNK / 2, 2 * CHUNK].into_iter().enumerate() {
+            let (p, mut data) = random_file(dir.path(), &format!("g{i}"), &mut rng, len);
+            let fd = engine
+                .open(cpath(&p), libc::O_RDONLY, 0)
+                .await
+                .expect("open");
+            let opts = ReaderOptions {
+                start: 0,
+                end: None,
+                chunk_size: CHUNK,
+                max_window: 8,
+            };
+            let mut reader = Reader::new(engine.clone(), fd, opts);
+            let mut got = reader
+                .next_chunk()
+                .await
+                .expect("read")
+                .expect("a chunk")
+                .to_vec();
+            // Let the reads ahead reach the end of the file as it is now.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let more = random_bytes(&mut rng, 3 * CHUNK);
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&p)
+                .expect("append");
+            std::io::Write::write_all(&mut f, &more).expect("append");
+            data.extend_from_slice(&more);
+            while let Some(c) = reader.next_chunk().await.expect("read") {
+                got.extend_from_slice(&c);
+            }
+            reader.finish().await;
+            engine.close(fd).await.expect("close");
+            assert!(
+                got == data,
+                "{choice:?} {len}: {} bytes read of the {} the file has",
+                got.len(),
+                data.len()
+            );
+        }
+        engine.shutdown().await;
+        assert_nothing_pending(&engine).await;
+    }
+}
+
+/// A pump decides where a file ends when fs would: when the consumer takes
+/// the chunk before the suspected end (fs reads again once it has pushed
+/// the previous chunk): a file that grew before that take is read on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pump_decides_the_end_when_the_consumer_takes_the_last_chunk() {
+    let _gate = FD_GATE.read().await;
+    let mut rng = rng("pump_decides_the_end_when_the_consumer_takes_the_last_chunk");
+    let dir = tempfile::tempdir().expect("tempdir");
+    const CHUNK: usize = 4096;
+    for choice in choices() {
+        for grow in [false, true] {
+            let (p, mut data) =
+                random_file(dir.path(), &format!("p{grow}"), &mut rng, CHUNK + CHUNK / 2);
+            let engine = start(choice);
+            let (open_tx, _open_rx) = mpsc::channel();
+            let pump = ReadPump::start(
+                &tokio::runtime::Handle::current(),
+                engine.clone(),
+                Source::Path(cpath(&p), libc::O_RDONLY, 0),
+                PumpOptions {
+                    start_unless_stream: false,
+                    reader: ReaderOptions {
+                        chunk_size: CHUNK,
+                        max_window: 4,
+                        ..Default::default()
+                    },
+                    read_ahead: 8,
+                    grow_read_ahead_to: 0,
+                },
+                on_open(open_tx),
+            );
+            // The pump reads both chunks (the second short) and waits.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if grow {
+                let more = random_bytes(&mut rng, 3 * CHUNK);
+                let mut f = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&p)
+                    .expect("append");
+                std::io::Write::write_all(&mut f, &more).expect("append");
+                data.extend_from_slice(&more);
+            }
+            let consumer = {
+                let pump = pump.clone();
+                std::thread::spawn(move || consume(&pump, usize::MAX))
+            };
+            let seen = tokio::task::spawn_blocking(move || consumer.join())
+                .await
+                .expect("join")
+                .expect("consumer thread");
+            assert!(matches!(seen.end, Some(Ok(()))), "{choice:?} {grow}");
+            assert!(
+                seen.bytes == data,
+                "{choice:?} grown {grow}: {} bytes of {}",
+                seen.bytes.len(),
+                data.len()
+            );
+            let calls = Closed::default();
+            let (tx, rx) = mpsc::channel();
+            pump.destroy(true, on_closed(&calls, tx));
+            rx.recv_timeout(Duration::from_secs(10)).expect("on_closed");
+            engine.shutdown().await;
+            assert_nothing_pending(&engine).await;
+        }
+    }
+}
+
 /// Reads every chunk of an already open descriptor (not closed here).
 async fn read_fd_chunks(engine: &Engine, fd: RawFd, opts: ReaderOptions) -> Vec<PoolBuf> {
     let mut reader = Reader::new(engine.clone(), fd, opts);
