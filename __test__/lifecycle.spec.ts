@@ -446,7 +446,7 @@ test.serial('paused streams hold only their read-ahead: 100 at once stay under 2
     const perStream = (process.memoryUsage().arrayBuffers - before) / streams.length
     t.log(`${backend()}: ${(perStream / 2 ** 20).toFixed(2)} MiB per paused stream`)
     t.true(perStream < 2.5 * 2 ** 20, `${(perStream / 2 ** 20).toFixed(2)} MiB per paused stream`)
-    await Promise.all(streams.map((s) => new Promise((resolve) => s.destroy().once('close', resolve))))
+    await Promise.all(streams.map((s) => new Promise((resolve) => s.destroy().once('close', () => resolve(undefined)))))
   })
 })
 

@@ -86,6 +86,9 @@ export async function readFile(path: unknown, options?: ReadFileOptions | Buffer
   const res = (await readSmall(pathBuf, flags)) ?? (await nativeReadFile(pathBuf, flags))
   if ('fd' in res) return decode(await readLarge(res), opts.encoding, signal)
   if (!Buffer.isBuffer(res)) {
+    // Once the file is open, fs makes its decoder before reading: an
+    // encoding it cannot decode fails before a read error (a directory).
+    if (res.syscall !== 'open' && opts.encoding) new StringDecoder(opts.encoding as BufferEncoding)
     throw systemError(res.errno, res.syscall, res.syscall === 'open' ? p : undefined)
   }
   // fs refuses, before reading, a file of more than kIoMaxLength bytes; the

@@ -1,18 +1,28 @@
-// ReadStream: a drop-in for fs.ReadStream whose bytes come from the native
-// read-ahead pump. The semantics (options, events, properties, errors,
-// destroy) follow Node's lib/internal/fs/streams.js; the byte work is native.
+// ReadStream: fs.ReadStream itself, with its bytes from the native
+// read-ahead pump.
+//
+// ReadStream inherits from the fs.ReadStream of the Node that runs, the way
+// fs's own classes are built (a function that calls its parent on `this`),
+// so that the constructor (option copying, validation and its errors), the
+// properties (`path`, `fd`, `flags`, `mode`, `start`, `end`, `pos`,
+// `bytesRead`, `autoClose`, `pending`), `close()`, `instanceof
+// fs.ReadStream`, a call without `new` and a subclass made with
+// `ReadStream.call(this, ...)` are that Node's own, version quirks included.
+// Only what moves bytes is replaced: opening, reading and closing go to the
+// engine, unless the caller asked fs for something the engine cannot honour
+// (`fsDoesTheWork`, a patched open(), no native binary): then every method
+// is fs's, and the package calls exactly the functions fs would call.
 
-import { Readable, finished } from 'node:stream'
-import { NativeReadStream } from '../binding'
-import { systemError } from './errors'
-import { getOptions, parseFileMode, streamTarget, stringToFlags, validateInteger } from './validate'
-import type { FileHandleLike } from './validate'
-import { outOfRange } from './errors'
+import * as fs from 'node:fs'
+import { NativeReadStream, nativeLoaded } from './native'
+import { outOfRange, systemError } from './errors'
+import { fsDoesTheWork, fsOpenOf, inheritFsStream, nodeStreamMethod, openIsPatched } from './fs-stream-base'
+import { parseFileMode, stringToFlags } from './validate'
 
 export interface ReadStreamOptions {
   flags?: string | number
   encoding?: BufferEncoding | null
-  fd?: number | null
+  fd?: number | fs.promises.FileHandle | null
   mode?: number | string
   autoClose?: boolean
   emitClose?: boolean
@@ -20,6 +30,8 @@ export interface ReadStreamOptions {
   end?: number
   highWaterMark?: number
   signal?: AbortSignal | null
+  /** Custom fs functions (`open`, `read`, `close`): used as fs uses them. */
+  fs?: Partial<Pick<typeof fs, 'open' | 'read' | 'close'>> | null
   /**
    * uring-fs only: how many bytes to read ahead of the consumer, in flight
    * or read and waiting (within 4 to 64 chunks). Default: 1 MiB, growing to
@@ -46,213 +58,248 @@ const DEFAULT_READ_AHEAD = 1 << 20
  * ahead 1.2x faster than 16.
  */
 const GROWN_READ_AHEAD = 12 << 20
+/** fs's kIoMaxLength: the most one read asks for. */
+const K_IO_MAX_LENGTH = 2 ** 31 - 1
 const MIN_AHEAD = 4
 const MAX_AHEAD = 64
 
-export class ReadStream extends Readable {
-  /** The descriptor, or null until it is open. */
+const fsConstruct = nodeStreamMethod(fs.ReadStream, '_construct')
+const fsRead = nodeStreamMethod(fs.ReadStream, '_read')
+const fsDestroy = nodeStreamMethod(fs.ReadStream, '_destroy')
+const fsOpen = fsOpenOf(fs.ReadStream)
+
+/**
+ * The bytes come from the engine. False where fs must do the work: a custom
+ * `fs`, a FileHandle as `fd` (read through the handle, as fs does), a
+ * patched open(), or no native binary. Absent until the constructor ran.
+ */
+const kEngine = Symbol('kEngine')
+const kReadAhead = Symbol('kReadAhead')
+const kNative = Symbol('kNative')
+/** A _read is waiting for chunks. */
+const kReading = Symbol('kReading')
+/** Chunks taken from the pump but not yet pushed. */
+const kTaken = Symbol('kTaken')
+
+export interface ReadStream extends fs.ReadStream {
   fd: number | null
-  path: string | Buffer | undefined
   flags: string | number | undefined
   mode: number | string | undefined
   start: number | undefined
   end: number
-  bytesRead = 0
-  // Node's own name for the current position.
   pos: number | undefined
+  [kEngine]?: boolean
+  [kReadAhead]: number | undefined
+  [kNative]: NativeReadStream | null
+  [kReading]: boolean
+  [kTaken]: Buffer[]
+}
 
-  #native: NativeReadStream | null = null
-  #reading = false
-  /** Chunks taken from the pump but not yet pushed. */
-  #taken: Buffer[] = []
+export interface ReadStreamConstructor {
+  new (path: unknown, options?: ReadStreamOptions | BufferEncoding): ReadStream
+  (path: unknown, options?: ReadStreamOptions | BufferEncoding): ReadStream
+  readonly prototype: ReadStream
+}
 
-  constructor(path: unknown, options?: ReadStreamOptions | BufferEncoding) {
-    const opts = getOptions<ReadStreamOptions & { autoDestroy?: boolean }>(options)
-    if (opts.highWaterMark === undefined) opts.highWaterMark = 64 * 1024
-    const { fd, handle, path: p, flags, mode } = streamTarget(path, opts, 'r')
-    opts.autoDestroy = opts.autoClose === undefined ? true : opts.autoClose
-    const start = opts.start
-    let end = opts.end
-    if (start !== undefined) validateInteger(start, 'start', 0)
-    if (end === undefined) end = Infinity
-    else if (end !== Infinity) {
-      validateInteger(end, 'end', 0)
-      if (start !== undefined && start > end) throw outOfRange('start', `<= "end" (here: ${end})`, start)
-    }
-    super(opts as ConstructorParameters<typeof Readable>[0])
-    this.fd = fd
-    this.path = p
-    this.flags = flags
-    this.mode = mode
-    this.start = start
-    this.end = end
-    this.pos = start
-    this.#readAhead = opts.readAhead
-    this.#handle = handle
-    if (handle !== null) handle.on('close', () => this.close())
+/** fs.ReadStream's drop-in: callable with or without `new`, and on a subclass's `this`. */
+export const ReadStream = function ReadStream(
+  this: ReadStream | undefined,
+  path: unknown,
+  options?: ReadStreamOptions | BufferEncoding,
+): ReadStream {
+  if (!(this instanceof ReadStream)) return new (ReadStream as unknown as ReadStreamConstructor)(path, options)
+  ;(fs.ReadStream as unknown as (this: ReadStream, ...args: unknown[]) => void).call(this, path, options)
+  this[kReadAhead] = typeof options === 'object' && options !== null ? options.readAhead : undefined
+  this[kNative] = null
+  this[kReading] = false
+  this[kTaken] = []
+  this[kEngine] = nativeLoaded() && !fsDoesTheWork(options)
+  return this
+} as unknown as ReadStreamConstructor
+
+inheritFsStream(ReadStream, fs.ReadStream)
+
+ReadStream.prototype._construct = function (this: ReadStream, callback: (error?: Error | null) => void): void {
+  // The constructor threw after Node's stream constructor had scheduled
+  // this (an encoding only setDefaultEncoding rejects): nobody has the
+  // stream. fs opens the file anyway and never closes it; open nothing.
+  if (this[kEngine] === undefined) {
+    callback()
+    return
   }
-
-  #readAhead: number | undefined
-  /** A FileHandle given as `fd`: closed (instead of the bare fd) when done. */
-  #handle: FileHandleLike | null = null
-
-  get pending(): boolean {
-    return this.fd === null
+  if (this[kEngine] && openIsPatched(this, fsOpen)) this[kEngine] = false
+  if (!this[kEngine]) {
+    fsConstruct.call(this, callback)
+    return
   }
-
-  get autoClose(): boolean {
-    return (this as unknown as { _readableState: { autoDestroy: boolean } })._readableState.autoDestroy
+  // Already closed, before construction (a signal that was already
+  // aborted): open nothing, so nothing leaks. (A destroy() called before
+  // this waits for construction: that opens, and _destroy closes.)
+  if (this.closed) {
+    callback()
+    return
   }
-
-  set autoClose(val: boolean) {
-    ;(this as unknown as { _readableState: { autoDestroy: boolean } })._readableState.autoDestroy = val
-  }
-
-  _construct(callback: (error?: Error | null) => void): void {
-    // Already closed, before construction (a signal that was already
-    // aborted): open nothing, so nothing leaks. (A destroy() called before
-    // this waits for construction: that opens, and _destroy closes.)
-    if (this.closed) {
-      callback()
+  let flags = 0
+  let mode = 0
+  if (this.fd === null) {
+    try {
+      // fs.open's order: the mode is checked before the flags.
+      mode = parseFileMode(this.mode, 'mode', 0o666)
+      flags = stringToFlags(this.flags)
+    } catch (err) {
+      callback(err as Error)
       return
     }
-    let flags = 0
-    let mode = 0
-    if (this.fd === null) {
-      try {
-        flags = stringToFlags(this.flags)
-        mode = parseFileMode(this.mode, 'mode', 0o666)
-      } catch (err) {
-        callback(err as Error)
+  }
+  const hwm = this.readableHighWaterMark
+  if (hwm > K_IO_MAX_LENGTH) {
+    // fs allocates a highWaterMark-sized Buffer per read: from 2 GiB it
+    // stalls, ends without data or fails, by Node version. One clear error.
+    callback(outOfRange('highWaterMark', `<= ${K_IO_MAX_LENGTH}`, hwm))
+    return
+  }
+  // fs reads an fd given without `start` from its current position (-1),
+  // and a path without `start` from 0, or from the current position when
+  // it names a FIFO or a device (-2 lets the engine check).
+  const first = this.start ?? (this.fd === null ? -2 : -1)
+  // fs reads at most highWaterMark bytes per _read: with 0 it reads nothing
+  // (an end at the start; at the current position, end counts bytes).
+  const endExclusive = hwm === 0 ? Math.max(first, 0) : this.end === Infinity ? -1 : this.end + 1
+  const chunk = Math.max(1, hwm)
+  const chunks = (bytes: number): number => Math.max(MIN_AHEAD, Math.min(MAX_AHEAD, Math.ceil(bytes / chunk)))
+  // An explicit readAhead is used as given; the default grows for a
+  // consumer that keeps up.
+  const readAhead = this[kReadAhead]
+  const window = chunks(readAhead ?? DEFAULT_READ_AHEAD)
+  const growTo = readAhead === undefined ? chunks(GROWN_READ_AHEAD) : window
+  const pathBytes = this.fd === null ? Buffer.from(this.path as string | Buffer) : null
+  const native = new NativeReadStream(pathBytes, this.fd ?? -1, flags, mode, first, endExclusive, chunk, window, growTo, () =>
+    pull(this),
+  )
+  this[kNative] = native
+  native.start().then(
+    (res) => {
+      if (res < 0) {
+        callback(systemError(res, 'open', this.path))
         return
       }
-    }
-    const hwm = this.readableHighWaterMark
-    // An empty range (start > end is rejected above; end < start never
-    // reaches here) still opens the file, as fs does, then ends at once.
-    // fs reads an fd given without `start` from its current position (-1),
-    // and a path without `start` from 0, or from the current position when
-    // it names a FIFO or a device (-2 lets the engine check).
-    const first = this.start ?? (this.fd === null ? -2 : -1)
-    // fs reads at most highWaterMark bytes per _read: with 0 it reads nothing
-    // (an end at the start; at the current position, end counts bytes).
-    const endExclusive = hwm === 0 ? Math.max(first, 0) : this.end === Infinity ? -1 : this.end + 1
-    const chunk = Math.max(1, Math.min(hwm, 2 ** 31))
-    const chunks = (bytes: number): number => Math.max(MIN_AHEAD, Math.min(MAX_AHEAD, Math.ceil(bytes / chunk)))
-    // An explicit readAhead is used as given; the default grows for a
-    // consumer that keeps up.
-    const window = chunks(this.#readAhead ?? DEFAULT_READ_AHEAD)
-    const growTo = this.#readAhead === undefined ? chunks(GROWN_READ_AHEAD) : window
-    const pathBytes = this.fd === null ? Buffer.from(this.path as string | Buffer) : null
-    const native = new NativeReadStream(
-      pathBytes,
-      this.fd ?? -1,
-      flags,
-      mode,
-      first,
-      endExclusive,
-      chunk,
-      window,
-      growTo,
-      () => this.#pull(),
-    )
-    this.#native = native
-    native.start().then(
-      (res) => {
-        if (res < 0) {
-          callback(systemError(res, 'open', this.path))
-          return
-        }
-        if (this.fd === null) {
-          this.fd = res
-          callback()
-          this.emit('open', res)
-          this.emit('ready')
-        } else {
-          callback()
-        }
-      },
-      (err: Error) => callback(err),
-    )
-  }
-
-  _read(): void {
-    this.#reading = true
-    // Never push from inside _read, as fs never does (its reads are
-    // asynchronous): a chunk pushed there is buffered while the previous one
-    // is being emitted, and Readable emits buffered data even after a
-    // destroy() in a 'data' handler.
-    process.nextTick(() => this.#pull())
-  }
-
-  /**
-   * Moves the chunks the pump has ready into the stream, as long as the
-   * stream wants more (push() returns true) and is not destroyed; the rest
-   * wait in #taken for the next _read.
-   */
-  #pull(): void {
-    const native = this.#native
-    if (!this.#reading || native === null || this.destroyed) return
-    const r = this.#taken.length > 0 ? this.#taken : native.take()
-    if (Array.isArray(r)) {
-      if (r.length === 0) return // onReady calls back when data is in
-      this.#reading = false
-      let i = 0
-      while (i < r.length) {
-        const buf = r[i++]
-        this.bytesRead += buf.length
-        if (this.pos !== undefined) this.pos += buf.length
-        if (!this.push(buf) || this.destroyed) break
-      }
-      this.#taken = i < r.length ? r.slice(i) : []
-    } else if (r === null) {
-      this.#reading = false
-      native.release()
-      this.push(null)
-    } else {
-      this.#reading = false
-      native.release()
-      this.destroy(systemError(r, 'read'))
-    }
-  }
-
-  _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
-    // Readable's constructor destroys at once for an aborted signal, before
-    // this class's fields exist.
-    const native = #native in this ? this.#native : null
-    if (native !== null) {
-      this.#native = null
-      this.#taken = []
-    }
-    // fs closes the descriptor on destroy whenever it has one (the `!fd`
-    // test in fs skips fd 0, and so does this); a FileHandle given as `fd`
-    // is closed through the handle.
-    const closeFd = !!this.fd
-    const handle = #handle in this ? this.#handle : null
-    const closeHandle = (res: number): void => {
-      if (closeFd) this.fd = null
-      if (res < 0) {
-        callback(systemError(res, 'close'))
-      } else if (closeFd && handle !== null) {
-        handle.close().then(
-          () => callback(err),
-          (e: Error) => callback(e),
-        )
+      if (this.fd === null) {
+        this.fd = res
+        callback()
+        this.emit('open', res)
+        this.emit('ready')
       } else {
-        callback(err)
+        callback()
       }
+    },
+    (err: Error) => callback(err),
+  )
+}
+
+ReadStream.prototype._read = function (this: ReadStream, n: number): void {
+  if (!this[kEngine]) {
+    fsRead.call(this, n)
+    return
+  }
+  this[kReading] = true
+  // Never push from inside _read, as fs never does (its reads are
+  // asynchronous): a chunk pushed there is buffered while the previous one
+  // is being emitted, and Readable emits buffered data even after a
+  // destroy() in a 'data' handler.
+  process.nextTick(pull, this)
+}
+
+/**
+ * Moves the chunks the pump has ready into the stream, as long as the
+ * stream wants more (push() returns true) and is not destroyed; the rest
+ * wait in kTaken for the next _read.
+ */
+function pull(stream: ReadStream): void {
+  const native = stream[kNative]
+  if (!stream[kReading] || native === null || stream.destroyed) return
+  const r = stream[kTaken].length > 0 ? stream[kTaken] : native.take()
+  if (Array.isArray(r)) {
+    if (r.length === 0) return // onReady calls back when data is in
+    stream[kReading] = false
+    let i = 0
+    while (i < r.length) {
+      const buf = r[i++]
+      stream.bytesRead += buf.length
+      if (stream.pos !== undefined) stream.pos += buf.length
+      if (!stream.push(buf) || stream.destroyed) break
     }
-    if (native === null) {
-      closeHandle(0)
+    stream[kTaken] = i < r.length ? r.slice(i) : []
+  } else if (r === null) {
+    stream[kReading] = false
+    native.release()
+    // fs learns of the end from a read's callback, a turn of the event
+    // loop later; a stream destroyed meanwhile (from a 'data' handler
+    // after a pause) ends without 'end' there, and so here.
+    setImmediate(pushEnd, stream)
+  } else {
+    stream[kReading] = false
+    native.release()
+    errorOrDestroy(stream, systemError(r, 'read'))
+  }
+}
+
+function pushEnd(stream: ReadStream): void {
+  if (!stream.destroyed) stream.push(null)
+}
+
+/**
+ * What Node's streams do with an I/O error (internal/streams/destroy.js's
+ * errorOrDestroy): destroy with it when autoDestroy (autoClose) is on, else
+ * only emit it, once, and leave the stream and its descriptor as they are.
+ */
+function errorOrDestroy(stream: ReadStream, err: Error): void {
+  const state = (stream as unknown as { _readableState: { autoDestroy: boolean; errored: Error | null; errorEmitted: boolean } })._readableState
+  if (stream.destroyed) return
+  if (state.autoDestroy) {
+    stream.destroy(err)
+    return
+  }
+  if (!state.errored) state.errored = err
+  if (state.errorEmitted) return
+  state.errorEmitted = true
+  stream.emit('error', err)
+}
+
+ReadStream.prototype._destroy = function (this: ReadStream, err: Error | null, callback: (error?: Error | null) => void): void {
+  // Readable's constructor destroys at once for an aborted signal, before
+  // this class's part of the constructor ran: nothing is open then, and
+  // fs's _destroy has nothing to close.
+  if (!this[kEngine]) {
+    fsDestroy.call(this, err, callback)
+    return
+  }
+  const native = this[kNative]
+  if (native !== null) {
+    this[kNative] = null
+    this[kTaken] = []
+  }
+  // fs closes the descriptor on destroy whenever it has one (the `!fd`
+  // test in fs skips fd 0, and so does this).
+  const closeFd = !!this.fd
+  if (native === null) {
+    // Never started (construction failed or was skipped): a descriptor
+    // given to the stream is closed as fs closes it.
+    if (closeFd) {
+      const fd = this.fd as number
+      this.fd = null
+      fs.close(fd, (e) => callback(e ?? err))
       return
     }
-    native.destroy(closeFd && handle === null).then(closeHandle, (e: Error) => callback(e))
+    callback(err)
+    return
   }
-
-  close(cb?: (err?: NodeJS.ErrnoException | null) => void): void {
-    if (typeof cb === 'function') finished(this, cb)
-    this.destroy()
-  }
+  native.destroy(closeFd).then(
+    (res) => {
+      if (closeFd) this.fd = null
+      callback(res < 0 ? systemError(res, 'close') : err)
+    },
+    (e: Error) => callback(e),
+  )
 }
 
 export function createReadStream(path: unknown, options?: ReadStreamOptions | BufferEncoding): ReadStream {

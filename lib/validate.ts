@@ -62,7 +62,9 @@ const { O_APPEND, O_CREAT, O_EXCL, O_RDONLY, O_RDWR, O_SYNC, O_TRUNC, O_WRONLY }
 
 /** fs's stringToFlags. */
 export function stringToFlags(flags: unknown, name = 'flags'): number {
-  if (typeof flags === 'number') return flags
+  // Coerced from -0 to +0 (as Node 24 does; Node 20 and 22 pass -0 on,
+  // which opens the same way).
+  if (typeof flags === 'number') return validateInt32(flags, name) + 0
   if (flags == null) return O_RDONLY
   switch (flags) {
     case 'r': return O_RDONLY

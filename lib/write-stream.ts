@@ -1,28 +1,33 @@
-// WriteStream: a drop-in for fs.WriteStream whose writes go through the
-// native batch writer. Every group of buffered chunks (_writev) is one batch:
-// one submission, written in order at its offset, the JS Buffers held by
-// reference until the kernel is done with them (never copied). On io_uring
-// the batches go to the JavaScript thread's own ring and complete from its
-// event loop (crates/node/src/loop_ops.rs): no thread hand-off. Options,
-// events, properties and errors follow Node's lib/internal/fs/streams.js,
-// quirks included: a destroy() while a write is in the kernel makes that
-// write fail with ERR_STREAM_DESTROYED, which becomes the stream's 'error'.
+// WriteStream: fs.WriteStream itself, with its writes going through the
+// native batch writer.
 //
-// One deliberate difference: with `flush`, the descriptor is fsynced before
-// 'finish' (in _final), so 'finish' means every byte is in the file and on
-// disk; fs fsyncs while closing, after 'finish', and an fsync failure there
-// comes after a 'finish' that promised too much. Here it comes instead.
+// WriteStream inherits from the fs.WriteStream of the Node that runs, as
+// ReadStream does from fs.ReadStream (constructor, validation, properties,
+// close(), destroySoon(), `instanceof fs.WriteStream`, a call without `new`,
+// `WriteStream.call(this, ...)` from a subclass), and replaces what moves
+// bytes, unless the caller asked fs for something the engine cannot honour:
+// a custom `fs`, a FileHandle as `fd`, a patched open() (then every method
+// is fs's). Every group of
+// buffered chunks (_writev) is one batch: one submission, written in order
+// at its offset, the JS Buffers held by reference until the kernel is done
+// with them (never copied). On io_uring the batches go to the JavaScript
+// thread's own ring and complete from its event loop
+// (crates/node/src/loop_ops.rs): no thread hand-off. Quirks are fs's: a
+// destroy() while a write is in the kernel makes that write fail with
+// ERR_STREAM_DESTROYED, which becomes the stream's 'error'.
+// With `flush`, as fs: the descriptor is fsynced while closing, after
+// 'finish', so 'close' is what says the bytes are on disk.
 
-import { Writable } from 'node:stream'
-import { NativeWriter, close as nativeClose, fsync as nativeFsync, open as nativeOpen } from '../binding'
-import { streamDestroyed, systemError } from './errors'
-import { getOptions, parseFileMode, streamTarget, stringToFlags, validateBoolean, validateInteger } from './validate'
-import type { FileHandleLike } from './validate'
+import * as fs from 'node:fs'
+import { NativeWriter, close as nativeClose, fsync as nativeFsync, open as nativeOpen, nativeLoaded, writeNothing as nativeWriteNothing } from './native'
+import { invalidArgType, streamDestroyed, systemError } from './errors'
+import { fsDoesTheWork, fsOpenOf, inheritFsStream, nodeStreamMethod, openIsPatched } from './fs-stream-base'
+import { parseFileMode, stringToFlags } from './validate'
 
 export interface WriteStreamOptions {
   flags?: string | number
   encoding?: BufferEncoding | null
-  fd?: number | FileHandleLike | null
+  fd?: number | fs.promises.FileHandle | null
   mode?: number | string
   autoClose?: boolean
   emitClose?: boolean
@@ -30,250 +35,260 @@ export interface WriteStreamOptions {
   highWaterMark?: number
   signal?: AbortSignal | null
   flush?: boolean
+  /** Custom fs functions (`open`, `write` and/or `writev`, `close`, `fsync`): used as fs uses them. */
+  fs?: Partial<Pick<typeof fs, 'open' | 'write' | 'writev' | 'close' | 'fsync'>> | null
 }
 
-export class WriteStream extends Writable {
+const fsConstruct = nodeStreamMethod(fs.WriteStream, '_construct')
+const fsWrite = nodeStreamMethod(fs.WriteStream, '_write')
+const fsWritev = nodeStreamMethod(fs.WriteStream, '_writev')
+const fsDestroy = nodeStreamMethod(fs.WriteStream, '_destroy')
+const fsOpen = fsOpenOf(fs.WriteStream)
+
+type WriteCallback = (error?: Error | null) => void
+
+/** The writes go to the engine (see the file's header for when not). Absent until the constructor ran. */
+const kEngine = Symbol('kEngine')
+/**
+ * Settles when the batch the kernel is working on is done, with the error
+ * its write callback got (if any).
+ */
+const kInflight = Symbol('kInflight')
+/** The native batch writer for `fd`, made on the first write. */
+const kWriter = Symbol('kWriter')
+/** Where the result of the batch in the kernel goes. */
+const kOnWritten = Symbol('kOnWritten')
+/** The stream opened its descriptor (no `fd` option): nobody else uses it. */
+const kOwnsFd = Symbol('kOwnsFd')
+
+export interface WriteStream extends fs.WriteStream {
   fd: number | null
-  path: string | Buffer | undefined
   flags: string | number | undefined
   mode: number | string | undefined
   start: number | undefined
-  flush: boolean
-  bytesWritten = 0
   pos: number | undefined
-  /**
-   * Settles when the batch the kernel is working on is done, with the error
-   * its write callback got (if any).
-   */
-  #inflight: Promise<Error | null | undefined> | null = null
-  /** The native batch writer for `fd`, made on the first write. */
-  #writer: NativeWriter | null = null
-  /** Where the result of the batch in the kernel goes. */
-  #onWritten: ((written: number, errno: number) => void) | null = null
-  /** A FileHandle given as `fd`: closed (instead of the bare fd) when done. */
-  #handle: FileHandleLike | null = null
-  /** The stream opened its descriptor (no `fd` option): nobody else uses it. */
-  #ownsFd = false
+  flush: boolean
+  /** fs's alias of end(): files have no shutdown(). */
+  destroySoon(): this
+  [kEngine]?: boolean
+  [kInflight]: Promise<Error | null | undefined> | null
+  [kWriter]: NativeWriter | null
+  [kOnWritten]: ((written: number, errno: number) => void) | null
+  [kOwnsFd]: boolean
+}
 
-  constructor(path: unknown, options?: WriteStreamOptions | BufferEncoding) {
-    const opts = getOptions<WriteStreamOptions & { autoDestroy?: boolean; decodeStrings?: boolean }>(options)
-    // Only buffers reach _write/_writev.
-    opts.decodeStrings = true
-    const { fd, handle, path: p, flags, mode } = streamTarget(path, opts, 'w')
-    opts.autoDestroy = opts.autoClose === undefined ? true : opts.autoClose
-    const flush = opts.flush == null ? false : validateBoolean(opts.flush, 'options.flush')
-    const start = opts.start
-    if (start !== undefined) validateInteger(start, 'start', 0)
-    const encoding = opts.encoding
-    super(opts as ConstructorParameters<typeof Writable>[0])
-    this.fd = fd
-    this.path = p
-    this.flags = flags
-    this.mode = mode
-    this.start = start
-    this.pos = start
-    this.flush = flush
-    this.#handle = handle
-    if (encoding) this.setDefaultEncoding(encoding as BufferEncoding)
-    if (handle !== null) handle.on('close', () => this.close())
+export interface WriteStreamConstructor {
+  new (path: unknown, options?: WriteStreamOptions | BufferEncoding): WriteStream
+  (path: unknown, options?: WriteStreamOptions | BufferEncoding): WriteStream
+  readonly prototype: WriteStream
+}
+
+/** fs.WriteStream's drop-in: callable with or without `new`, and on a subclass's `this`. */
+export const WriteStream = function WriteStream(
+  this: WriteStream | undefined,
+  path: unknown,
+  options?: WriteStreamOptions | BufferEncoding,
+): WriteStream {
+  if (!(this instanceof WriteStream)) return new (WriteStream as unknown as WriteStreamConstructor)(path, options)
+  ;(fs.WriteStream as unknown as (this: WriteStream, ...args: unknown[]) => void).call(this, path, options)
+  this[kInflight] = null
+  this[kWriter] = null
+  this[kOnWritten] = null
+  this[kOwnsFd] = false
+  this[kEngine] = nativeLoaded() && !fsDoesTheWork(options)
+  return this
+} as unknown as WriteStreamConstructor
+
+inheritFsStream(WriteStream, fs.WriteStream)
+
+WriteStream.prototype._construct = function (this: WriteStream, callback: (error?: Error | null) => void): void {
+  // The constructor threw after Node's stream constructor had scheduled
+  // this (an encoding only setDefaultEncoding rejects): nobody has the
+  // stream. fs opens the file anyway and never closes it; open nothing.
+  if (this[kEngine] === undefined) {
+    callback()
+    return
   }
-
-  get pending(): boolean {
-    return this.fd === null
+  if (this[kEngine] && openIsPatched(this, fsOpen)) this[kEngine] = false
+  if (!this[kEngine]) {
+    fsConstruct.call(this, callback)
+    return
   }
-
-  get autoClose(): boolean {
-    return (this as unknown as { _writableState: { autoDestroy: boolean } })._writableState.autoDestroy
+  // Already closed before construction (a signal that was already
+  // aborted): open nothing. fs opens (creating or truncating the file)
+  // after its 'close' and never closes that descriptor; this leaks
+  // nothing and leaves the file alone. (A destroy() called before this
+  // waits for construction: that opens, as fs does, and _destroy closes.)
+  if (this.closed) {
+    callback()
+    return
   }
-
-  set autoClose(val: boolean) {
-    ;(this as unknown as { _writableState: { autoDestroy: boolean } })._writableState.autoDestroy = val
+  if (this.fd !== null) {
+    callback()
+    return
   }
-
-  _construct(callback: (error?: Error | null) => void): void {
-    // Already closed before construction (a signal that was already
-    // aborted): open nothing. fs opens (creating or truncating the file)
-    // after its 'close' and never closes that descriptor; this leaks
-    // nothing and leaves the file alone. (A destroy() called before this
-    // waits for construction: that opens, as fs does, and _destroy closes.)
-    if (this.closed) {
+  let flags: number
+  let mode: number
+  try {
+    // fs.open's order: the mode is checked before the flags.
+    mode = parseFileMode(this.mode, 'mode', 0o666)
+    flags = stringToFlags(this.flags)
+  } catch (err) {
+    callback(err as Error)
+    return
+  }
+  nativeOpen(Buffer.from(this.path as string | Buffer), flags, mode).then(
+    (res) => {
+      if (res < 0) {
+        callback(systemError(res, 'open', this.path))
+        return
+      }
+      this.fd = res
+      this[kOwnsFd] = true
       callback()
+      this.emit('open', res)
+      this.emit('ready')
+    },
+    (err: Error) => callback(err),
+  )
+}
+
+WriteStream.prototype._write = function (this: WriteStream, chunk: Buffer, encoding: BufferEncoding, cb: WriteCallback): void {
+  if (!this[kEngine]) {
+    fsWrite.call(this, chunk, encoding, cb)
+    return
+  }
+  writeBatch(this, [chunk], chunk.length, 'write', cb)
+}
+
+WriteStream.prototype._writev = function (this: WriteStream, chunks: Array<{ chunk: Buffer }>, cb: WriteCallback): void {
+  if (!this[kEngine]) {
+    fsWritev.call(this, chunks, cb)
+    return
+  }
+  const bufs = new Array<Buffer>(chunks.length)
+  let size = 0
+  for (let i = 0; i < chunks.length; i++) {
+    bufs[i] = chunks[i].chunk
+    size += bufs[i].length
+  }
+  writeBatch(this, bufs, size, 'writev', cb)
+}
+
+/**
+ * Writes `bufs` in order at the stream's current position, as one native
+ * batch, then calls `cb`. `call` names the write in ERR_STREAM_DESTROYED,
+ * as fs names it.
+ */
+function writeBatch(stream: WriteStream, bufs: Buffer[], size: number, call: string, cb: WriteCallback): void {
+  // fs.write/fs.writev check the descriptor first (a stream whose open
+  // failed, with autoClose: false, still takes writes): the same throw.
+  if (typeof stream.fd !== 'number') throw invalidArgType('fd', 'number', stream.fd)
+  let done!: (err: Error | null | undefined) => void
+  stream[kInflight] = new Promise<Error | null | undefined>((resolve) => {
+    done = resolve
+  })
+  const finish = (err?: Error | null): void => {
+    stream[kInflight] = null
+    cb(err)
+    // A waiting _destroy goes on after the write's callback, as in fs.
+    done(err)
+  }
+  if (size === 0) {
+    // Nothing to write: fs still makes the system call, which fails on a
+    // descriptor not open for writing.
+    // Its callback comes a turn of the event loop later, as the thread
+    // pool's would: a destroy() meanwhile fails it, as in fs.
+    const res = nativeWriteNothing(stream.fd, stream.pos ?? -1)
+    setImmediate(() => finish(res < 0 ? systemError(res, 'write') : stream.destroyed ? streamDestroyed(call) : null))
+    return
+  }
+  const at = stream.pos ?? -1
+  if (stream.pos !== undefined) stream.pos += size
+  stream[kOnWritten] = (written, errno) => {
+    // As fs: a write that completes after destroy() is not counted,
+    // and fails (with ERR_STREAM_DESTROYED unless it failed itself).
+    if (stream.destroyed) {
+      finish(errno !== 0 ? systemError(errno, 'write') : streamDestroyed(call))
       return
     }
-    if (this.fd !== null) {
-      callback()
-      return
-    }
-    let flags: number
-    let mode: number
-    try {
-      flags = stringToFlags(this.flags)
-      mode = parseFileMode(this.mode, 'mode', 0o666)
-    } catch (err) {
-      callback(err as Error)
-      return
-    }
-    nativeOpen(Buffer.from(this.path as string | Buffer), flags, mode).then(
-      (res) => {
-        if (res < 0) {
-          callback(systemError(res, 'open', this.path))
-          return
-        }
-        this.fd = res
-        this.#ownsFd = true
-        callback()
-        this.emit('open', res)
-        this.emit('ready')
+    stream.bytesWritten += written
+    finish(errno !== 0 ? systemError(errno, 'write') : null)
+  }
+  try {
+    nativeWriter(stream, stream.fd as number).write(bufs, at, 0)
+  } catch (err) {
+    stream[kOnWritten] = null
+    finish(err as Error)
+  }
+}
+
+/** The stream's writer for `fd`: one threadsafe callback for all of its writes. */
+function nativeWriter(stream: WriteStream, fd: number): NativeWriter {
+  let writer = stream[kWriter]
+  if (writer === null) {
+    const w = new NativeWriter(
+      fd,
+      (res: [number, number]) => {
+        w.settled()
+        const onWritten = stream[kOnWritten]
+        stream[kOnWritten] = null
+        onWritten?.(res[0], res[1])
       },
-      (err: Error) => callback(err),
+      stream[kOwnsFd],
     )
+    stream[kWriter] = writer = w
   }
+  return writer
+}
 
-  _write(chunk: Buffer, _encoding: BufferEncoding, cb: (error?: Error | null) => void): void {
-    this.#writeBatch([chunk], chunk.length, 'write', cb)
+WriteStream.prototype._destroy = function (this: WriteStream, err: Error | null, cb: WriteCallback): void {
+  // Writable's constructor destroys at once for an aborted signal, before
+  // this class's part of the constructor ran: nothing is open then, and
+  // fs's _destroy has nothing to close.
+  if (!this[kEngine]) {
+    fsDestroy.call(this, err, cb)
+    return
   }
-
-  _writev(chunks: Array<{ chunk: Buffer }>, cb: (error?: Error | null) => void): void {
-    const bufs = new Array<Buffer>(chunks.length)
-    let size = 0
-    for (let i = 0; i < chunks.length; i++) {
-      bufs[i] = chunks[i].chunk
-      size += bufs[i].length
-    }
-    this.#writeBatch(bufs, size, 'writev', cb)
+  // Writable may call this while a batch is in the kernel: as fs does,
+  // wait for it before closing, so that no queued write can reach a
+  // reused descriptor number; its error (ERR_STREAM_DESTROYED at least)
+  // becomes the stream's unless there is one already.
+  const inflight = this[kInflight]
+  if (inflight !== null) {
+    inflight.then((er) => this._destroy(err || er || null, cb))
+    return
   }
-
-  /**
-   * Writes `bufs` in order at the current position, as one native batch,
-   * then calls `cb`. `call` names the write in ERR_STREAM_DESTROYED, as fs
-   * names it.
-   */
-  #writeBatch(bufs: Buffer[], size: number, call: string, cb: (error?: Error | null) => void): void {
-    let done!: (err: Error | null | undefined) => void
-    this.#inflight = new Promise<Error | null | undefined>((resolve) => {
-      done = resolve
-    })
-    const finish = (err?: Error | null): void => {
-      this.#inflight = null
-      cb(err)
-      // A waiting _destroy goes on after the write's callback, as in fs.
-      done(err)
-    }
-    if (size === 0) {
-      // Nothing to write: no bytes, no error, as fs reports it.
-      process.nextTick(() => finish(this.destroyed ? streamDestroyed(call) : null))
-      return
-    }
-    const at = this.pos ?? -1
-    if (this.pos !== undefined) this.pos += size
-    this.#onWritten = (written, errno) => {
-      // As fs: a write that completes after destroy() is not counted,
-      // and fails (with ERR_STREAM_DESTROYED unless it failed itself).
-      if (this.destroyed) {
-        finish(errno !== 0 ? systemError(errno, 'write') : streamDestroyed(call))
-        return
-      }
-      this.bytesWritten += written
-      finish(errno !== 0 ? systemError(errno, 'write') : null)
-    }
-    try {
-      this.#nativeWriter(this.fd as number).write(bufs, at, 0)
-    } catch (err) {
-      this.#onWritten = null
-      finish(err as Error)
-    }
+  // No write is out any more: let the writer go (it holds a callback
+  // that holds this stream).
+  const writer = this[kWriter]
+  if (writer !== null) {
+    writer.release()
+    this[kWriter] = null
   }
-
-  /** The writer for `fd`: one threadsafe callback for all of its writes. */
-  #nativeWriter(fd: number): NativeWriter {
-    if (this.#writer === null) {
-      const writer = new NativeWriter(
-        fd,
-        (res: [number, number]) => {
-          writer.settled()
-          const onWritten = this.#onWritten
-          this.#onWritten = null
-          onWritten?.(res[0], res[1])
-        },
-        this.#ownsFd,
-      )
-      this.#writer = writer
-    }
-    return this.#writer
+  // fs's close(): nothing without a descriptor (its `!fd` test skips fd
+  // 0, and so does this); with `flush`, fsync first, then close whatever
+  // the fsync gave; a close error wins, then the first error.
+  if (!this.fd) {
+    cb(err)
+    return
   }
-
-  _final(cb: (error?: Error | null) => void): void {
-    if (!this.flush || this.fd === null) {
-      cb()
-      return
-    }
-    nativeFsync(this.fd, false).then(
-      (res) => cb(res < 0 ? systemError(res, 'fsync') : null),
-      (err: Error) => cb(err),
+  const fd = this.fd
+  const close = (flushErr: Error | null): void => {
+    nativeClose(fd).then(
+      (res) => cb(res < 0 ? systemError(res, 'close') : err || flushErr),
+      (e: Error) => cb(e),
     )
+    this.fd = null
   }
-
-  _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
-    // Writable may call this while a batch is in the kernel: as fs does,
-    // wait for it before closing, so that no queued write can reach a
-    // reused descriptor number; its error (ERR_STREAM_DESTROYED at least)
-    // becomes the stream's unless there is one already.
-    // (Writable's constructor destroys at once for an aborted signal, before
-    // this class's fields exist.)
-    const inflight = #inflight in this ? this.#inflight : null
-    if (inflight !== null) {
-      inflight.then((er) => this._destroy(err || er || null, cb))
-      return
-    }
-    // No write is out any more: let the writer go (it holds a callback
-    // that holds this stream).
-    const writer = #writer in this ? this.#writer : null
-    if (writer !== null) {
-      writer.release()
-      this.#writer = null
-    }
-    // fs's close(): nothing without a descriptor (its `!fd` test skips fd
-    // 0, and so does this). (`flush` was done in _final, before 'finish'.)
-    if (!this.fd) {
-      cb(err)
-      return
-    }
-    const fd = this.fd
-    const handle = #handle in this ? this.#handle : null
-    const closeFd = (flushErr: Error | null): void => {
-      const first = err || flushErr
-      this.fd = null
-      if (handle !== null) {
-        handle.close().then(
-          () => cb(first),
-          (e: Error) => cb(e),
-        )
-        return
-      }
-      nativeClose(fd).then(
-        (res) => cb(res < 0 ? systemError(res, 'close') : first),
-        (e: Error) => cb(e),
-      )
-    }
-    closeFd(null)
+  if (!this.flush) {
+    close(null)
+    return
   }
-
-  close(cb?: (err?: NodeJS.ErrnoException | null) => void): void {
-    if (cb) {
-      if (this.closed) {
-        process.nextTick(cb)
-        return
-      }
-      this.on('close', cb)
-    }
-    if (!this.autoClose) this.on('finish', this.destroy)
-    this.end()
-  }
-
-  /** fs's alias: files have no shutdown(). */
-  destroySoon(): this {
-    return this.end()
-  }
+  nativeFsync(fd, false).then(
+    (res) => close(res < 0 ? systemError(res, 'fsync') : null),
+    (e: Error) => close(e),
+  )
 }
 
 export function createWriteStream(path: unknown, options?: WriteStreamOptions | BufferEncoding): WriteStream {

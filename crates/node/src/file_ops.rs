@@ -97,6 +97,17 @@ pub fn close<'env>(env: &'env Env, fd: i32) -> Result<Object<'env>> {
     })
 }
 
+/// A write of no bytes at `position` (`-1`: the current position), as fs
+/// makes for an empty chunk: 0, or `-errno`. Synchronous: it never waits.
+#[napi(catch_unwind)]
+pub fn write_nothing(fd: i32, position: i64) -> i32 {
+    let offset = u64::try_from(position).unwrap_or(CURRENT_POSITION);
+    match batch_writer::write_nothing(fd, offset) {
+        Ok(()) => 0,
+        Err(e) => errno_of(&e),
+    }
+}
+
 /// `fsync(2)` (or `fdatasync(2)`): resolves with 0 or `-errno`.
 #[napi(catch_unwind, ts_return_type = "Promise<number>")]
 pub fn fsync<'env>(env: &'env Env, fd: i32, datasync: bool) -> Result<Object<'env>> {
