@@ -4,11 +4,14 @@ use std::os::fd::RawFd;
 
 /// Whether `fd` can be read at an offset, as `pread(2)` reads: false for
 /// pipes, FIFOs, sockets and terminals, where `lseek(2)` fails with ESPIPE
-/// (io_uring reads those whatever the offset it is given).
+/// (io_uring reads those whatever the offset it is given). Any other
+/// failure (EBADF: not open, or an O_PATH descriptor) is left for the read
+/// to report, as pread would.
 pub fn seekable(fd: RawFd) -> bool {
     // SAFETY: lseek takes no pointers; on a descriptor that is not open it
-    // fails with EBADF (and the read that follows reports that).
-    unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) >= 0 }
+    // fails with EBADF.
+    let at = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) };
+    at >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESPIPE)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,4 +77,26 @@ pub fn fstat_now(fd: RawFd) -> std::io::Result<FileStat> {
     }
     // SAFETY: fstat succeeded, so it initialised the whole buffer.
     Ok(FileStat::from_stat(unsafe { &st.assume_init() }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn only_espipe_makes_a_descriptor_unseekable() {
+        let mut fds = [0; 2];
+        // SAFETY: fds is a writable array of two ints, as pipe(2) wants.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        assert!(!seekable(fds[0]), "a pipe has no offsets");
+        let file = std::fs::File::open("/proc/self/exe").expect("open");
+        assert!(seekable(file.as_raw_fd()));
+        // Not open at all: the read that follows says EBADF, as pread would.
+        assert!(seekable(fds[1] + 1000));
+        for fd in fds {
+            // SAFETY: fd came from pipe(2) above and is closed once.
+            unsafe { libc::close(fd) };
+        }
+    }
 }
