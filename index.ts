@@ -6,7 +6,8 @@
 import type { Stats as FsStats } from 'node:fs'
 import { statFiles } from './lib/stat-files'
 import type { StatFilesOptions } from './lib/stat-files'
-import { backend as nativeBackend, fallbackReason as nativeFallbackReason, stats as nativeStats } from './binding'
+import type { PathLike } from './lib/files'
+import { native, noNativeReason } from './lib/native'
 
 export { ReadStream, createReadStream } from './lib/read-stream'
 export type { ReadStreamOptions } from './lib/read-stream'
@@ -23,18 +24,22 @@ export { writeFiles } from './lib/write-files'
 export type { WriteFilesOptions, WriteFilesEntry, WriteFileData } from './lib/write-files'
 export { sendFile } from './lib/send-file'
 export type { SendFileOptions, SendFileResult } from './lib/send-file'
-export type { ReadFileOptions, WriteFileOptions } from './lib/files'
+export type { PathLike, ReadFileOptions, WriteFileOptions } from './lib/files'
 
-export type Backend = 'io_uring' | 'fallback'
+/**
+ * 'io_uring'; 'fallback', the native engine on worker threads (io_uring
+ * blocked or missing, or not Linux); 'node', no native binary: node:fs.
+ */
+export type Backend = 'io_uring' | 'fallback' | 'node'
 
-/** Which backend is live: 'io_uring', or 'fallback' (worker threads). */
+/** Which backend is live. */
 export function backend(): Backend {
-  return nativeBackend() as Backend
+  return native === null ? 'node' : (native.backend() as Backend)
 }
 
-/** Why the fallback is in use, or null when io_uring is. */
+/** Why the live backend is not io_uring, or null when it is. */
 export function fallbackReason(): string | null {
-  return nativeFallbackReason() ?? null
+  return native === null ? noNativeReason() : (native.fallbackReason() ?? null)
 }
 
 export interface Stats {
@@ -54,8 +59,11 @@ export interface Stats {
  * paths, their metadata: `stats(paths, options)` is `statFiles`.
  */
 export function stats(): Stats
-export function stats(paths: Iterable<unknown>, options?: StatFilesOptions | null): Promise<Array<FsStats | Error>>
-export function stats(paths?: Iterable<unknown>, options?: StatFilesOptions | null): Stats | Promise<Array<FsStats | Error>> {
-  if (paths === undefined) return nativeStats()
+export function stats(paths: Iterable<PathLike>, options?: StatFilesOptions | null): Promise<Array<FsStats | Error>>
+export function stats(paths?: Iterable<PathLike>, options?: StatFilesOptions | null): Stats | Promise<Array<FsStats | Error>> {
+  if (paths === undefined) {
+    if (native === null) return { ops: 0, enters: 0, completions: 0, bytesRead: 0, bytesWritten: 0, wakeups: 0 }
+    return native.stats()
+  }
   return statFiles(paths, options)
 }

@@ -1,37 +1,33 @@
-// readFile / writeFile: the fs/promises helpers. A path and whole data (a
-// string, Buffer, TypedArray or DataView) take one native call (open, size
-// from fstat, read or batch write, close on the engine's runtime) and one
-// crossing back. On io_uring a regular file up to 8 MiB is read as one
-// linked open -> read -> close on the JavaScript thread's own ring, with no
-// thread hand-off at all; anything else then takes the general way. Everything else follows Node's lib/internal/fs/promises.js
-// step by step: the order in which arguments are checked (so that the same
-// error wins when several are wrong), an (async) iterable written piece by
-// piece into a file opened first, and a FileHandle in place of the path.
+// readFile / writeFile: the fs/promises helpers. A plain call (a path, whole
+// data: a string, Buffer, TypedArray or DataView, and options fs accepts as
+// they are) takes one native call (open, size from fstat, read or batch
+// write, close on the engine's runtime) and one crossing back. On io_uring
+// a regular file up to 8 MiB is read as one linked open -> read -> close on
+// the JavaScript thread's own ring, with no thread hand-off at all.
+//
+// Everything else is fs.promises itself: arguments fs refuses (so the error,
+// and which one wins when several are wrong, is the running Node's own: it
+// changes between versions), a FileHandle, an (async) iterable of data,
+// options this package does not know. And so is a native call that fails:
+// the call is made again through fs, whose error is the exact one of the
+// Node that runs (a retry of what failed, before anything was written).
 
 import { Writable, addAbortSignal } from 'node:stream'
-import { StringDecoder } from 'node:string_decoder'
-import * as binding from '../binding'
-import {
-  type FileError,
-  type LargeFile,
-  close as nativeClose,
-  fsync as nativeFsync,
-  open as nativeOpen,
-  readFile as nativeReadFile,
-  readInto as nativeReadInto,
-  writeFile as nativeWriteFile,
-  writev as nativeWritev,
-} from '../binding'
-import { fileTooLarge, invalidArgType, systemError } from './errors'
-import { ReadStream } from './read-stream'
-import { asFileHandle, getOptions, parseFileMode, stringToFlags, toPath, validateBoolean } from './validate'
-import type { FileHandleLike } from './validate'
+import { promises as fsp } from 'node:fs'
+import type { FileHandle } from 'node:fs/promises'
+import type { FileError, LargeFile } from '../binding'
+import { engine, native } from './native'
+import { fileTooLarge, systemError } from './errors'
+import { parseFileMode, stringToFlags, toPath } from './validate'
 
 export interface ReadFileOptions {
   encoding?: BufferEncoding | null
   flag?: string | number
   signal?: AbortSignal
 }
+
+/** What readFile, readFiles and writeFile take as a path (fs's PathLike). */
+export type PathLike = string | Buffer | URL
 
 export interface WriteFileOptions {
   encoding?: BufferEncoding | null
@@ -64,7 +60,7 @@ function nodeAbortError(): AbortErrorClass {
   return abortErrorClass
 }
 
-/** fs/promises' checkAborted. */
+/** fs/promises' checkAborted: an abort while the work ran still wins. */
 function checkAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) {
     const AbortError = nodeAbortError()
@@ -72,52 +68,101 @@ function checkAborted(signal: AbortSignal | undefined): void {
   }
 }
 
-/** fs.promises.readFile: the whole file as a Buffer, or a string with `encoding`. */
-export async function readFile(path: unknown, options?: ReadFileOptions | BufferEncoding | null): Promise<Buffer | string> {
-  const opts = getOptions<ReadFileOptions>(options)
-  const flag = opts.flag || 'r'
-  const signal = opts.signal
-  const handle = asFileHandle(path)
-  if (handle !== null) return readFileHandle(handle, opts.encoding, signal)
-  checkAborted(signal)
-  const p = toPath(path)
-  const flags = stringToFlags(flag)
-  const pathBuf = Buffer.from(p)
-  const res = (await readSmall(pathBuf, flags)) ?? (await nativeReadFile(pathBuf, flags))
-  if ('fd' in res) return decode(await readLarge(res), opts.encoding, signal)
-  if (!Buffer.isBuffer(res)) {
-    // Once the file is open, fs makes its decoder before reading: an
-    // encoding it cannot decode fails before a read error (a directory).
-    if (res.syscall !== 'open' && opts.encoding) new StringDecoder(opts.encoding as BufferEncoding)
-    throw systemError(res.errno, res.syscall, res.syscall === 'open' ? p : undefined)
+/** A path fs takes as it is (a string or Buffer without NUL, a file: URL), or null. */
+function plainPath(path: unknown): string | Buffer | null {
+  if (path !== null && typeof path === 'object' && !(path instanceof Uint8Array) && !(path instanceof URL)) return null
+  try {
+    return toPath(path)
+  } catch {
+    return null
   }
-  // fs refuses, before reading, a file of more than kIoMaxLength bytes; the
-  // native read does not look, so the same error comes after the read.
-  if (res.length > K_IO_MAX_LENGTH) throw fileTooLarge(res.length)
-  return decode(res, opts.encoding, signal)
+}
+
+/** fs's open flags for `flag`, or null when fs would refuse it. */
+function plainFlags(flag: unknown, def: string): number | null {
+  try {
+    return stringToFlags(flag || def)
+  } catch {
+    return null
+  }
+}
+
+function plainEncoding(encoding: unknown): encoding is BufferEncoding | null | undefined {
+  return encoding == null || (typeof encoding === 'string' && encoding !== 'buffer' && Buffer.isEncoding(encoding))
+}
+
+/** A signal fs accepts and that has not fired. */
+function liveSignal(signal: unknown): signal is AbortSignal | undefined {
+  return signal === undefined || (signal instanceof AbortSignal && !signal.aborted)
+}
+
+/** The options as an object, if every key (own or inherited, as fs copies them) is one of `known`. */
+function knownOptions(options: unknown, known: readonly string[]): Record<string, unknown> | null {
+  if (options == null) return {}
+  if (typeof options === 'string') return Buffer.isEncoding(options) && (options as string) !== 'buffer' ? { encoding: options } : null
+  if (typeof options !== 'object') return null
+  const o = options as Record<string, unknown>
+  for (const key in o) if (!known.includes(key)) return null
+  return o
+}
+
+interface PlainRead {
+  path: string | Buffer
+  flags: number
+  encoding: BufferEncoding | null | undefined
+  signal: AbortSignal | undefined
+}
+
+/** The read the engine does, when fs would take the arguments as they are. */
+function plainRead(path: unknown, options: unknown): PlainRead | null {
+  const o = knownOptions(options, ['encoding', 'flag', 'signal'])
+  if (o === null || !plainEncoding(o.encoding) || !liveSignal(o.signal)) return null
+  const p = plainPath(path)
+  const flags = plainFlags(o.flag, 'r')
+  if (p === null || flags === null) return null
+  return { path: p, flags, encoding: o.encoding, signal: o.signal }
+}
+
+/** fs.promises.readFile: the whole file as a Buffer, or a string with `encoding`. */
+export function readFile(path: PathLike | FileHandle, options?: (ReadFileOptions & { encoding?: null }) | null): Promise<Buffer>
+export function readFile(path: PathLike | FileHandle, options: (ReadFileOptions & { encoding: BufferEncoding }) | BufferEncoding): Promise<string>
+export function readFile(path: PathLike | FileHandle, options?: ReadFileOptions | BufferEncoding | null): Promise<Buffer | string>
+export async function readFile(path: unknown, options?: ReadFileOptions | BufferEncoding | null): Promise<Buffer | string> {
+  const fsReadFile = (): Promise<Buffer | string> => fsp.readFile(path as Parameters<typeof fsp.readFile>[0], options)
+  const plain = native === null ? null : plainRead(path, options)
+  if (plain === null) return fsReadFile()
+  const pathBuf = Buffer.from(plain.path)
+  const res = (await readSmall(pathBuf, plain.flags)) ?? (await engine().readFile(pathBuf, plain.flags))
+  let buf: Buffer | null
+  if ('fd' in res) buf = await readLarge(res)
+  else buf = Buffer.isBuffer(res) && res.length <= K_IO_MAX_LENGTH ? res : null
+  // A failure (or a file fs refuses as too large): fs's own outcome.
+  if (buf === null) return fsReadFile()
+  checkAborted(plain.signal)
+  return plain.encoding ? buf.toString(plain.encoding) : buf
 }
 
 /**
  * A large regular file the native side opened: read in parallel parts into
  * a Buffer allocated here, as fs allocates it, so that V8 accounts for it
  * and collects earlier ones before this one's pages are faulted in. Closes
- * the file.
+ * the file. Null when fs must say what went wrong.
  */
-async function readLarge(file: LargeFile): Promise<Buffer> {
+async function readLarge(file: LargeFile): Promise<Buffer | null> {
   try {
     // fs refuses, before reading, a file of more than kIoMaxLength bytes.
     if (file.size > K_IO_MAX_LENGTH) throw fileTooLarge(file.size)
     const buf = Buffer.allocUnsafeSlow(file.size)
-    const n = await nativeReadInto(file.fd, buf, file.size)
-    if (typeof n !== 'number') throw systemError(n.errno, n.syscall)
+    const n = await engine().readInto(file.fd, buf, file.size)
+    if (typeof n !== 'number') return null
     return n < file.size ? buf.subarray(0, n) : buf
   } finally {
-    await nativeClose(file.fd)
+    await engine().close(file.fd)
   }
 }
 
 /** The JavaScript thread's ring: absent from builds without io_uring. */
-const nativeReadSmall: typeof binding.readSmallFile | undefined = (binding as Partial<typeof binding>).readSmallFile
+const nativeReadSmall = (native as Partial<NonNullable<typeof native>> | null)?.readSmallFile
 
 /**
  * The file whole if it is a regular file up to 8 MiB (one read), from the
@@ -134,124 +179,57 @@ function readSmall(path: Buffer, flags: number): Promise<Buffer | FileError | nu
   return queued ? done : null
 }
 
-/** The end of fs's readFileHandle: its abort check, and its decoding (which rejects 'buffer'). */
-function decode(buf: Buffer, encoding: BufferEncoding | 'buffer' | null | undefined, signal: AbortSignal | undefined): Buffer | string {
-  // fs makes its decoder before reading: an encoding it cannot decode
-  // (getOptions lets 'buffer' through) fails once the file is open.
-  if (encoding) new StringDecoder(encoding as BufferEncoding)
-  checkAborted(signal)
-  return encoding ? buf.toString(encoding as BufferEncoding) : buf
-}
-
-/** readFile of a FileHandle: from its current position to the end; the handle stays open. */
-async function readFileHandle(
-  handle: FileHandleLike,
-  encoding: BufferEncoding | 'buffer' | null | undefined,
-  signal: AbortSignal | undefined,
-): Promise<Buffer | string> {
-  if (encoding) new StringDecoder(encoding as BufferEncoding)
-  checkAborted(signal)
-  const chunks: Buffer[] = []
-  const stream = new ReadStream(null, { fd: handle.fd, autoClose: false, highWaterMark: 1 << 20 })
-  for await (const chunk of stream) {
-    chunks.push(chunk as Buffer)
-    if (signal?.aborted) {
-      // Leaving the loop destroys the stream, which closes the descriptor
-      // it has: let go of it first, it is the handle's.
-      stream.fd = null
-      checkAborted(signal)
-    }
-  }
-  return decode(Buffer.concat(chunks), encoding, signal)
-}
-
-function isIterable(obj: unknown): obj is Iterable<unknown> | AsyncIterable<unknown> {
-  if (obj == null) return false
-  const o = obj as { [Symbol.iterator]?: unknown; [Symbol.asyncIterator]?: unknown }
-  return typeof o[Symbol.asyncIterator] === 'function' || typeof o[Symbol.iterator] === 'function'
-}
-
-/** fs's isCustomIterable: iterable, but neither a view nor a string. */
-function isCustomIterable(obj: unknown): obj is Iterable<unknown> | AsyncIterable<unknown> {
-  return isIterable(obj) && !ArrayBuffer.isView(obj) && typeof obj !== 'string'
+interface PlainWrite {
+  path: string | Buffer
+  data: Buffer
+  flags: number
+  mode: number
+  flush: boolean
+  signal: AbortSignal | undefined
 }
 
 function asBuffer(view: ArrayBufferView): Buffer {
   return Buffer.isBuffer(view) ? view : Buffer.from(view.buffer, view.byteOffset, view.byteLength)
 }
 
-/**
- * fs.promises.writeFile: a string, Buffer, TypedArray or DataView is
- * written as one batch; an (async) iterable piece by piece, as it comes,
- * into the file opened first (as fs does: a failing iterable leaves what
- * was written before it). With `flush`, fsynced before the promise
- * resolves.
- */
-export async function writeFile(path: unknown, data: unknown, options?: WriteFileOptions | BufferEncoding | null): Promise<void> {
-  const opts = getOptions<WriteFileOptions>(options)
-  const flag = opts.flag || 'w'
-  const flush = opts.flush ?? false
-  validateBoolean(flush, 'options.flush')
-  const encoding = (opts.encoding || 'utf8') as BufferEncoding
-  let whole: Buffer | null = null
-  if (ArrayBuffer.isView(data)) {
-    whole = asBuffer(data)
-  } else if (!isCustomIterable(data)) {
-    if (typeof data !== 'string') throw invalidArgType('data', ['string', 'Buffer', 'TypedArray', 'DataView'], data)
-    whole = Buffer.from(data, encoding)
-  }
-  const signal = opts.signal
-  const handle = asFileHandle(path)
-  if (handle !== null) {
-    // As fs: at the handle's position, neither flushed nor closed.
-    await writeAll(handle.fd, whole ?? (data as Iterable<unknown>), signal, encoding)
-    return
-  }
-  checkAborted(signal)
-  const p = toPath(path)
-  const flags = stringToFlags(flag)
-  const mode = parseFileMode(opts.mode, 'mode', 0o666)
-  if (whole !== null) {
-    const res = await nativeWriteFile(Buffer.from(p), whole.length > 0 ? [whole] : [], flags, mode, flush)
-    if (res.errno !== 0) throw systemError(res.errno, res.syscall, res.syscall === 'open' ? p : undefined)
-    return
-  }
-  const fd = await nativeOpen(Buffer.from(p), flags, mode)
-  if (fd < 0) throw systemError(fd, 'open', p)
-  let failure: unknown = null
+/** The write the engine does, when fs would take the arguments as they are. */
+function plainWrite(path: unknown, data: unknown, options: unknown): PlainWrite | null {
+  const o = knownOptions(options, ['encoding', 'mode', 'flag', 'flush', 'signal'])
+  if (o === null || !plainEncoding(o.encoding) || !liveSignal(o.signal)) return null
+  if (o.flush != null && typeof o.flush !== 'boolean') return null
+  if (!ArrayBuffer.isView(data) && typeof data !== 'string') return null
+  const p = plainPath(path)
+  const flags = plainFlags(o.flag, 'w')
+  if (p === null || flags === null) return null
+  let mode: number
   try {
-    await writeAll(fd, data as Iterable<unknown>, signal, encoding)
-    if (flush) {
-      const res = await nativeFsync(fd, false)
-      if (res < 0) throw systemError(res, 'fsync')
-    }
-  } catch (err) {
-    failure = err
+    mode = parseFileMode(o.mode, 'mode', 0o666)
+  } catch {
+    return null
   }
-  const closed = await nativeClose(fd)
-  if (failure !== null) throw failure
-  if (closed < 0) throw systemError(closed, 'close')
+  const bytes = typeof data === 'string' ? Buffer.from(data, o.encoding || 'utf8') : asBuffer(data)
+  return { path: p, data: bytes, flags, mode, flush: o.flush === true, signal: o.signal }
 }
 
-/** fs's writeFileHandle: `data` (whole, or piece by piece) at the descriptor's position. */
-async function writeAll(fd: number, data: Buffer | Iterable<unknown> | AsyncIterable<unknown>, signal: AbortSignal | undefined, encoding: BufferEncoding): Promise<void> {
-  checkAborted(signal)
-  if (Buffer.isBuffer(data)) {
-    if (data.length > 0) await writeChunk(fd, data)
-    return
-  }
-  for await (const piece of data) {
-    checkAborted(signal)
-    // As fs: a view as it is, anything else through Buffer.from (which
-    // throws fs's error for what it cannot take).
-    const buf = ArrayBuffer.isView(piece) ? asBuffer(piece) : Buffer.from(piece as string, encoding)
-    if (buf.length === 0) continue
-    await writeChunk(fd, buf)
-    checkAborted(signal)
-  }
-}
-
-async function writeChunk(fd: number, buf: Buffer): Promise<void> {
-  const res = await nativeWritev(fd, [buf], -1, 0)
-  if (res.errno !== 0) throw systemError(res.errno, 'write')
+/**
+ * fs.promises.writeFile: a string, Buffer, TypedArray or DataView written as
+ * one batch (with `flush`, fsynced before the promise resolves); an
+ * (async) iterable, a FileHandle, and what fs refuses, as fs does them.
+ */
+export function writeFile(
+  path: PathLike | FileHandle,
+  data: string | NodeJS.ArrayBufferView | Iterable<string | NodeJS.ArrayBufferView> | AsyncIterable<string | NodeJS.ArrayBufferView>,
+  options?: WriteFileOptions | BufferEncoding | null,
+): Promise<void>
+export async function writeFile(path: unknown, data: unknown, options?: WriteFileOptions | BufferEncoding | null): Promise<void> {
+  const fsWriteFile = (): Promise<void> =>
+    fsp.writeFile(path as Parameters<typeof fsp.writeFile>[0], data as Parameters<typeof fsp.writeFile>[1], options)
+  const plain = native === null ? null : plainWrite(path, data, options)
+  if (plain === null) return fsWriteFile()
+  const d = plain.data
+  const res = await engine().writeFile(Buffer.from(plain.path), d.length > 0 ? [d] : [], plain.flags, plain.mode, plain.flush)
+  // The open failed, nothing is written: fs says exactly how.
+  if (res.errno !== 0 && res.syscall === 'open') return fsWriteFile()
+  if (res.errno !== 0) throw systemError(res.errno, res.syscall)
+  checkAborted(plain.signal)
 }

@@ -4,9 +4,10 @@
 // results are handed out as each call completes, so memory is a few batches
 // of paths and contents however long the list is.
 
-import { type FileError } from '../binding'
-import { invalidArgType, systemError } from './errors'
-import { readBatch, type ReadFilesOptions } from './read-files'
+import type { FileError } from '../binding'
+import type { PathLike } from './files'
+import { invalidArgType } from './errors'
+import { fsOutcome, readBatch, type ReadFilesOptions } from './read-files'
 import { getOptions, stringToFlags, toPath, validateInteger } from './validate'
 
 export interface ReadFilesEachOptions extends ReadFilesOptions {
@@ -16,7 +17,8 @@ export interface ReadFilesEachOptions extends ReadFilesOptions {
   inFlight?: number
 }
 
-export type ReadFilesEachEntry<P> = [path: P, result: Buffer | string | Error]
+/** What readFilesEach yields: the path as given, and the file's contents or its Error. */
+export type ReadFilesEachEntry<P, R = Buffer | string> = [path: P, result: R | Error]
 
 // 256 paths per call makes the per-call overhead (one crossing each way, one
 // promise) small next to the files' own work. Three calls outstanding keeps
@@ -30,7 +32,7 @@ const DEFAULT_IN_FLIGHT = 3
 interface Batch<P> {
   given: P[]
   paths: Array<string | Buffer>
-  results: Array<Buffer | FileError | undefined> | null
+  results: Array<Buffer | FileError | Error | undefined> | null
   error: unknown
 }
 
@@ -65,9 +67,21 @@ function openSource<P>(paths: Iterable<P> | AsyncIterable<P>): Source<P> {
  * the pulling (a bad path closes `paths`); the results of every path pulled
  * before it are still yielded, then next() rejects with that error.
  */
+export function readFilesEach<P extends PathLike>(
+  paths: Iterable<P> | AsyncIterable<P>,
+  options?: (ReadFilesEachOptions & { encoding?: 'buffer' | null }) | 'buffer' | null,
+): AsyncGenerator<ReadFilesEachEntry<P, Buffer>, void, undefined>
+export function readFilesEach<P extends PathLike>(
+  paths: Iterable<P> | AsyncIterable<P>,
+  options: (ReadFilesEachOptions & { encoding: BufferEncoding }) | BufferEncoding,
+): AsyncGenerator<ReadFilesEachEntry<P, string>, void, undefined>
+export function readFilesEach<P extends PathLike>(
+  paths: Iterable<P> | AsyncIterable<P>,
+  options?: ReadFilesEachOptions | BufferEncoding | 'buffer' | null,
+): AsyncGenerator<ReadFilesEachEntry<P>, void, undefined>
 export function readFilesEach<P>(
   paths: Iterable<P> | AsyncIterable<P>,
-  options?: ReadFilesEachOptions | BufferEncoding | null,
+  options?: ReadFilesEachOptions | BufferEncoding | 'buffer' | null,
 ): AsyncGenerator<ReadFilesEachEntry<P>, void, undefined> {
   if (
     paths == null ||
@@ -160,7 +174,7 @@ async function* each<P>(
       wake = null
       w?.()
     }
-    let call: Promise<Array<Buffer | FileError>>
+    let call: Promise<Array<Buffer | FileError | Error>>
     try {
       call = readBatch(b.paths, flags, concurrency)
     } catch (e) {
@@ -208,11 +222,9 @@ async function* each<P>(
         const res = results[i]!
         // Let each result be collected once the consumer is done with it.
         results[i] = undefined
-        const out = Buffer.isBuffer(res)
-          ? enc
-            ? res.toString(enc)
-            : res
-          : systemError(res.errno, res.syscall, res.syscall === 'open' ? list[i] : undefined)
+        // A file the engine could not read: fs's own outcome (readFiles).
+        const read = Buffer.isBuffer(res) || res instanceof Error ? res : await fsOutcome(list[i], flags)
+        const out = Buffer.isBuffer(read) && enc ? read.toString(enc) : read
         yield [given[i], out]
       }
     }

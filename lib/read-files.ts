@@ -4,8 +4,12 @@
 // small files packed into shared blocks, which become one Buffer (a view)
 // per file here.
 
-import { readFiles as nativeReadFiles, type FileError } from '../binding'
-import { invalidArgType, systemError } from './errors'
+import type { FileError } from '../binding'
+import type { PathLike } from './files'
+import { promises } from 'node:fs'
+import { native } from './native'
+import { readFilesJs } from './node-fs-backend'
+import { invalidArgType } from './errors'
 import { getOptions, stringToFlags, toPath, validateInteger } from './validate'
 
 export interface ReadFilesOptions {
@@ -25,6 +29,12 @@ const DEFAULT_CONCURRENCY = 256
  * Error fs.promises.readFile would have given for it (code, errno, syscall,
  * path): one bad file never fails the others.
  */
+export function readFiles(
+  paths: Iterable<PathLike>,
+  options?: (ReadFilesOptions & { encoding?: 'buffer' | null }) | 'buffer' | null,
+): Promise<Array<Buffer | Error>>
+export function readFiles(paths: Iterable<PathLike>, options: (ReadFilesOptions & { encoding: BufferEncoding }) | BufferEncoding): Promise<Array<string | Error>>
+export function readFiles(paths: Iterable<PathLike>, options?: ReadFilesOptions | BufferEncoding | 'buffer' | null): Promise<Array<Buffer | string | Error>>
 export async function readFiles(
   paths: Iterable<unknown>,
   options?: ReadFilesOptions | BufferEncoding | 'buffer' | null,
@@ -40,15 +50,30 @@ export async function readFiles(
   const raw = await readBatch(list, flags, concurrency)
   // 'buffer' is fs's name for no decoding.
   const enc = opts.encoding === 'buffer' ? null : opts.encoding
-  return raw.map((res, i) => {
-    if (Buffer.isBuffer(res)) return enc ? res.toString(enc) : res
-    return systemError(res.errno, res.syscall, res.syscall === 'open' ? list[i] : undefined)
-  })
+  return Promise.all(
+    raw.map(async (res, i) => {
+      // A file the engine could not read: fs.promises.readFile's outcome,
+      // so that the error is the running Node's exactly (they differ).
+      const out = Buffer.isBuffer(res) || res instanceof Error ? res : await fsOutcome(list[i], flags)
+      return Buffer.isBuffer(out) && enc ? out.toString(enc) : out
+    }),
+  )
+}
+
+/**
+ * What fs.promises.readFile gives for `path`: its contents, or its Error.
+ * For the few files the engine failed on: asking fs again makes the error
+ * the running Node's own (Node 26 names the path in a read's error; 24 did
+ * not), and a file that became readable meanwhile is read.
+ */
+export function fsOutcome(path: string | Buffer, flags: number): Promise<Buffer | Error> {
+  return promises.readFile(path, { flag: flags }).catch((err: Error) => err)
 }
 
 /**
  * One native call for `list` (validated paths): per path, its contents or
- * the `{ errno, syscall }` it failed with.
+ * the `{ errno, syscall }` it failed with (on the JavaScript fallback, fs's
+ * Error itself).
  *
  * Small files arrive packed into shared blocks of 64 KiB, and each becomes a
  * view of its block, as Node's own Buffer pool does for small allocations
@@ -59,8 +84,9 @@ export async function readBatch(
   list: ReadonlyArray<string | Buffer>,
   flags: number,
   concurrency: number,
-): Promise<Array<Buffer | FileError>> {
-  const { blocks, layout, others } = await nativeReadFiles(joinPaths(list), list.length, flags, concurrency)
+): Promise<Array<Buffer | FileError | Error>> {
+  if (native === null) return readFilesJs(list, flags, concurrency)
+  const { blocks, layout, others } = await native.readFiles(joinPaths(list), list.length, flags, concurrency)
   const out = new Array<Buffer | FileError>(list.length)
   let next = 0
   for (let i = 0, j = 0; i < list.length; i++, j += 3) {

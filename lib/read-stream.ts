@@ -14,7 +14,8 @@
 // is fs's, and the package calls exactly the functions fs would call.
 
 import * as fs from 'node:fs'
-import { NativeReadStream, nativeLoaded } from './native'
+import type { NativeReadStream } from '../binding'
+import { engine, nativeLoaded } from './native'
 import { outOfRange, systemError } from './errors'
 import { fsDoesTheWork, fsOpenOf, inheritFsStream, nodeStreamMethod, openIsPatched } from './fs-stream-base'
 import { parseFileMode, stringToFlags } from './validate'
@@ -95,9 +96,12 @@ export interface ReadStream extends fs.ReadStream {
   [kTaken]: Buffer[]
 }
 
+/** A path, or null with `fd` (fs's PathLike). */
+type StreamPath = string | Buffer | URL | null
+
 export interface ReadStreamConstructor {
-  new (path: unknown, options?: ReadStreamOptions | BufferEncoding): ReadStream
-  (path: unknown, options?: ReadStreamOptions | BufferEncoding): ReadStream
+  new (path: StreamPath, options?: ReadStreamOptions | BufferEncoding): ReadStream
+  (path: StreamPath, options?: ReadStreamOptions | BufferEncoding): ReadStream
   readonly prototype: ReadStream
 }
 
@@ -107,7 +111,7 @@ export const ReadStream = function ReadStream(
   path: unknown,
   options?: ReadStreamOptions | BufferEncoding,
 ): ReadStream {
-  if (!(this instanceof ReadStream)) return new (ReadStream as unknown as ReadStreamConstructor)(path, options)
+  if (!(this instanceof ReadStream)) return new (ReadStream as unknown as ReadStreamConstructor)(path as StreamPath, options)
   ;(fs.ReadStream as unknown as (this: ReadStream, ...args: unknown[]) => void).call(this, path, options)
   this[kReadAhead] = typeof options === 'object' && options !== null ? options.readAhead : undefined
   this[kNative] = null
@@ -127,16 +131,17 @@ ReadStream.prototype._construct = function (this: ReadStream, callback: (error?:
     callback()
     return
   }
-  if (this[kEngine] && openIsPatched(this, fsOpen)) this[kEngine] = false
-  if (!this[kEngine]) {
-    fsConstruct.call(this, callback)
-    return
-  }
   // Already closed, before construction (a signal that was already
-  // aborted): open nothing, so nothing leaks. (A destroy() called before
+  // aborted): open nothing, so nothing leaks; fs opens anyway, after
+  // 'close', and never closes that descriptor. (A destroy() called before
   // this waits for construction: that opens, and _destroy closes.)
   if (this.closed) {
     callback()
+    return
+  }
+  if (this[kEngine] && openIsPatched(this, fsOpen)) this[kEngine] = false
+  if (!this[kEngine]) {
+    fsConstruct.call(this, callback)
     return
   }
   let flags = 0
@@ -173,7 +178,7 @@ ReadStream.prototype._construct = function (this: ReadStream, callback: (error?:
   const window = chunks(readAhead ?? DEFAULT_READ_AHEAD)
   const growTo = readAhead === undefined ? chunks(GROWN_READ_AHEAD) : window
   const pathBytes = this.fd === null ? Buffer.from(this.path as string | Buffer) : null
-  const native = new NativeReadStream(pathBytes, this.fd ?? -1, flags, mode, first, endExclusive, chunk, window, growTo, () =>
+  const native = new (engine().NativeReadStream)(pathBytes, this.fd ?? -1, flags, mode, first, endExclusive, chunk, window, growTo, () =>
     pull(this),
   )
   this[kNative] = native
@@ -266,42 +271,24 @@ function errorOrDestroy(stream: ReadStream, err: Error): void {
 }
 
 ReadStream.prototype._destroy = function (this: ReadStream, err: Error | null, callback: (error?: Error | null) => void): void {
-  // Readable's constructor destroys at once for an aborted signal, before
-  // this class's part of the constructor ran: nothing is open then, and
-  // fs's _destroy has nothing to close.
-  if (!this[kEngine]) {
+  // The engine stops reading and waits for every read in flight to come
+  // back from the kernel; then fs's own _destroy closes the descriptor, by
+  // the rules of the Node that runs (which descriptors, which error wins).
+  // (Readable's constructor destroys at once for an aborted signal, before
+  // this class's part of the constructor ran: nothing is open then.)
+  const native = this[kEngine] ? this[kNative] : null
+  if (native === null) {
     fsDestroy.call(this, err, callback)
     return
   }
-  const native = this[kNative]
-  if (native !== null) {
-    this[kNative] = null
-    this[kTaken] = []
-  }
-  // fs closes the descriptor on destroy whenever it has one (the `!fd`
-  // test in fs skips fd 0, and so does this).
-  const closeFd = !!this.fd
-  if (native === null) {
-    // Never started (construction failed or was skipped): a descriptor
-    // given to the stream is closed as fs closes it.
-    if (closeFd) {
-      const fd = this.fd as number
-      this.fd = null
-      fs.close(fd, (e) => callback(e ?? err))
-      return
-    }
-    callback(err)
-    return
-  }
-  native.destroy(closeFd).then(
-    (res) => {
-      if (closeFd) this.fd = null
-      callback(res < 0 ? systemError(res, 'close') : err)
-    },
+  this[kNative] = null
+  this[kTaken] = []
+  native.destroy(false).then(
+    () => fsDestroy.call(this, err, callback),
     (e: Error) => callback(e),
   )
 }
 
-export function createReadStream(path: unknown, options?: ReadStreamOptions | BufferEncoding): ReadStream {
+export function createReadStream(path: StreamPath, options?: ReadStreamOptions | BufferEncoding): ReadStream {
   return new ReadStream(path, options)
 }

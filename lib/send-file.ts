@@ -17,13 +17,14 @@ import encodeUrl from 'encodeurl'
 import mime from 'mime-types'
 import ms from 'ms'
 import parseRange from 'range-parser'
-import { openServed, openServedCached } from '../binding'
-import { closeFile } from './zero-copy-body'
 import type { ServedFile } from '../binding'
+import { native } from './native'
+import { openServedJs } from './node-fs-backend'
+import { closeFile } from './zero-copy-body'
 import { invalidArgType, systemError } from './errors'
 import { isConditional, isFresh, isPreconditionFailure, isRangeFresh, validatorsOf } from './http-conditional'
 import { createReadStream } from './read-stream'
-import { withRoot } from './served-root'
+import { type ServedDir, withRoot } from './served-root'
 import { sendZeroCopy, zeroCopySocketFd } from './zero-copy-body'
 
 export interface SendFileOptions {
@@ -197,10 +198,14 @@ function contentType(ext: string): string {
 
 const opened = new Float64Array(7)
 
-/** Opens a file beneath the root: inline when the kernel can without I/O. */
-function open(dirFd: number, rel: string): ServedFile | Promise<ServedFile> {
+/**
+ * Opens a file beneath the root: inline when the kernel can without I/O;
+ * on the JavaScript fallback, by path with the same confinement checked.
+ */
+function open(dir: ServedDir, rel: string): ServedFile | Promise<ServedFile> {
+  if (native === null) return openServedJs(dir.path, rel)
   const p = Buffer.from(rel)
-  if (!openServedCached(dirFd, p, opened)) return openServed(dirFd, p)
+  if (!native.openServedCached(dir.fd, p, opened)) return native.openServed(dir.fd, p)
   const errno = opened[1]
   return {
     fd: opened[0],
@@ -397,8 +402,8 @@ class Response {
   }
 
   /** Opens `rel` beneath the root and serves it (send's sendFile). */
-  async sendPath(dirFd: number, rel: string, shown: string): Promise<SendFileResult> {
-    const o = open(dirFd, rel || '.')
+  async sendPath(dir: ServedDir, rel: string, shown: string): Promise<SendFileResult> {
+    const o = open(dir, rel || '.')
     const f = o instanceof Promise ? await o : o
     if (f.errno !== 0) return this.statError(f, shown)
     if ((f.mode & S_IFMT) === S_IFDIR) return this.redirect()
@@ -411,11 +416,11 @@ class Response {
   }
 
   /** The first index file of the directory `rel` (send's sendIndex). */
-  async sendIndex(dirFd: number, rel: string, shown: string): Promise<SendFileResult> {
+  async sendIndex(dir: ServedDir, rel: string, shown: string): Promise<SendFileResult> {
     let lastError: ServedFile | undefined
     for (const name of this.s.index) {
       const p = join(rel, name)
-      const o = open(dirFd, p)
+      const o = open(dir, p)
       const f = o instanceof Promise ? await o : o
       if (f.errno !== 0) {
         lastError = f
@@ -475,9 +480,9 @@ export async function sendFile(
     if (s.dotfiles !== 'allow') return r.error(404)
   }
   const shown = s.root !== null ? path : p
-  return withRoot(dir, async (dirFd) => {
-    if (dirFd < 0) return r.statError({ errno: dirFd, syscall: 'open' }, shown)
-    if (s.index.length && r.hasTrailingSlash()) return r.sendIndex(dirFd, rel, shown)
-    return r.sendPath(dirFd, rel, shown)
+  return withRoot(dir, async (served) => {
+    if (served.errno < 0) return r.statError({ errno: served.errno, syscall: 'open' }, shown)
+    if (s.index.length && r.hasTrailingSlash()) return r.sendIndex(served, rel, shown)
+    return r.sendPath(served, rel, shown)
   })
 }

@@ -9,8 +9,21 @@
 // last open that uses it has finished (closing it earlier could let a new
 // open reuse its number while an openat2 is still relative to it).
 
-import { close as nativeClose, open as nativeOpen } from '../binding'
+//
+// On the JavaScript fallback there is no descriptor: files are opened by
+// path, and the confinement checked after the open (lib/node-fs-backend.ts).
+
 import { constants } from 'node:fs'
+import { engine, native } from './native'
+
+/** A root as sendFile opens files beneath it. */
+export interface ServedDir {
+  /** Its descriptor (-1 on the JavaScript fallback). */
+  fd: number
+  path: string
+  /** 0, or the open's `-errno`. */
+  errno: number
+}
 
 const MAX_AGE_MS = 1000
 
@@ -28,15 +41,16 @@ const roots = new Map<string, Entry>()
 function release(e: Entry): void {
   e.users--
   if (e.retired && e.users === 0) {
-    e.fd.then((fd) => { if (fd >= 0) void nativeClose(fd) }, () => {})
+    e.fd.then((fd) => { if (fd >= 0) void engine().close(fd) }, () => {})
   }
 }
 
 /**
- * Runs `use` with a descriptor of the directory `root` (an absolute path),
- * or with the open's `-errno`.
+ * Runs `use` with the directory `root` (an absolute path): its descriptor,
+ * or the open's `-errno`.
  */
-export function withRoot<T>(root: string, use: (fd: number) => Promise<T>): Promise<T> {
+export function withRoot<T>(root: string, use: (dir: ServedDir) => Promise<T>): Promise<T> {
+  if (native === null) return use({ fd: -1, path: root, errno: 0 })
   const now = Date.now()
   let e = roots.get(root)
   if (e && now - e.openedAt > MAX_AGE_MS) {
@@ -47,7 +61,7 @@ export function withRoot<T>(root: string, use: (fd: number) => Promise<T>): Prom
   }
   if (!e) {
     const flags = constants.O_RDONLY | constants.O_DIRECTORY
-    e = { fd: nativeOpen(Buffer.from(root), flags, 0), openedAt: now, users: 0, retired: false }
+    e = { fd: engine().open(Buffer.from(root), flags, 0), openedAt: now, users: 0, retired: false }
     roots.set(root, e)
   }
   const entry = e
@@ -57,7 +71,7 @@ export function withRoot<T>(root: string, use: (fd: number) => Promise<T>): Prom
     // The common case: no await before the work starts.
     let p: Promise<T>
     try {
-      p = use(entry.value)
+      p = use({ fd: entry.value, path: root, errno: 0 })
     } catch (err) {
       done()
       throw err
@@ -73,6 +87,6 @@ export function withRoot<T>(root: string, use: (fd: number) => Promise<T>): Prom
     } else {
       entry.value = fd
     }
-    return use(fd)
+    return use(fd < 0 ? { fd: -1, path: root, errno: fd } : { fd, path: root, errno: 0 })
   }).finally(done)
 }

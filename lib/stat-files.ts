@@ -3,8 +3,10 @@
 // back to JavaScript in one crossing: a Float64Array in the layout of Node's
 // own stat array, turned here into fs.Stats objects.
 
-import { Stats } from 'node:fs'
-import { statFiles as nativeStatFiles } from '../binding'
+import { Stats, statSync } from 'node:fs'
+import type { PathLike } from './files'
+import { native } from './native'
+import { statFilesJs } from './node-fs-backend'
 import { invalidArgType, invalidArgValue, systemError } from './errors'
 import { getOptions, toPath, validateBoolean, validateInteger } from './validate'
 
@@ -12,7 +14,7 @@ export interface StatFilesOptions {
   /** Most paths in flight at once (default 256). */
   concurrency?: number
   /** BigIntStats are not supported: `true` is refused. */
-  bigint?: boolean
+  bigint?: false
   /** Do not follow a final symbolic link (fs.lstat rather than fs.stat). */
   lstat?: boolean
 }
@@ -20,6 +22,26 @@ export interface StatFilesOptions {
 const DEFAULT_CONCURRENCY = 256
 /** Numbers per path in the native result (Node's stat array order). */
 const FIELDS = 18
+
+/** This Node's fs.Stats has its Dates as getters on the prototype. */
+const LAZY_DATES = Object.getOwnPropertyDescriptor(Stats.prototype, 'atime') !== undefined
+
+/**
+ * The symbol-keyed fields this Node's Stats carry, in order, each with the
+ * stat-array slot it holds: Node 26 keeps each time's nanoseconds within
+ * its second (partialAtimeNs...) for `atimeInstant` and the like. Found by
+ * their names on a Stats fs makes for this file.
+ */
+const PARTIAL_NS: ReadonlyArray<readonly [symbol, number]> = (() => {
+  const slots: Record<string, number> = { partialAtimeNs: 11, partialMtimeNs: 13, partialCtimeNs: 15, kPartialBirthtimeNs: 17, partialBirthtimeNs: 17 }
+  try {
+    return Object.getOwnPropertySymbols(statSync(__filename))
+      .filter((sym) => sym.description !== undefined && sym.description in slots)
+      .map((sym) => [sym, slots[sym.description as string]] as const)
+  } catch {
+    return []
+  }
+})()
 
 /** Node's msFromTimeSpec and dateFromMs (lib/internal/fs/utils.js). */
 function ms(sec: number, nsec: number): number {
@@ -51,10 +73,15 @@ function toStats(a: Float64Array, o: number): Stats {
   s.mtimeMs = ms(a[o + 12], a[o + 13])
   s.ctimeMs = ms(a[o + 14], a[o + 15])
   s.birthtimeMs = ms(a[o + 16], a[o + 17])
-  s.atime = date(s.atimeMs)
-  s.mtime = date(s.mtimeMs)
-  s.ctime = date(s.ctimeMs)
-  s.birthtime = date(s.birthtimeMs)
+  // Node 22 and later compute the Dates lazily, from the *Ms fields, with
+  // getters on Stats.prototype; before, they were own fields.
+  if (!LAZY_DATES) {
+    s.atime = date(s.atimeMs)
+    s.mtime = date(s.mtimeMs)
+    s.ctime = date(s.ctimeMs)
+    s.birthtime = date(s.birthtimeMs)
+  }
+  for (const [sym, slot] of PARTIAL_NS) (s as unknown as Record<symbol, number>)[sym] = a[o + slot]
   return s
 }
 
@@ -64,7 +91,7 @@ function toStats(a: Float64Array, o: number): Stats {
  * fs.promises.stat (or lstat) would have rejected with (code, errno, syscall,
  * path): one bad path never fails the others.
  */
-export async function statFiles(paths: Iterable<unknown>, options?: StatFilesOptions | null): Promise<Array<Stats | Error>> {
+export async function statFiles(paths: Iterable<PathLike>, options?: StatFilesOptions | null): Promise<Array<Stats | Error>> {
   if (paths == null || typeof (paths as Iterable<unknown>)[Symbol.iterator] !== 'function' || typeof paths === 'string') {
     throw invalidArgType('paths', 'Array', paths)
   }
@@ -74,8 +101,9 @@ export async function statFiles(paths: Iterable<unknown>, options?: StatFilesOpt
   const concurrency =
     opts.concurrency === undefined ? DEFAULT_CONCURRENCY : validateInteger(opts.concurrency, 'options.concurrency', 1)
   const list = Array.from(paths, (p) => toPath(p))
+  if (native === null) return statFilesJs(list, follow, concurrency)
   // More workers than a u32 counts would be idle anyway.
-  const raw = await nativeStatFiles(
+  const raw = await native.statFiles(
     list.map((p) => Buffer.from(p)),
     follow,
     Math.min(concurrency, 0xffffffff),

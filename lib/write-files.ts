@@ -4,7 +4,12 @@
 // crossing. The data goes to the kernel from the caller's own memory: views
 // are passed as they are, only strings are encoded (as fs does).
 
-import { writeFiles as nativeWriteFiles } from '../binding'
+import type { PathLike } from './files'
+import { promises } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { native } from './native'
+import { writeFilesJs } from './node-fs-backend'
 import { invalidArgType, systemError } from './errors'
 import { getOptions, parseFileMode, stringToFlags, toPath, validateBoolean, validateInteger } from './validate'
 
@@ -26,10 +31,27 @@ export type WriteFileData = string | NodeJS.ArrayBufferView
 
 /** A file to write: `[path, data]` or `{ path, data }`. */
 export type WriteFilesEntry =
-  | readonly [path: string | Buffer | URL, data: WriteFileData]
-  | { readonly path: string | Buffer | URL; readonly data: WriteFileData }
+  | readonly [path: PathLike, data: WriteFileData]
+  | { readonly path: PathLike; readonly data: WriteFileData }
 
 const DEFAULT_CONCURRENCY = 256
+
+let modeFirst: Promise<boolean> | null = null
+
+/**
+ * Whether fs.promises.writeFile checks `mode` before anything else: given a
+ * bad mode and bad data, which does it reject? (Both are refused before
+ * any file is touched.)
+ */
+function modeCheckedFirst(): Promise<boolean> {
+  modeFirst ??= promises
+    .writeFile(join(tmpdir(), 'uring-fs-never-written'), 42 as unknown as string, { mode: 'not a mode' })
+    .then(
+      () => false,
+      (err: NodeJS.ErrnoException) => err.code === 'ERR_INVALID_ARG_VALUE' && err.message.includes("'mode'"),
+    )
+  return modeFirst
+}
 
 function asBuffer(view: ArrayBufferView): Buffer {
   return Buffer.isBuffer(view) ? view : Buffer.from(view.buffer, view.byteOffset, view.byteLength)
@@ -61,6 +83,10 @@ export async function writeFiles(
     opts.concurrency === undefined
       ? DEFAULT_CONCURRENCY
       : validateInteger(opts.concurrency, 'options.concurrency', 1, 2 ** 32 - 1)
+  // Node 26's writeFile checks the mode first; earlier ones after the data,
+  // the path and the flag. Asked of fs itself (once), so that the first
+  // error is the running Node's.
+  if (await modeCheckedFirst()) parseFileMode(opts.mode, 'mode', 0o666)
   const paths: Array<string | Buffer> = []
   const data: Buffer[] = []
   let i = 0
@@ -87,7 +113,8 @@ export async function writeFiles(
   const flags = stringToFlags(flag)
   const mode = parseFileMode(opts.mode, 'mode', 0o666)
   if (paths.length === 0) return []
-  const raw = await nativeWriteFiles(
+  if (native === null) return writeFilesJs(paths, data, flags, mode, flush, concurrency)
+  const raw = await native.writeFiles(
     paths.map((p) => (typeof p === 'string' ? Buffer.from(p) : p)),
     data,
     flags,

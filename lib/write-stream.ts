@@ -15,11 +15,12 @@
 // (crates/node/src/loop_ops.rs): no thread hand-off. Quirks are fs's: a
 // destroy() while a write is in the kernel makes that write fail with
 // ERR_STREAM_DESTROYED, which becomes the stream's 'error'.
-// With `flush`, as fs: the descriptor is fsynced while closing, after
-// 'finish', so 'close' is what says the bytes are on disk.
+// With `flush`, as fs (whose _destroy closes): the descriptor is fsynced
+// while closing, after 'finish', so 'close' says the bytes are on disk.
 
 import * as fs from 'node:fs'
-import { NativeWriter, close as nativeClose, fsync as nativeFsync, open as nativeOpen, nativeLoaded, writeNothing as nativeWriteNothing } from './native'
+import type { NativeWriter } from '../binding'
+import { engine, nativeLoaded } from './native'
 import { invalidArgType, streamDestroyed, systemError } from './errors'
 import { fsDoesTheWork, fsOpenOf, inheritFsStream, nodeStreamMethod, openIsPatched } from './fs-stream-base'
 import { parseFileMode, stringToFlags } from './validate'
@@ -77,9 +78,12 @@ export interface WriteStream extends fs.WriteStream {
   [kOwnsFd]: boolean
 }
 
+/** A path, or null with `fd` (fs's PathLike). */
+type StreamPath = string | Buffer | URL | null
+
 export interface WriteStreamConstructor {
-  new (path: unknown, options?: WriteStreamOptions | BufferEncoding): WriteStream
-  (path: unknown, options?: WriteStreamOptions | BufferEncoding): WriteStream
+  new (path: StreamPath, options?: WriteStreamOptions | BufferEncoding): WriteStream
+  (path: StreamPath, options?: WriteStreamOptions | BufferEncoding): WriteStream
   readonly prototype: WriteStream
 }
 
@@ -89,7 +93,7 @@ export const WriteStream = function WriteStream(
   path: unknown,
   options?: WriteStreamOptions | BufferEncoding,
 ): WriteStream {
-  if (!(this instanceof WriteStream)) return new (WriteStream as unknown as WriteStreamConstructor)(path, options)
+  if (!(this instanceof WriteStream)) return new (WriteStream as unknown as WriteStreamConstructor)(path as StreamPath, options)
   ;(fs.WriteStream as unknown as (this: WriteStream, ...args: unknown[]) => void).call(this, path, options)
   this[kInflight] = null
   this[kWriter] = null
@@ -109,11 +113,6 @@ WriteStream.prototype._construct = function (this: WriteStream, callback: (error
     callback()
     return
   }
-  if (this[kEngine] && openIsPatched(this, fsOpen)) this[kEngine] = false
-  if (!this[kEngine]) {
-    fsConstruct.call(this, callback)
-    return
-  }
   // Already closed before construction (a signal that was already
   // aborted): open nothing. fs opens (creating or truncating the file)
   // after its 'close' and never closes that descriptor; this leaks
@@ -121,6 +120,11 @@ WriteStream.prototype._construct = function (this: WriteStream, callback: (error
   // waits for construction: that opens, as fs does, and _destroy closes.)
   if (this.closed) {
     callback()
+    return
+  }
+  if (this[kEngine] && openIsPatched(this, fsOpen)) this[kEngine] = false
+  if (!this[kEngine]) {
+    fsConstruct.call(this, callback)
     return
   }
   if (this.fd !== null) {
@@ -137,7 +141,7 @@ WriteStream.prototype._construct = function (this: WriteStream, callback: (error
     callback(err as Error)
     return
   }
-  nativeOpen(Buffer.from(this.path as string | Buffer), flags, mode).then(
+  engine().open(Buffer.from(this.path as string | Buffer), flags, mode).then(
     (res) => {
       if (res < 0) {
         callback(systemError(res, 'open', this.path))
@@ -199,7 +203,7 @@ function writeBatch(stream: WriteStream, bufs: Buffer[], size: number, call: str
     // descriptor not open for writing.
     // Its callback comes a turn of the event loop later, as the thread
     // pool's would: a destroy() meanwhile fails it, as in fs.
-    const res = nativeWriteNothing(stream.fd, stream.pos ?? -1)
+    const res = engine().writeNothing(stream.fd, stream.pos ?? -1)
     setImmediate(() => finish(res < 0 ? systemError(res, 'write') : stream.destroyed ? streamDestroyed(call) : null))
     return
   }
@@ -227,7 +231,7 @@ function writeBatch(stream: WriteStream, bufs: Buffer[], size: number, call: str
 function nativeWriter(stream: WriteStream, fd: number): NativeWriter {
   let writer = stream[kWriter]
   if (writer === null) {
-    const w = new NativeWriter(
+    const w = new (engine().NativeWriter)(
       fd,
       (res: [number, number]) => {
         w.settled()
@@ -260,37 +264,17 @@ WriteStream.prototype._destroy = function (this: WriteStream, err: Error | null,
     return
   }
   // No write is out any more: let the writer go (it holds a callback
-  // that holds this stream).
+  // that holds this stream), and let fs's own _destroy close the
+  // descriptor by the rules of the Node that runs (fsync first with
+  // `flush`; which descriptors it closes; which error wins).
   const writer = this[kWriter]
   if (writer !== null) {
     writer.release()
     this[kWriter] = null
   }
-  // fs's close(): nothing without a descriptor (its `!fd` test skips fd
-  // 0, and so does this); with `flush`, fsync first, then close whatever
-  // the fsync gave; a close error wins, then the first error.
-  if (!this.fd) {
-    cb(err)
-    return
-  }
-  const fd = this.fd
-  const close = (flushErr: Error | null): void => {
-    nativeClose(fd).then(
-      (res) => cb(res < 0 ? systemError(res, 'close') : err || flushErr),
-      (e: Error) => cb(e),
-    )
-    this.fd = null
-  }
-  if (!this.flush) {
-    close(null)
-    return
-  }
-  nativeFsync(fd, false).then(
-    (res) => close(res < 0 ? systemError(res, 'fsync') : null),
-    (e: Error) => close(e),
-  )
+  fsDestroy.call(this, err, cb)
 }
 
-export function createWriteStream(path: unknown, options?: WriteStreamOptions | BufferEncoding): WriteStream {
+export function createWriteStream(path: StreamPath, options?: WriteStreamOptions | BufferEncoding): WriteStream {
   return new WriteStream(path, options)
 }

@@ -27,7 +27,7 @@ import { OutgoingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { BodyResult } from '../binding'
 import { closeSync } from 'node:fs'
-import { BodyTransfer, sendInline } from '../binding'
+import { engine, native } from './native'
 
 /** Bytes a response may send inline on the event loop's thread. */
 const INLINE_BUDGET = 4 * 1024 * 1024
@@ -67,6 +67,8 @@ export function closeFile(fd: number): void {
 
 /** The descriptor of a plain stream socket a zero-copy body can go to, or -1. */
 export function zeroCopySocketFd(res: ServerResponse): number {
+  // No engine (the JavaScript fallback): the body takes the stream path.
+  if (native === null) return -1
   const socket = res.socket as (Socket & SocketInternals) | null
   if (!socket || socket.destroyed || !socket.writable) return -1
   // TLS encrypts in user space; a transformed body (compression
@@ -143,7 +145,7 @@ export function sendZeroCopy(res: ServerResponse, socketFd: number, fileFd: numb
   if (socket.writableLength === 0 && !socket.writableCorked && !r._headerSent && typeof r._implicitHeader === 'function') {
     if (!r._header) r._implicitHeader()
     const head = r._header as string
-    sendInline(socketFd, head, fileFd, offset, len, INLINE_BUDGET, sent)
+    engine().sendInline(socketFd, head, fileFd, offset, len, INLINE_BUDGET, sent)
     const headSent = sent[0]
     const bodySent = sent[1]
     const errno = sent[2]
@@ -192,7 +194,7 @@ async function sendHeld(
     return failure(sent)
   }
   const bytes = head ?? held.bytes
-  const transfer = new BodyTransfer()
+  const transfer = new (engine().BodyTransfer)()
   let done: Promise<BodyResult>
   try {
     done = transfer.start(socketFd, bytes, fileFd, offset, len)
