@@ -9,8 +9,9 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 
-import { backend, createReadStream, fallbackReason, stats } from '../index'
-import { REPO, type SpawnResult, makeTmpDir, mulberry32, randomContent, readAll, removeTmpDir, spawnAsync, writeFixture } from './helpers'
+import { backend, createReadStream, fallbackReason, stats } from 'uring-fs'
+import { ON_ENGINE, REPO, type SpawnResult, makeTmpDir, mulberry32, randomContent, readAll, removeTmpDir, spawnAsync, writeFixture } from './helpers'
+import { engineTest } from './engine-test'
 
 const FORCED = process.env.URING_FS_BACKEND === 'fallback'
 
@@ -24,21 +25,29 @@ test.before(() => {
 
 test.after.always(() => removeTmpDir(dir))
 
-test('backend(): fallback when URING_FS_BACKEND=fallback, io_uring otherwise (io_uring works here)', (t) => {
-  t.is(backend(), FORCED ? 'fallback' : 'io_uring')
+test('backend(): fallback when URING_FS_BACKEND=fallback, node when =node, io_uring otherwise (io_uring works here)', (t) => {
+  t.is(backend(), process.env.URING_FS_BACKEND === 'node' ? 'node' : FORCED ? 'fallback' : 'io_uring')
 })
 
-test('fallbackReason(): null on io_uring, the reason on the fallback', (t) => {
+test('fallbackReason(): null on io_uring, the reason otherwise', (t) => {
   const reason = fallbackReason()
   if (backend() === 'io_uring') {
     t.is(reason, null)
   } else {
     t.is(typeof reason, 'string')
-    t.regex(reason as string, /URING_FS_BACKEND=fallback/)
+    t.regex(reason as string, new RegExp(`URING_FS_BACKEND=${backend()}`))
   }
 })
 
-test('stats(): a read shows up in the counters of the backend in use', async (t) => {
+test('stats() on the JavaScript fallback: all zero, the same shape', (t) => {
+  if (ON_ENGINE) {
+    t.pass('the engine is live: the next test checks its counters')
+    return
+  }
+  t.deepEqual(stats(), { ops: 0, enters: 0, completions: 0, bytesRead: 0, bytesWritten: 0, wakeups: 0 })
+})
+
+engineTest('stats(): a read shows up in the counters of the backend in use', async (t) => {
   const before = stats()
   const data = await readAll(createReadStream(file))
   const after = stats()
@@ -88,10 +97,9 @@ lib.createReadStream(file, { highWaterMark: 100000 })
   })
 `
 
-/** How to run the library in a child: the compiled index.js, or index.ts through oxc-node. */
+/** How to run the library in a child: the package (the compiled index.js). */
 function nodeArgs(script: string, ...args: string[]): string[] {
-  if (fs.existsSync(path.join(REPO, 'index.js'))) return ['-e', script, REPO, ...args]
-  return ['--import', '@oxc-node/core/register', '-e', script, path.join(REPO, 'index.ts'), ...args]
+  return ['-e', script, REPO, ...args]
 }
 
 /** The environment of a child: the backend variable as given (deleted when undefined). */
@@ -207,13 +215,8 @@ test.serial('io_uring_setup blocked with URING_FS_BACKEND=io_uring: an error, no
 
 test('the compiled JavaScript the specs load is built from the current TypeScript', (t) => {
   t.timeout(120_000)
-  // '../index' resolves to index.js (and lib/*.js) when they exist: a stale
-  // build would mean testing old code. Compile afresh and compare.
-  if (!fs.existsSync(path.join(REPO, 'index.js'))) {
-    t.log('no compiled index.js: the specs load the TypeScript sources directly')
-    t.pass()
-    return
-  }
+  // The specs load the package (index.js, lib/*.js): a stale build would
+  // mean testing old code. Compile afresh and compare.
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'uring-fs-tsc-'))
   try {
     const tsc = spawnSync(process.execPath, [path.join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json', '--outDir', out], {

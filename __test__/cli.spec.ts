@@ -13,7 +13,7 @@ import * as fs from 'node:fs'
 import * as http from 'node:http'
 import * as path from 'node:path'
 
-import { backend } from '../index'
+import { backend } from 'uring-fs'
 import { REPO, makeTmpDir, removeTmpDir, sleep } from './helpers'
 import { rawExchange, rawRequest, request } from './http-helpers'
 

@@ -8,7 +8,7 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { pathToFileURL } from 'node:url'
 
-import { createReadStream } from '../index'
+import { createReadStream } from 'uring-fs'
 import {
   REPO,
   type Run,

@@ -8,7 +8,7 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { pathToFileURL } from 'node:url'
 
-import { readFile, writeFile } from '../index'
+import { readFile, writeFile } from 'uring-fs'
 import {
   REPO,
   errorSnapshot,
@@ -204,7 +204,7 @@ test('readFile: ENOENT, ENOTDIR, EISDIR, EEXIST and EBADF as fs.promises rejects
     ["flag 'a' (write-only): EBADF on read", fresh('wonly', 'abc'), { flag: 'a' }, 'EBADF'],
   ]
   for (const [name, p, options, code] of cases) {
-    const a = await sameOutcome(t, name, () => fs.promises.readFile(p as string, options as never), () => readFile(p, options as never))
+    const a = await sameOutcome(t, name, () => fs.promises.readFile(p as string, options as never), () => readFile(p as never, options as never))
     t.is(('error' in a && a.error?.code) || null, code, `${name}: fs rejects with ${code} (harness check)`)
   }
 })
@@ -247,7 +247,7 @@ test('readFile: a signal already aborted rejects with the AbortError of fs.promi
     const ac = new AbortController()
     ac.abort(reason)
     for (const p of [file(4096), path.join(dir, 'missing'), 123]) {
-      const a = await sameOutcome(t, `abort(${String(reason)}), path ${String(p)}`, () => fs.promises.readFile(p as string, { signal: ac.signal }), () => readFile(p, { signal: ac.signal }))
+      const a = await sameOutcome(t, `abort(${String(reason)}), path ${String(p)}`, () => fs.promises.readFile(p as string, { signal: ac.signal }), () => readFile(p as never, { signal: ac.signal }))
       t.is(('error' in a && a.error?.name) || null, 'AbortError', 'fs (harness check)')
     }
   }
@@ -288,7 +288,7 @@ async function sameWrite(
 ): Promise<{ outcome: Outcome; paths: string[] }> {
   const paths = [setup('fs'), setup('uring-fs')]
   const a = await outcome(t, `${what} (fs)`, () => fs.promises.writeFile(paths[0], data() as string, options as never))
-  const b = await outcome(t, what, () => writeFile(paths[1], data(), options as never))
+  const b = await outcome(t, what, () => writeFile(paths[1], data() as never, options as never))
   // Each wrote its own file: its name is the one difference allowed in errors.
   t.deepEqual(withoutPath(b, paths[1]), withoutPath(a, paths[0]), `${what}: outcome`)
   const exists = paths.map((p) => fs.existsSync(p))
@@ -550,7 +550,7 @@ test('writeFile: a signal already aborted rejects with the AbortError of fs.prom
     for (const data of [() => 'x', () => ['x'], () => Buffer.alloc(3)]) {
       const targets = [fresh('pre-fs', 'old'), fresh('pre-uring', 'old')]
       const a = await outcome(t, name, () => fs.promises.writeFile(p === 'FILE' ? targets[0] : (p as never), data() as string, { signal: ac.signal }))
-      const b = await outcome(t, name, () => writeFile(p === 'FILE' ? targets[1] : p, data(), { signal: ac.signal }))
+      const b = await outcome(t, name, () => writeFile((p === 'FILE' ? targets[1] : p) as never, data() as never, { signal: ac.signal }))
       t.true('error' in a && a.error?.name === 'AbortError', 'fs (harness check)')
       t.deepEqual(b, a)
       t.is(fs.readFileSync(targets[1], 'utf8'), 'old')

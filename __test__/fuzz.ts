@@ -14,7 +14,7 @@ import * as path from 'node:path'
 import { createHash } from 'node:crypto'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 
-import { createReadStream, createWriteStream, readFile, writeFile } from '../index'
+import { createReadStream, createWriteStream, readFile, writeFile } from 'uring-fs'
 import { mulberry32, randInt, randomContent } from './helpers'
 
 type Rng = () => number
@@ -811,7 +811,10 @@ export function normalise(c: Case, t: Trace): Trace {
   if (c.kind === 'createReadStream' && spec.pauses && (typeof spec.destroyAt === 'number' || typeof spec.abort === 'number')) {
     const at = t.events.findIndex((e) => e === 'destroy()' || e === 'abort()')
     if (at !== -1) {
-      const events = [...t.events.slice(0, at + 1), ...t.events.slice(at + 1).filter((e) => !e.startsWith('data:'))]
+      // After the first destroy or abort: no data events, nor the destroys
+      // and aborts those would trigger.
+      const later = t.events.slice(at + 1).filter((e) => !e.startsWith('data:') && e !== 'destroy()' && e !== 'abort()')
+      const events = [...t.events.slice(0, at + 1), ...later]
       const end = { ...t.end }
       delete end.data
       delete end.bytesRead

@@ -11,7 +11,16 @@ import * as path from 'node:path'
 import { Readable, Writable } from 'node:stream'
 import type { ExecutionContext } from 'ava'
 
-import { createReadStream, createWriteStream } from '../index'
+import { backend, createReadStream, createWriteStream } from 'uring-fs'
+
+/**
+ * The backend the suite runs on (URING_FS_BACKEND: io_uring here by
+ * default, 'fallback', or 'node' for the JavaScript fallback).
+ */
+export const BACKEND = backend()
+/** The native engine is live: its counters, zero-copy bodies and batching can be checked. */
+export const ON_ENGINE = BACKEND !== 'node'
+
 
 /** The root of the repository: ava runs every spec with the project dir as cwd. */
 export const REPO = process.cwd()
@@ -34,7 +43,7 @@ export type AnyReadStream = Readable & {
 export type Factory = (path: unknown, options?: unknown) => AnyReadStream
 
 export const fsFactory: Factory = (p, o) => fs.createReadStream(p as fs.PathLike, o as never) as unknown as AnyReadStream
-export const uringFactory: Factory = (p, o) => createReadStream(p, o as never) as unknown as AnyReadStream
+export const uringFactory: Factory = (p, o) => createReadStream(p as never, o as never) as unknown as AnyReadStream
 
 /** Both implementations, fs first: results are compared uring-fs against fs. */
 export const IMPLS: ReadonlyArray<readonly [string, Factory]> = [
@@ -407,7 +416,7 @@ export type AnyWriteStream = Writable & {
 export type WriteFactory = (path: unknown, options?: unknown) => AnyWriteStream
 
 export const fsWriteFactory: WriteFactory = (p, o) => fs.createWriteStream(p as fs.PathLike, o as never) as unknown as AnyWriteStream
-export const uringWriteFactory: WriteFactory = (p, o) => createWriteStream(p, o as never) as unknown as AnyWriteStream
+export const uringWriteFactory: WriteFactory = (p, o) => createWriteStream(p as never, o as never) as unknown as AnyWriteStream
 
 /** Both implementations, fs first. */
 export const WRITE_IMPLS: ReadonlyArray<readonly ['fs' | 'uring-fs', WriteFactory]> = [

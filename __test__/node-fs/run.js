@@ -4,7 +4,7 @@
 // Node given. A test passes when its process exits 0 (every mustCall met,
 // no assertion failed) within its time limit.
 //
-//   node __test__/node-fs/run.js                    this Node, io_uring and fallback
+//   node __test__/node-fs/run.js                    this Node; io_uring, fallback and node (JS)
 //   node __test__/node-fs/run.js --node 22,24,26    also these Node majors (fetched once)
 //   node __test__/node-fs/run.js --backend fallback --only read-stream-pos
 //
@@ -22,7 +22,7 @@ const { nodeBinaries } = require('../../scripts/node-versions')
 const { values } = parseArgs({
   options: {
     node: { type: 'string' },
-    backend: { type: 'string', default: 'auto,fallback' },
+    backend: { type: 'string', default: 'auto,fallback,node' },
     only: { type: 'string' },
     jobs: { type: 'string', default: String(Math.max(2, os.availableParallelism())) },
   },
