@@ -3,7 +3,8 @@
 // through fs and through uring-fs, on whichever backend the suite runs on.
 // Any difference fails with its case number and seed:
 //
-//   URING_FS_FUZZ_SEED=<seed> URING_FS_FUZZ_ONLY=<case> npx ava __test__/fuzz.spec.ts
+//   URING_FS_FUZZ_SEED=<seed> URING_FS_FUZZ_ONLY=<case> npx ava target/ava/__test__/fuzz.spec.js
+//   (the specs are compiled there by `npx tsc -p __test__/tsconfig.json`)
 //
 // URING_FS_FUZZ_CASES sets how many cases (the long mode: 200000).
 
