@@ -15,6 +15,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 versions="${URING_FS_NODE_VERSIONS-22,24,26}"
 
+echo "== crates/core: no import cycle between its modules; its docs link only what exists"
+node scripts/import-cycles.js --check
+RUSTDOCFLAGS="-D warnings" cargo doc -p uring-fs-core --no-deps --document-private-items --quiet
 echo "== cargo test (workspace, io_uring + fallback)"
 cargo test --workspace
 echo "== cargo test (core without the io_uring feature: the non-Linux code path)"

@@ -6,12 +6,12 @@ use std::io;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
-use crate::batch_writer::{Sync, WriteOutcome};
 use crate::buffer_pool::PoolBuf;
 use crate::fallback::Fallback;
 use crate::send_body::{BodyRequest, SendOutcome, SocketHandle};
 use crate::stat::FileStat;
 use crate::stats::{Counters, Stats};
+use crate::vocabulary::{PathStat, SyncMode, WriteOutcome};
 use crate::write_source::WriteSource;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -244,11 +244,7 @@ impl Engine {
 
     /// `stat(2)` of `path` when `follow`, else `lstat(2)`: every field
     /// Node's `fs.Stats` has. See [`crate::stat_files`].
-    pub async fn stat_path(
-        &self,
-        path: CString,
-        follow: bool,
-    ) -> io::Result<crate::stat_files::PathStat> {
+    pub async fn stat_path(&self, path: CString, follow: bool) -> io::Result<PathStat> {
         match &self.imp {
             #[cfg(all(target_os = "linux", feature = "io-uring"))]
             Imp::Uring(d) => d.stat_path(path, follow).await,
@@ -280,7 +276,7 @@ impl Engine {
         fd: RawFd,
         src: WriteSource,
         offset: u64,
-        sync: Sync,
+        sync: SyncMode,
     ) -> WriteOutcome {
         match &self.imp {
             #[cfg(all(target_os = "linux", feature = "io-uring"))]

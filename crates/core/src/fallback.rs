@@ -10,11 +10,12 @@ use std::io;
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
-use crate::batch_writer::{cut_groups, Cursor, Group, Plan, Sync, WriteOutcome};
 use crate::buffer_pool::PoolBuf;
-use crate::reader::CURRENT_POSITION;
 use crate::stat::FileStat;
 use crate::stats::Counters;
+use crate::vocabulary::{
+    cut_groups, Cursor, Group, PathStat, Plan, SyncMode, WriteOutcome, CURRENT_POSITION,
+};
 use crate::write_source::WriteSource;
 
 #[derive(Clone)]
@@ -151,7 +152,7 @@ impl Fallback {
                 // system call writes only memory we own.
                 let n = unsafe {
                     let dst = buf.as_mut_ptr().add(filled).cast();
-                    if offset == crate::reader::CURRENT_POSITION {
+                    if offset == CURRENT_POSITION {
                         libc::read(fd, dst, want)
                     } else {
                         libc::pread(fd, dst, want, offset as libc::off_t)
@@ -188,11 +189,7 @@ impl Fallback {
 
     /// `stat(2)` of `path` when `follow`, else `lstat(2)`, by statx where
     /// the kernel has it (for the birth time), as libuv does.
-    pub async fn stat_path(
-        &self,
-        path: CString,
-        follow: bool,
-    ) -> io::Result<crate::stat_files::PathStat> {
+    pub async fn stat_path(&self, path: CString, follow: bool) -> io::Result<PathStat> {
         self.run(move || {
             #[cfg(target_os = "linux")]
             {
@@ -207,13 +204,13 @@ impl Fallback {
                         libc::SYS_statx,
                         libc::AT_FDCWD,
                         path.as_ptr(),
-                        crate::stat_files::statx_flags(follow),
-                        crate::stat_files::STATX_MASK,
+                        crate::vocabulary::statx_flags(follow),
+                        crate::vocabulary::STATX_MASK,
                         &mut sx as *mut libc::statx,
                     )
                 };
                 if r == 0 {
-                    return Ok(crate::stat_files::PathStat::from_statx(&sx));
+                    return Ok(PathStat::from_statx(&sx));
                 }
                 let e = io::Error::last_os_error();
                 // libuv's list: no statx in this kernel, or a seccomp filter
@@ -234,7 +231,7 @@ impl Fallback {
                     libc::lstat(path.as_ptr(), &mut st)
                 }
             })?;
-            Ok(crate::stat_files::PathStat::from_stat(&st))
+            Ok(PathStat::from_stat(&st))
         })
         .await
     }
@@ -297,7 +294,7 @@ impl Fallback {
         fd: RawFd,
         src: WriteSource,
         offset: u64,
-        sync: Sync,
+        sync: SyncMode,
     ) -> WriteOutcome {
         let counters = self.counters.clone();
         self.run(move || {

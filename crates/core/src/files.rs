@@ -12,13 +12,13 @@ use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
-use crate::batch_writer::{self, Sync};
+use crate::batch_writer;
 use crate::buffer_pool::PoolBuf;
 use crate::engine::Engine;
 use crate::op_error::{OpError, Syscall};
 use crate::read_lanes;
 use crate::read_parts;
-use crate::reader::CURRENT_POSITION;
+use crate::vocabulary::{Contents, SyncMode, CURRENT_POSITION};
 use crate::write_source::WriteSource;
 
 /// Step for files whose size the metadata does not tell (procfs, pipes).
@@ -185,7 +185,11 @@ pub async fn write_file(
         .await
         .map_err(|e| err(Syscall::Open, e))?;
     let total = src.len();
-    let sync = if flush { Sync::Full } else { Sync::None };
+    let sync = if flush {
+        SyncMode::Full
+    } else {
+        SyncMode::None
+    };
     // At the current position: 0 after a truncating open, the end with
     // O_APPEND, which is where fs.writeFile writes too.
     let out = batch_writer::write_all(engine, fd, src, CURRENT_POSITION, sync).await;
@@ -200,19 +204,6 @@ pub async fn write_file(
         return Err(err(syscall, e));
     }
     closed.map_err(|e| err(Syscall::Close, e))
-}
-
-/// Where one file's contents are, in a [`FilesRead`].
-pub enum Contents {
-    /// `len` bytes at `offset` in `FilesRead::blocks[block]`, a block shared
-    /// with other small files.
-    Packed {
-        block: usize,
-        offset: usize,
-        len: usize,
-    },
-    /// A buffer of its own.
-    Own(PoolBuf),
 }
 
 /// What [`read_files`] read.

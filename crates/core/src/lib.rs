@@ -5,7 +5,12 @@
 //! with the same operations, chosen at start-up by [`Engine::start`], and on
 //! top of either the read-ahead [`Reader`] and the [`ReadPump`] that hands
 //! its chunks to a thread outside the runtime, and the [`batch_writer`] that
-//! writes a [`WriteSource`] in linked batches.
+//! writes a [`WriteSource`] in linked batches. The words they share
+//! (positions, write plans, stat fields) are the ground floor, [`vocabulary`].
+//!
+//! The crate's docs are for its maintainers and link private items: read
+//! them with `cargo doc --document-private-items`.
+#![allow(rustdoc::private_intra_doc_links)]
 
 pub mod batch_writer;
 pub mod beneath;
@@ -28,10 +33,10 @@ pub mod stat_files;
 pub mod stats;
 #[cfg(all(target_os = "linux", feature = "io-uring"))]
 pub mod uring;
+pub mod vocabulary;
 pub mod write_files;
 pub mod write_source;
 
-pub use batch_writer::WriteOutcome;
 pub use buffer_pool::PoolBuf;
 pub use engine::{Backend, Choice, Engine};
 pub use op_error::{OpError, Syscall};
@@ -40,6 +45,9 @@ pub use reader::{Reader, ReaderOptions};
 pub use send_body::{BodyRequest, SendOutcome, SocketHandle};
 pub use stat::FileStat;
 pub use stats::Stats;
+pub use vocabulary::{
+    Contents, PathStat, SyncMode, Timespec, WriteOutcome, CURRENT_POSITION, IOV_MAX,
+};
 pub use write_source::WriteSource;
 
 #[cfg(all(target_os = "linux", feature = "io-uring"))]

@@ -12,9 +12,9 @@
 //! for the kernel to return them, and only then closes the descriptor.
 //!
 //! The consumer may lend the buffers the reads fill ([`ReadPump::lend`]):
-//! after each take it lends as many as reads were started since its last
-//! loan ([`ReadPump::wanted`]), so the reads keep going into its memory;
-//! a read that finds none lent reads into a pool buffer.
+//! each take ([`ReadPump::take_lending`]) lends as many as the read-ahead
+//! has room for once the chunks ready are taken, so the reads keep going
+//! into its memory; a read that finds none lent reads into a pool buffer.
 
 use std::collections::VecDeque;
 use std::ffi::CString;
@@ -29,8 +29,9 @@ use crate::buffer_pool::PoolBuf;
 use crate::engine::Engine;
 use crate::op_error::{OpError, Syscall};
 use crate::read_ahead::ReadAhead;
-use crate::reader::{Reader, ReaderOptions, Step, CURRENT_POSITION};
+use crate::reader::{Reader, ReaderOptions, Step};
 use crate::stat::{fstat_now, seekable};
+use crate::vocabulary::CURRENT_POSITION;
 
 /// Called on the runtime's thread; the consumer makes it cross threads.
 pub type Callback = Box<dyn FnOnce() + Send>;

@@ -16,10 +16,10 @@ use std::sync::{Arc, OnceLock};
 
 use crate::buffer_pool::PoolBuf;
 use crate::engine::{Backend, Engine};
-use crate::files::Contents;
 use crate::op_error::OpError;
 use crate::small_read::{read_small_blocking, LaneRead, FIRST_READ};
 use crate::stats::Counters;
+use crate::vocabulary::Contents;
 
 /// Fewest files worth a lane of their own: below this the thread hand-off
 /// costs more than the lane saves.

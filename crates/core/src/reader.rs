@@ -32,12 +32,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::buffer_pool::PoolBuf;
 use crate::engine::Engine;
-
-/// `ReaderOptions::start` value meaning "the descriptor's current file
-/// position": reads are then sequential (one in flight) and advance it, as
-/// `read(2)` does; this is how fs streams read an `fd` given without `start`
-/// (and the only way to read a pipe).
-pub const CURRENT_POSITION: u64 = u64::MAX;
+use crate::vocabulary::CURRENT_POSITION;
 
 /// What the reader has next, in file order.
 #[derive(Debug)]

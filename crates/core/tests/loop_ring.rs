@@ -16,9 +16,8 @@ use std::io::{Seek, SeekFrom};
 use std::os::fd::AsRawFd;
 
 use rand::Rng;
-use uring_fs_core::batch_writer::{Sync, CURRENT_POSITION};
 use uring_fs_core::uring::loop_ring::{Done, LoopRing};
-use uring_fs_core::{Choice, WriteOutcome, WriteSource};
+use uring_fs_core::{Choice, SyncMode, WriteOutcome, WriteSource, CURRENT_POSITION};
 
 /// The write outcomes of `done` (panics on a read).
 fn writes(done: HashMap<usize, Done>) -> HashMap<usize, WriteOutcome> {
@@ -82,7 +81,11 @@ async fn jobs_write_every_byte_at_their_offsets() {
                 .collect();
             let at = content.len() as u64;
             content.extend(parts.iter().flatten());
-            let sync = if j == 3 { Sync::Data } else { Sync::None };
+            let sync = if j == 3 {
+                SyncMode::Data
+            } else {
+                SyncMode::None
+            };
             let id = ring.write(file.as_raw_fd(), WriteSource::from_vecs(parts), at, sync);
             assert!(id.is_ok(), "ring full with {jobs} jobs");
             jobs += 1;
@@ -93,7 +96,7 @@ async fn jobs_write_every_byte_at_their_offsets() {
         expected[0].0.as_raw_fd(),
         WriteSource::from_vecs(Vec::new()),
         0,
-        Sync::None,
+        SyncMode::None,
     );
     assert!(empty.is_ok());
     let done = writes(wait_all(&mut ring, jobs + 1));
@@ -124,7 +127,7 @@ async fn at_the_current_position_the_position_moves_as_write_would() {
         .expect("open");
     file.seek(SeekFrom::Start(2)).expect("seek");
     let src = WriteSource::from_vecs(vec![b"ab".to_vec(), b"cd".to_vec()]);
-    ring.write(file.as_raw_fd(), src, CURRENT_POSITION, Sync::None)
+    ring.write(file.as_raw_fd(), src, CURRENT_POSITION, SyncMode::None)
         .map_err(|_| ())
         .expect("queued");
     let done = writes(wait_all(&mut ring, 1));
@@ -145,7 +148,7 @@ async fn a_failed_write_reports_its_error_and_what_was_written() {
     std::fs::write(&path, b"x").expect("write");
     let file = std::fs::File::open(&path).expect("open");
     let src = WriteSource::from_vecs(vec![vec![1u8; 100]]);
-    ring.write(file.as_raw_fd(), src, 0, Sync::None)
+    ring.write(file.as_raw_fd(), src, 0, SyncMode::None)
         .map_err(|_| ())
         .expect("queued");
     let done = writes(wait_all(&mut ring, 1));
@@ -158,7 +161,7 @@ async fn a_failed_write_reports_its_error_and_what_was_written() {
     // A ring dropped with a job still in the kernel waits for it.
     let big = WriteSource::from_vecs(vec![vec![7u8; 8 << 20]]);
     let out = std::fs::File::create(dir.path().join("big")).expect("create");
-    ring.write(out.as_raw_fd(), big, 0, Sync::Full)
+    ring.write(out.as_raw_fd(), big, 0, SyncMode::Full)
         .map_err(|_| ())
         .expect("queued");
     drop(ring);

@@ -17,8 +17,9 @@ use std::path::{Path, PathBuf};
 
 use rand::Rng;
 use tokio::sync::RwLock;
-use uring_fs_core::files::{read_files, Contents, FilesRead};
+use uring_fs_core::files::{read_files, FilesRead};
 use uring_fs_core::Backend;
+use uring_fs_core::Contents;
 
 /// The descriptor test takes this exclusively, so the counts it checks see
 /// no other test's files.

@@ -21,8 +21,9 @@ use std::task::Poll;
 use std::time::UNIX_EPOCH;
 
 use rand::Rng;
-use uring_fs_core::stat_files::{stat_files, syscall_name, PathStat, Timespec};
+use uring_fs_core::stat_files::{stat_files, syscall_name};
 use uring_fs_core::Backend;
+use uring_fs_core::{PathStat, Timespec};
 
 /// A tree of `n` entries: files of assorted sizes, directories, symlinks to
 /// each (and dangling ones, and a loop), plus paths that fail: missing,

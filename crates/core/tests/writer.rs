@@ -30,8 +30,9 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::Rng;
 use tokio::sync::RwLock;
-use uring_fs_core::batch_writer::{Sync, CURRENT_POSITION, IOV_MAX};
-use uring_fs_core::{Choice, Engine, WriteOutcome, WriteSource};
+use uring_fs_core::{
+    Choice, Engine, SyncMode, WriteOutcome, WriteSource, CURRENT_POSITION, IOV_MAX,
+};
 
 static FD_GATE: RwLock<()> = RwLock::const_new(());
 
@@ -91,11 +92,11 @@ fn assert_complete(out: &WriteOutcome, want: u64, ctx: &str) {
     assert_eq!(out.source.len(), want, "{ctx}: source handed back");
 }
 
-fn random_sync(rng: &mut StdRng) -> Sync {
+fn random_sync(rng: &mut StdRng) -> SyncMode {
     match rng.gen_range(0..3) {
-        0 => Sync::None,
-        1 => Sync::Data,
-        _ => Sync::Full,
+        0 => SyncMode::None,
+        1 => SyncMode::Data,
+        _ => SyncMode::Full,
     }
 }
 
@@ -185,12 +186,22 @@ async fn current_position_writes_follow_the_file_position_and_o_append() {
         let b = random_parts(&mut rng, 40, 5000);
         let (a_data, b_data) = (concat(&a), concat(&b));
         let out = engine
-            .write_all(fd, WriteSource::from_vecs(a), CURRENT_POSITION, Sync::None)
+            .write_all(
+                fd,
+                WriteSource::from_vecs(a),
+                CURRENT_POSITION,
+                SyncMode::None,
+            )
             .await;
         assert_complete(&out, a_data.len() as u64, &format!("{choice:?} a"));
         assert_eq!(file_position(fd), 12_345 + a_data.len() as i64);
         let out = engine
-            .write_all(fd, WriteSource::from_vecs(b), CURRENT_POSITION, Sync::Data)
+            .write_all(
+                fd,
+                WriteSource::from_vecs(b),
+                CURRENT_POSITION,
+                SyncMode::Data,
+            )
             .await;
         assert_complete(&out, b_data.len() as u64, &format!("{choice:?} b"));
         let end = 12_345 + a_data.len() + b_data.len();
@@ -221,7 +232,7 @@ async fn current_position_writes_follow_the_file_position_and_o_append() {
             let parts = random_parts(&mut rng, count, 300);
             let data = concat(&parts);
             let out = engine
-                .write_all(fd, WriteSource::from_vecs(parts), offset, Sync::None)
+                .write_all(fd, WriteSource::from_vecs(parts), offset, SyncMode::None)
                 .await;
             assert_complete(&out, data.len() as u64, &format!("{choice:?} append {i}"));
             want.extend_from_slice(&data);
@@ -271,9 +282,9 @@ async fn a_batch_is_submitted_with_one_enter() {
         // parts are 586 writevs, more than the 512-entry SQ holds, so two
         // chains, one after the other.
         let cases = [
-            (3000, Sync::Full, 3 + 1, 1),
-            (300_000, Sync::None, 293, 1),
-            (600_000, Sync::Data, 586 + 1, 2),
+            (3000, SyncMode::Full, 3 + 1, 1),
+            (300_000, SyncMode::None, 293, 1),
+            (600_000, SyncMode::Data, 586 + 1, 2),
         ];
         for (count, sync, sqes, enters) in cases {
             let (src, data) = tiny_parts_of_one_buffer(&mut rng, count);
@@ -351,7 +362,7 @@ async fn fsync_and_fdatasync_succeed_and_fail_like_the_syscalls() {
         let path = dir.path().join(format!("sync-{choice:?}"));
         let fd = open(&engine, &path, libc::O_RDWR | libc::O_CREAT).await;
         let mut want = Vec::new();
-        for sync in [Sync::Data, Sync::Full, Sync::None] {
+        for sync in [SyncMode::Data, SyncMode::Full, SyncMode::None] {
             let parts = random_parts(&mut rng, 1100, 200);
             let data = concat(&parts);
             let out = engine
@@ -363,7 +374,7 @@ async fn fsync_and_fdatasync_succeed_and_fail_like_the_syscalls() {
         engine.fsync(fd, false).await.expect("fsync");
         engine.fsync(fd, true).await.expect("fdatasync");
         // Nothing to write: only the sync runs.
-        for sync in [Sync::Full, Sync::Data, Sync::None] {
+        for sync in [SyncMode::Full, SyncMode::Data, SyncMode::None] {
             let out = engine.write_all(fd, WriteSource::empty(), 0, sync).await;
             assert_complete(&out, 0, &format!("{choice:?} empty {sync:?}"));
         }
@@ -390,7 +401,7 @@ async fn fsync_and_fdatasync_succeed_and_fail_like_the_syscalls() {
                 pipe[1],
                 WriteSource::from_vecs(vec![vec![1; 100], vec![2; 50]]),
                 CURRENT_POSITION,
-                Sync::Full,
+                SyncMode::Full,
             )
             .await;
         assert_eq!(out.written, 150, "{choice:?}");
@@ -436,7 +447,7 @@ async fn ebadf_for_invalid_closed_and_read_only_descriptors() {
         };
         let read_only = open(&engine, &path, libc::O_RDONLY).await;
         for (fd, what) in [(-1, "-1"), (closed, "closed"), (read_only, "read-only")] {
-            for sync in [Sync::None, Sync::Full] {
+            for sync in [SyncMode::None, SyncMode::Full] {
                 let parts = random_parts(&mut rng, 2100, 100);
                 let len: u64 = parts.iter().map(|p| p.len() as u64).sum();
                 let out = engine
@@ -499,7 +510,7 @@ async fn dropping_write_all_mid_flight_leaves_nothing_pending() {
         let buf = Arc::new(random_bytes(&mut rng, 3 << 20));
         for i in 0..20u64 {
             let src = slices_of(&buf, &mut rng, 3000, 2000);
-            let mut fut = Box::pin(engine.write_all(fd, src, i << 22, Sync::Data));
+            let mut fut = Box::pin(engine.write_all(fd, src, i << 22, SyncMode::Data));
             // Submitted, then abandoned: the requests in the kernel keep the
             // source alive until they complete.
             let _ = poll_once(&mut fut).await;
@@ -601,7 +612,7 @@ async fn child_under_rlimit_fsize() {
             LIMIT + 10,
         ];
         for (i, offset) in offsets.into_iter().enumerate() {
-            for sync in [Sync::None, Sync::Full] {
+            for sync in [SyncMode::None, SyncMode::Full] {
                 let ctx = format!("{choice:?} offset {offset} {sync:?}");
                 let path = dir.path().join(format!("limit-{choice:?}-{i}-{sync:?}"));
                 let fd = open(&engine, &path, libc::O_WRONLY | libc::O_CREAT).await;
@@ -647,7 +658,7 @@ async fn child_under_rlimit_fsize() {
             }
             let src = WriteSource::from_vecs(parts.clone());
             let out = engine
-                .write_all(fd, src, CURRENT_POSITION, Sync::None)
+                .write_all(fd, src, CURRENT_POSITION, SyncMode::None)
                 .await;
             let want = LIMIT - original.len();
             assert_eq!(out.written, want as u64, "{ctx}: {:?}", out.error);
@@ -794,7 +805,7 @@ async fn enospc_reports_exactly_what_reached_the_disk() {
             let parts = random_parts(&mut rng, 3000, 2000);
             let data = concat(&parts);
             let out = engine
-                .write_all(fd, WriteSource::from_vecs(parts), offset, Sync::Data)
+                .write_all(fd, WriteSource::from_vecs(parts), offset, SyncMode::Data)
                 .await;
             assert_eq!(errno(&out), Some(libc::ENOSPC), "{ctx}: {:?}", out.error);
             let size = engine.fstat(fd).await.expect("fstat").size;
@@ -820,7 +831,7 @@ async fn enospc_reports_exactly_what_reached_the_disk() {
                     fd,
                     WriteSource::from_vecs(vec![vec![9; 8192]]),
                     next,
-                    Sync::None,
+                    SyncMode::None,
                 )
                 .await;
             assert_eq!(errno(&out2), Some(libc::ENOSPC), "{ctx}: {:?}", out2.error);

@@ -19,8 +19,8 @@ use std::ffi::CString;
 use napi::bindgen_prelude::{Buffer, Function, ToNapiValue};
 use napi::{sys, Env, JsValue, Result};
 use napi_derive::napi;
-use uring_fs_core::batch_writer::Sync;
 use uring_fs_core::uring::loop_ring::{Done, LoopRing};
+use uring_fs_core::SyncMode;
 use uring_fs_core::{PoolBuf, WriteSource};
 
 use crate::engine::global;
@@ -85,7 +85,7 @@ pub(crate) fn write(
     fd: i32,
     src: WriteSource,
     offset: u64,
-    sync: Sync,
+    sync: SyncMode,
     on_done: sys::napi_value,
 ) -> std::result::Result<(), WriteSource> {
     let mut src = Some(src);

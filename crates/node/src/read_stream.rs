@@ -17,7 +17,7 @@ use napi::bindgen_prelude::{Array, Buffer, Function, Null, Object};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Either, Env, Error, JsDeferred, Result, Status};
 use napi_derive::napi;
-use uring_fs_core::reader::CURRENT_POSITION;
+use uring_fs_core::CURRENT_POSITION;
 use uring_fs_core::{PoolBuf, PumpOptions, ReadPump, ReaderOptions, Source};
 
 use crate::engine::global;

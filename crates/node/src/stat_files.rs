@@ -8,7 +8,8 @@ use std::ffi::CString;
 use napi::bindgen_prelude::{Buffer, Float64Array, Object};
 use napi::{Env, Result};
 use napi_derive::napi;
-use uring_fs_core::stat_files::{self, PathStat, Timespec};
+use uring_fs_core::stat_files;
+use uring_fs_core::{PathStat, Timespec};
 
 use crate::engine::global;
 use crate::file_ops::{c_path, promise};

@@ -11,7 +11,8 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::JsValue;
 use napi::{Env, Error, Result, Status};
 use napi_derive::napi;
-use uring_fs_core::batch_writer::{self, CURRENT_POSITION};
+use uring_fs_core::batch_writer;
+use uring_fs_core::CURRENT_POSITION;
 
 use crate::engine::global;
 use crate::file_ops::{source_of, write_args, CatchUnwind};

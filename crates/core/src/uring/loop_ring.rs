@@ -29,11 +29,11 @@ use slab::Slab;
 use super::fsync::fsync_sqe;
 use super::read_small::whole_file_chain;
 use super::writev::{writev_sqe, CurPos};
-use crate::batch_writer::{Plan, Sync, WriteOutcome, CURRENT_POSITION};
 use crate::buffer_pool::PoolBuf;
 use crate::op_error::OpError;
 use crate::small_read::{read_len, stat_flags, FIRST_READ};
 use crate::stats::Counters;
+use crate::vocabulary::{Plan, SyncMode, WriteOutcome, CURRENT_POSITION};
 use crate::write_source::{IoVecs, WriteSource};
 
 const SQ_ENTRIES: u32 = 256;
@@ -369,7 +369,7 @@ impl LoopRing {
         fd: RawFd,
         src: WriteSource,
         offset: u64,
-        sync: Sync,
+        sync: SyncMode,
     ) -> Result<usize, WriteSource> {
         let cur = (offset == CURRENT_POSITION && !src.is_empty()).then(|| CurPos::of(fd));
         let offset = cur.as_ref().map_or(offset, CurPos::offset);

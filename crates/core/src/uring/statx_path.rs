@@ -9,7 +9,7 @@ use io_uring::{opcode, types};
 use super::op::Op;
 use super::Driver;
 use crate::errno_result;
-use crate::stat_files::{statx_flags, PathStat, STATX_MASK};
+use crate::vocabulary::{statx_flags, PathStat, STATX_MASK};
 
 /// What the kernel reads (the path) and writes (the statx block). Both live
 /// on the heap, so moving this into the op does not move what the SQE names.

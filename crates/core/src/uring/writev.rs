@@ -19,8 +19,10 @@ use super::driver::fd;
 use super::fsync::fsync_sqe;
 use super::op::Op;
 use super::Driver;
-use crate::batch_writer::{cut_groups, Chain, Cursor, Plan, Sync, WriteOutcome, CURRENT_POSITION};
 use crate::errno_result;
+use crate::vocabulary::{
+    cut_groups, Chain, Cursor, Plan, SyncMode, WriteOutcome, CURRENT_POSITION,
+};
 use crate::write_source::{IoVecs, WriteSource};
 
 /// A source shared by the requests of a chain (a `Mutex` only because a
@@ -164,7 +166,7 @@ impl Driver {
         file: RawFd,
         src: WriteSource,
         offset: u64,
-        sync: Sync,
+        sync: SyncMode,
     ) -> WriteOutcome {
         // With nothing to write there is no position to move.
         let cur = (offset == CURRENT_POSITION && !src.is_empty()).then(|| CurPos::of(file));
