@@ -6,6 +6,8 @@
 //! which then checks the engine from inside the filtered process. Without
 //! `CHILD_ENV` that test does nothing.
 #![cfg(target_os = "linux")]
+// Test helpers may unwrap and expect: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::ffi::CString;
 use std::io;

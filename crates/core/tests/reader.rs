@@ -11,7 +11,8 @@
 //! that the harness builds and drops for other tests at any moment own only
 //! anonymous inodes (epoll, eventfd) and sockets.
 
-#![deny(clippy::undocumented_unsafe_blocks)]
+// Test helpers may unwrap and expect: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 use common::{

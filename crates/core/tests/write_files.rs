@@ -6,7 +6,8 @@
 //! a run. Every test takes `FD_GATE` exclusively, so the descriptor counts
 //! they check see no other test's files.
 
-#![deny(clippy::undocumented_unsafe_blocks)]
+// Test helpers may unwrap and expect: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 use common::{assert_nothing_pending, choices, cpath, open_file_fds, random_bytes, rng, start};

@@ -11,7 +11,8 @@
 //! does nothing without it): the limit, and ignoring SIGXFSZ, stay in that
 //! process.
 
-#![deny(clippy::undocumented_unsafe_blocks)]
+// Test helpers may unwrap and expect: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 use common::{

@@ -1,5 +1,6 @@
 //! Helpers shared by the engine's integration tests.
 #![allow(dead_code)] // each test crate uses its own subset
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed expectation is the test failing
 
 use std::ffi::CString;
 use std::path::{Path, PathBuf};

@@ -16,7 +16,6 @@
 //! cannot be run) are reported on stderr with exit status 2.
 
 #![deny(unsafe_op_in_unsafe_fn)]
-#![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::process::ExitCode;
 
