@@ -1,22 +1,22 @@
-//! The batch writer: the seed's batch writer, done correctly.
+//! The batch writer: every byte of a [`WriteSource`] written in order at
+//! an advancing offset, and a write done only when every completion is in
+//! (never a batch that "succeeded" before the kernel wrote anything).
 //!
-//! The seed wrote every chunk at offset 0, pushed into a ring it could not
-//! mutate, and reaped without waiting, so a batch "succeeded" before the
-//! kernel had written anything. Here every byte of a [`WriteSource`] is
-//! written in order at an advancing offset, and a write is done only when
-//! every completion is in.
-//!
-//! On io_uring the parts go out as groups of at most [`IOV_MAX`](crate::IOV_MAX) iovecs, one
-//! `IORING_OP_WRITEV` per group, linked with `IOSQE_IO_LINK` (and followed by
-//! a linked `IORING_OP_FSYNC` when asked), all pushed at once so that one
-//! `io_uring_enter` submits the whole batch. A link makes the kernel run each
+//! On io_uring the parts go out as groups of at most
+//! [`IOV_MAX`](crate::IOV_MAX) iovecs, one `IORING_OP_WRITEV` per group,
+//! linked with `IOSQE_IO_LINK` (and followed by a linked `IORING_OP_FSYNC`
+//! when asked), all pushed at once so that one `io_uring_enter` submits the
+//! whole batch. A link makes the kernel run each
 //! write only after the previous one wrote everything it was given; a short
 //! write ends the chain (the rest complete with ECANCELED, untouched), and
 //! the writer resubmits from the first byte not written. The fallback runs
 //! the same plan with one `pwritev` at a time.
 //!
-//! [`WriteOutcome::written`](crate::WriteOutcome::written) is always exactly the length of the prefix of
-//! the source that is in the file, which is what `bytesWritten` reports.
+//! [`WriteOutcome::written`](crate::WriteOutcome::written) is always
+//! exactly the length of the prefix of the source that is in the file,
+//! which is what `bytesWritten` reports. The plan itself (how the source is
+//! cut, how results settle it) is shared with every backend:
+//! [`crate::vocabulary`].
 
 use std::os::fd::RawFd;
 

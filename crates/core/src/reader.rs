@@ -1,7 +1,4 @@
-//! The read-ahead reader: the seed's `IouringReader`, done correctly.
-//!
-//! The seed blocked in `submit_and_wait` inside `poll_read` and read at
-//! offset 0 every time. This reader keeps a window of positional reads in
+//! The read-ahead reader: it keeps a window of positional reads in
 //! flight ahead of the consumer (each at its own offset), hands chunks out in
 //! file order, continues short reads until the chunk is full or the file
 //! ends, and stops at `end`. The window starts at one read and doubles with
@@ -466,11 +463,6 @@ impl Reader {
     /// The descriptor read.
     pub fn fd(&self) -> RawFd {
         self.fd
-    }
-
-    /// Bytes handed out as chunks so far.
-    pub fn consumed(&self) -> u64 {
-        self.consumed
     }
 }
 
