@@ -19,7 +19,7 @@ use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::stat::FileStat;
+use crate::fd_stat::FileStat;
 use crate::stats::Counters;
 
 /// `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS`.

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use crate::buffer_pool::PoolBuf;
 use crate::fallback::Fallback;
+use crate::fd_stat::FileStat;
 use crate::send_body::{BodyRequest, SendOutcome, SocketHandle};
-use crate::stat::FileStat;
 use crate::stats::{Counters, Stats};
 use crate::vocabulary::{PathStat, SyncMode, WriteOutcome};
 use crate::write_source::WriteSource;
@@ -205,7 +205,7 @@ impl Engine {
         match &self.imp {
             #[cfg(all(target_os = "linux", feature = "io-uring"))]
             Imp::Uring(d) => {
-                use crate::uring::read_small::SmallRead;
+                use crate::uring::small_file_chain::SmallRead;
                 match d.read_small(path.clone(), flags).await {
                     SmallRead::Whole(buf) => Some(Ok(buf)),
                     SmallRead::Failed(e) => Some(Err(e)),

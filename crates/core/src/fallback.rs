@@ -11,7 +11,7 @@ use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
 use crate::buffer_pool::PoolBuf;
-use crate::stat::FileStat;
+use crate::fd_stat::FileStat;
 use crate::stats::Counters;
 use crate::vocabulary::{
     cut_groups, Cursor, Group, PathStat, Plan, SyncMode, WriteOutcome, CURRENT_POSITION,

@@ -17,6 +17,7 @@ pub mod beneath;
 pub mod buffer_pool;
 pub mod engine;
 pub mod fallback;
+pub mod fd_stat;
 pub mod files;
 pub mod op_error;
 pub mod pump;
@@ -27,8 +28,7 @@ pub mod reader;
 pub mod send_body;
 pub mod send_inline;
 mod sendfile_body;
-mod small_read;
-pub mod stat;
+mod small_file;
 pub mod stat_files;
 pub mod stats;
 #[cfg(all(target_os = "linux", feature = "io-uring"))]
@@ -39,11 +39,11 @@ pub mod write_source;
 
 pub use buffer_pool::PoolBuf;
 pub use engine::{Backend, Choice, Engine};
+pub use fd_stat::FileStat;
 pub use op_error::{OpError, Syscall};
 pub use pump::{PumpOptions, ReadPump, Source, Taken};
 pub use reader::{Reader, ReaderOptions};
 pub use send_body::{BodyRequest, SendOutcome, SocketHandle};
-pub use stat::FileStat;
 pub use stats::Stats;
 pub use vocabulary::{
     Contents, PathStat, SyncMode, Timespec, WriteOutcome, CURRENT_POSITION, IOV_MAX,

@@ -27,10 +27,10 @@ use tokio::sync::Notify;
 
 use crate::buffer_pool::PoolBuf;
 use crate::engine::Engine;
+use crate::fd_stat::{fstat_now, seekable};
 use crate::op_error::{OpError, Syscall};
 use crate::read_ahead::ReadAhead;
 use crate::reader::{Reader, ReaderOptions, Step};
-use crate::stat::{fstat_now, seekable};
 use crate::vocabulary::CURRENT_POSITION;
 
 /// Called on the runtime's thread; the consumer makes it cross threads.

@@ -17,7 +17,7 @@ use std::sync::{Arc, OnceLock};
 use crate::buffer_pool::PoolBuf;
 use crate::engine::{Backend, Engine};
 use crate::op_error::OpError;
-use crate::small_read::{read_small_blocking, LaneRead, FIRST_READ};
+use crate::small_file::{read_small_blocking, LaneRead, FIRST_READ};
 use crate::stats::Counters;
 use crate::vocabulary::Contents;
 

@@ -3,7 +3,7 @@
 //! (OPENAT into a direct descriptor -> READ from 0 -> hard-linked CLOSE),
 //! a window of chains in flight, submitted and reaped synchronously on that
 //! thread. Each file is stat'ed first, by a plain `stat(2)` on the lane's
-//! thread (see [`crate::small_read`] for why; io_uring's STATX always goes
+//! thread (see [`crate::small_file`] for why; io_uring's STATX always goes
 //! to an io-wq worker, which measured slower here: 1.88-2.16x
 //! `readFileSync` against 2.24-2.30x).
 //!
@@ -24,9 +24,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use io_uring::IoUring;
 
-use super::read_small::whole_file_chain;
+use super::small_file_chain::whole_file_chain;
 use crate::buffer_pool::PoolBuf;
-use crate::small_read::{chainable, read_len, stat_path_blocking, LaneRead, FIRST_READ};
+use crate::small_file::{chainable, read_len, stat_path_blocking, LaneRead, FIRST_READ};
 use crate::stats::Counters;
 
 /// Most chains one lane keeps in flight (three SQEs each).

@@ -27,11 +27,11 @@ use io_uring::{opcode, squeue, types, IoUring};
 use slab::Slab;
 
 use super::fsync::fsync_sqe;
-use super::read_small::whole_file_chain;
+use super::small_file_chain::whole_file_chain;
 use super::writev::{writev_sqe, CurPos};
 use crate::buffer_pool::PoolBuf;
 use crate::op_error::OpError;
-use crate::small_read::{read_len, stat_flags, FIRST_READ};
+use crate::small_file::{read_len, stat_flags, FIRST_READ};
 use crate::stats::Counters;
 use crate::vocabulary::{Plan, SyncMode, WriteOutcome, CURRENT_POSITION};
 use crate::write_source::{IoVecs, WriteSource};
@@ -78,7 +78,7 @@ struct Job {
 
 /// One file read whole (as `readFiles`' chains): a stat of its path, then,
 /// for a regular file up to MAX_WHOLE_READ bytes, OPENAT into a direct
-/// descriptor -> READ from 0 -> CLOSE (see `crate::small_read`).
+/// descriptor -> READ from 0 -> CLOSE (see `crate::small_file`).
 struct ReadJob {
     /// The id the caller knows it by.
     public: usize,

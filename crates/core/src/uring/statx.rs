@@ -9,7 +9,7 @@ use super::driver::fd;
 use super::op::Op;
 use super::Driver;
 use crate::errno_result;
-use crate::stat::FileStat;
+use crate::fd_stat::FileStat;
 
 /// What the kernel writes into: owned by the op until the CQE.
 struct StatxBuf(Box<libc::statx>);
