@@ -14,6 +14,11 @@ use crate::stats::{Counters, Stats};
 use crate::vocabulary::{PathStat, SyncMode, WriteOutcome};
 use crate::write_source::WriteSource;
 
+/// A ring of the calling thread's own (the JavaScript thread's), which it
+/// submits to and reaps itself: [`Engine::loop_ring`].
+#[cfg(all(target_os = "linux", feature = "io-uring"))]
+pub use crate::uring::loop_ring::{Done as LoopDone, LoopRing};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     IoUring,
@@ -124,9 +129,9 @@ impl Engine {
     /// A ring for the calling thread to submit and reap itself, counted in
     /// this engine's stats; `Unsupported` on the fallback backend.
     #[cfg(all(target_os = "linux", feature = "io-uring"))]
-    pub fn loop_ring(&self) -> io::Result<crate::uring::loop_ring::LoopRing> {
+    pub fn loop_ring(&self) -> io::Result<LoopRing> {
         match self.imp {
-            Imp::Uring(_) => crate::uring::loop_ring::LoopRing::new(self.counters.clone()),
+            Imp::Uring(_) => LoopRing::new(self.counters.clone()),
             Imp::Fallback(_) => Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 "fallback backend",

@@ -16,7 +16,7 @@ pub mod batch_writer;
 pub mod beneath;
 pub mod buffer_pool;
 pub mod engine;
-pub mod fallback;
+mod fallback;
 pub mod fd_stat;
 pub mod files;
 pub mod op_error;
@@ -32,13 +32,15 @@ mod small_file;
 pub mod stat_files;
 pub mod stats;
 #[cfg(all(target_os = "linux", feature = "io-uring"))]
-pub mod uring;
+mod uring;
 pub mod vocabulary;
 pub mod write_files;
 pub mod write_source;
 
 pub use buffer_pool::PoolBuf;
 pub use engine::{Backend, Choice, Engine};
+#[cfg(all(target_os = "linux", feature = "io-uring"))]
+pub use engine::{LoopDone, LoopRing};
 pub use fd_stat::FileStat;
 pub use op_error::{OpError, Syscall};
 pub use pump::{PumpOptions, ReadPump, Source, Taken};

@@ -17,8 +17,8 @@ use std::io::{Seek, SeekFrom};
 use std::os::fd::AsRawFd;
 
 use rand::Rng;
-use uring_fs_core::uring::loop_ring::{Done, LoopRing};
 use uring_fs_core::{Choice, SyncMode, WriteOutcome, WriteSource, CURRENT_POSITION};
+use uring_fs_core::{LoopDone as Done, LoopRing};
 
 /// The write outcomes of `done` (panics on a read).
 fn writes(done: HashMap<usize, Done>) -> HashMap<usize, WriteOutcome> {

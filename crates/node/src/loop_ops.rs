@@ -19,8 +19,8 @@ use std::ffi::CString;
 use napi::bindgen_prelude::{Buffer, Function, ToNapiValue};
 use napi::{sys, Env, JsValue, Result};
 use napi_derive::napi;
-use uring_fs_core::uring::loop_ring::{Done, LoopRing};
 use uring_fs_core::SyncMode;
+use uring_fs_core::{LoopDone as Done, LoopRing};
 use uring_fs_core::{PoolBuf, WriteSource};
 
 use crate::engine::global;
