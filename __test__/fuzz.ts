@@ -125,6 +125,7 @@ interface Watched {
 
 /** No event for this long: the stream is waiting for something the case never does. */
 const STALL_MS = 500
+const CLOSING_MS = 3000
 
 const sleepMs = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 
@@ -142,7 +143,9 @@ async function settled(stream: Watched, done: () => boolean, lastEvent: () => nu
     if (stream.closed && idle >= 25) return
     // Done, and not about to close by itself (autoClose: false): quiet is enough.
     if ((done() || stream.errored !== null) && !autoDestroy && !stream.destroyed && idle >= 60) return
-    if (idle >= STALL_MS) return
+    // Closing (destroyed, 'close' not yet emitted): a busy machine can take
+    // longer than STALL_MS to finish a close; give it up to CLOSING_MS.
+    if (idle >= STALL_MS && !(stream.destroyed && !stream.closed && idle < CLOSING_MS)) return
     await sleepMs(5)
   }
 }
@@ -633,8 +636,9 @@ async function runWrite(impl: Impl, spec: WriteCaseSpec, file: string, fx: Fixtu
         case 'drain':
           if (stream.writableNeedDrain) {
             await new Promise<void>((resolve) => {
-              // Corked, 'drain' never comes: give up soon.
-              const t = setTimeout(resolve, 300)
+              // Corked, 'drain' never comes: give up soon. Otherwise it
+              // comes once the writes are done, however busy the machine.
+              const t = setTimeout(resolve, stream.writableCorked > 0 ? 300 : 10_000)
               const done = (): void => {
                 clearTimeout(t)
                 resolve()
