@@ -163,23 +163,33 @@ ReadStream.prototype._construct = function (this: ReadStream, callback: (error?:
     callback(outOfRange('highWaterMark', `<= ${K_IO_MAX_LENGTH}`, hwm))
     return
   }
-  // fs reads an fd given without `start` from its current position (-1),
-  // and a path without `start` from 0, or from the current position when
-  // it names a FIFO or a device (-2 lets the engine check).
-  const first = this.start ?? (this.fd === null ? -2 : -1)
+  // fs reads an fd given without `start` from its current position, and a
+  // path without `start` from 0, or from the current position when it
+  // names a FIFO or a device (the engine checks, given no start).
+  const atCurrentPosition = this.start === undefined && this.fd !== null
   // fs reads at most highWaterMark bytes per _read: with 0 it reads nothing
   // (an end at the start; at the current position, end counts bytes).
-  const endExclusive = hwm === 0 ? Math.max(first, 0) : this.end === Infinity ? -1 : this.end + 1
+  const end = hwm === 0 ? (this.start ?? 0) : this.end === Infinity ? undefined : this.end + 1
   const chunk = Math.max(1, hwm)
   const chunks = (bytes: number): number => Math.max(MIN_AHEAD, Math.min(MAX_AHEAD, Math.ceil(bytes / chunk)))
   // An explicit readAhead is used as given; the default grows for a
   // consumer that keeps up.
   const readAhead = this[kReadAhead]
   const window = chunks(readAhead ?? DEFAULT_READ_AHEAD)
-  const growTo = readAhead === undefined ? chunks(GROWN_READ_AHEAD) : window
-  const pathBytes = this.fd === null ? Buffer.from(this.path as string | Buffer) : null
-  const native = new (engine().NativeReadStream)(pathBytes, this.fd ?? -1, flags, mode, first, endExclusive, chunk, window, growTo, () =>
-    pull(this),
+  const native = new (engine().NativeReadStream)(
+    {
+      path: this.fd === null ? Buffer.from(this.path as string | Buffer) : undefined,
+      fd: this.fd ?? undefined,
+      flags,
+      mode,
+      start: atCurrentPosition ? undefined : this.start,
+      atCurrentPosition,
+      end,
+      chunkSize: chunk,
+      readAhead: window,
+      growReadAheadTo: readAhead === undefined ? chunks(GROWN_READ_AHEAD) : window,
+    },
+    () => pull(this),
   )
   this[kNative] = native
   native.start().then(

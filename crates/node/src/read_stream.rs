@@ -57,35 +57,60 @@ fn settle(deferred: Deferred, value: i32) {
     deferred.resolve(Box::new(move |_| Ok(value)));
 }
 
+/// What a `NativeReadStream` reads, and how far ahead.
+#[napi(object, object_to_js = false)]
+pub struct NativeReadStreamOptions {
+    /// The path to open (its bytes, no NUL) when no `fd` is given.
+    pub path: Option<Buffer>,
+    /// A descriptor to read instead of opening `path`; never closed here
+    /// unless `destroy` is asked to.
+    pub fd: Option<i32>,
+    /// `open(2)` flags and mode for `path`.
+    pub flags: i32,
+    pub mode: u32,
+    /// The first byte to read. Absent: 0, or the descriptor's current
+    /// position when it has no offsets (a FIFO, a character device).
+    pub start: Option<i64>,
+    /// Read from the descriptor's current position, advancing it, one read
+    /// at a time (how fs reads an `fd` given without `start`).
+    pub at_current_position: bool,
+    /// Where to stop, exclusive; absent: the end of the file. At the
+    /// current position it counts bytes read.
+    pub end: Option<i64>,
+    /// Bytes per chunk (the stream's highWaterMark, at least 1).
+    pub chunk_size: u32,
+    /// Chunks read ahead of the consumer (reads in flight and chunks not
+    /// yet taken, together), growing up to `growReadAheadTo` while the
+    /// consumer keeps up.
+    pub read_ahead: u32,
+    pub grow_read_ahead_to: u32,
+}
+
 #[napi]
 impl NativeReadStream {
-    /// `path` (bytes, no NUL) is opened with `flags`/`mode` unless `fd >= 0`
-    /// is given. `start` `-1` reads from the descriptor's current position,
-    /// sequentially; `-2` means none was given: 0, or the current position
-    /// for a file without offsets (a FIFO). `end` is exclusive, `-1` for none.
-    /// `window` is how many chunks to read ahead (reads in flight and chunks
-    /// read and not yet taken, together); it may double up to `growTo` while
-    /// the consumer keeps up.
+    /// Reads `options.path` (opened with its `flags` and `mode`), or
+    /// `options.fd`, as the options say; `onReady` is called once something
+    /// is ready after a `take()` found nothing.
     #[napi(constructor, catch_unwind)]
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        path: Option<Buffer>,
-        fd: i32,
-        flags: i32,
-        mode: u32,
-        start: i64,
-        end: i64,
-        chunk_size: u32,
-        window: u32,
-        grow_to: u32,
-        on_ready: Function<'_, (), ()>,
-    ) -> Result<Self> {
+    pub fn new(options: NativeReadStreamOptions, on_ready: Function<'_, (), ()>) -> Result<Self> {
+        let NativeReadStreamOptions {
+            path,
+            fd,
+            flags,
+            mode,
+            start,
+            at_current_position,
+            end,
+            chunk_size,
+            read_ahead,
+            grow_read_ahead_to,
+        } = options;
         let ready = on_ready
             .build_threadsafe_function::<()>()
             .callee_handled::<false>()
             .weak::<true>()
             .build()?;
-        let source = if fd >= 0 {
+        let source = if let Some(fd) = fd {
             Source::Fd(fd)
         } else {
             let bytes = path
@@ -95,20 +120,24 @@ impl NativeReadStream {
                 .map_err(|_| Error::new(Status::InvalidArg, "path contains a NUL byte"))?;
             Source::Path(c, flags, mode)
         };
+        let offset = |name: &str, v: i64| {
+            u64::try_from(v)
+                .map_err(|_| Error::new(Status::InvalidArg, format!("{name} must be >= 0")))
+        };
         let opts = PumpOptions {
             reader: ReaderOptions {
                 start: match start {
-                    -1 => CURRENT_POSITION,
-                    s if s < 0 => 0,
-                    s => s as u64,
+                    _ if at_current_position => CURRENT_POSITION,
+                    Some(s) => offset("start", s)?,
+                    None => 0,
                 },
-                end: (end >= 0).then_some(end as u64),
+                end: end.map(|e| offset("end", e)).transpose()?,
                 chunk_size: chunk_size.max(1) as usize,
-                max_window: grow_to.max(window).max(1) as usize,
+                max_window: grow_read_ahead_to.max(read_ahead).max(1) as usize,
             },
-            start_unless_stream: start == -2,
-            read_ahead: window.max(1) as usize,
-            grow_read_ahead_to: grow_to as usize,
+            start_unless_stream: start.is_none() && !at_current_position,
+            read_ahead: read_ahead.max(1) as usize,
+            grow_read_ahead_to: grow_read_ahead_to as usize,
         };
         Ok(NativeReadStream {
             pending: Some(Pending { source, opts }),
