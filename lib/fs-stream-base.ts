@@ -53,3 +53,45 @@ export function fsOpenOf(ctor: { prototype: unknown }): unknown {
 export function openIsPatched(stream: unknown, fsOpen: unknown): boolean {
   return (stream as { open?: unknown }).open !== fsOpen
 }
+
+/**
+ * Whether the stream's I/O is the engine's: set by the constructor (false
+ * where fs must do the work), never set when the constructor threw first.
+ */
+export const kEngine = Symbol('kEngine')
+
+type Callback = (error?: Error | null) => void
+
+/**
+ * The part of both streams' `_construct` that opens nothing through the
+ * engine. True when it has settled construction (called `callback`, or
+ * handed it to fs's own `_construct`); false when the engine is to open.
+ *
+ * - The constructor threw after Node's stream constructor had scheduled
+ *   this (an encoding only setDefaultEncoding rejects): nobody has the
+ *   stream. fs opens the file anyway and never closes it; open nothing.
+ * - Already closed before construction (a signal that was already
+ *   aborted): open nothing. fs opens after its 'close' (a write stream's
+ *   open creating or truncating the file) and never closes that
+ *   descriptor. (A destroy() called before this waits for construction:
+ *   that opens, as fs does, and _destroy closes.)
+ * - fs does the I/O (a custom `fs`, a FileHandle, or an open() patched by
+ *   the caller, which fs calls and waits for): fs's own `_construct`.
+ */
+export function constructedWithoutEngine(
+  stream: { [kEngine]?: boolean; closed: boolean },
+  fsOpen: unknown,
+  fsConstruct: (this: unknown, callback: Callback) => void,
+  callback: Callback,
+): boolean {
+  if (stream[kEngine] === undefined || stream.closed) {
+    callback()
+    return true
+  }
+  if (stream[kEngine] && openIsPatched(stream, fsOpen)) stream[kEngine] = false
+  if (!stream[kEngine]) {
+    fsConstruct.call(stream, callback)
+    return true
+  }
+  return false
+}

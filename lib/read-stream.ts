@@ -17,7 +17,7 @@ import * as fs from 'node:fs'
 import type { NativeReadStream } from '../binding'
 import { engine, nativeLoaded } from './native'
 import { outOfRange, systemError } from './errors'
-import { fsDoesTheWork, fsOpenOf, inheritFsStream, nodeStreamMethod, openIsPatched } from './fs-stream-base'
+import { constructedWithoutEngine, fsDoesTheWork, fsOpenOf, inheritFsStream, kEngine, nodeStreamMethod } from './fs-stream-base'
 import { parseFileMode, stringToFlags } from './validate'
 
 export interface ReadStreamOptions {
@@ -74,7 +74,6 @@ const fsOpen = fsOpenOf(fs.ReadStream)
  * `fs`, a FileHandle as `fd` (read through the handle, as fs does), a
  * patched open(), or no native binary. Absent until the constructor ran.
  */
-const kEngine = Symbol('kEngine')
 const kReadAhead = Symbol('kReadAhead')
 const kNative = Symbol('kNative')
 /** A _read is waiting for chunks. */
@@ -124,26 +123,7 @@ export const ReadStream = function ReadStream(
 inheritFsStream(ReadStream, fs.ReadStream)
 
 ReadStream.prototype._construct = function (this: ReadStream, callback: (error?: Error | null) => void): void {
-  // The constructor threw after Node's stream constructor had scheduled
-  // this (an encoding only setDefaultEncoding rejects): nobody has the
-  // stream. fs opens the file anyway and never closes it; open nothing.
-  if (this[kEngine] === undefined) {
-    callback()
-    return
-  }
-  // Already closed, before construction (a signal that was already
-  // aborted): open nothing, so nothing leaks; fs opens anyway, after
-  // 'close', and never closes that descriptor. (A destroy() called before
-  // this waits for construction: that opens, and _destroy closes.)
-  if (this.closed) {
-    callback()
-    return
-  }
-  if (this[kEngine] && openIsPatched(this, fsOpen)) this[kEngine] = false
-  if (!this[kEngine]) {
-    fsConstruct.call(this, callback)
-    return
-  }
+  if (constructedWithoutEngine(this, fsOpen, fsConstruct, callback)) return
   let flags = 0
   let mode = 0
   if (this.fd === null) {

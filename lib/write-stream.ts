@@ -22,7 +22,7 @@ import * as fs from 'node:fs'
 import type { NativeWriter } from '../binding'
 import { engine, nativeLoaded } from './native'
 import { invalidArgType, streamDestroyed, systemError } from './errors'
-import { fsDoesTheWork, fsOpenOf, inheritFsStream, nodeStreamMethod, openIsPatched } from './fs-stream-base'
+import { constructedWithoutEngine, fsDoesTheWork, fsOpenOf, inheritFsStream, kEngine, nodeStreamMethod } from './fs-stream-base'
 import { parseFileMode, stringToFlags } from './validate'
 
 export interface WriteStreamOptions {
@@ -49,7 +49,6 @@ const fsOpen = fsOpenOf(fs.WriteStream)
 type WriteCallback = (error?: Error | null) => void
 
 /** The writes go to the engine (see the file's header for when not). Absent until the constructor ran. */
-const kEngine = Symbol('kEngine')
 /**
  * Settles when the batch the kernel is working on is done, with the error
  * its write callback got (if any).
@@ -106,27 +105,7 @@ export const WriteStream = function WriteStream(
 inheritFsStream(WriteStream, fs.WriteStream)
 
 WriteStream.prototype._construct = function (this: WriteStream, callback: (error?: Error | null) => void): void {
-  // The constructor threw after Node's stream constructor had scheduled
-  // this (an encoding only setDefaultEncoding rejects): nobody has the
-  // stream. fs opens the file anyway and never closes it; open nothing.
-  if (this[kEngine] === undefined) {
-    callback()
-    return
-  }
-  // Already closed before construction (a signal that was already
-  // aborted): open nothing. fs opens (creating or truncating the file)
-  // after its 'close' and never closes that descriptor; this leaks
-  // nothing and leaves the file alone. (A destroy() called before this
-  // waits for construction: that opens, as fs does, and _destroy closes.)
-  if (this.closed) {
-    callback()
-    return
-  }
-  if (this[kEngine] && openIsPatched(this, fsOpen)) this[kEngine] = false
-  if (!this[kEngine]) {
-    fsConstruct.call(this, callback)
-    return
-  }
+  if (constructedWithoutEngine(this, fsOpen, fsConstruct, callback)) return
   if (this.fd !== null) {
     callback()
     return
