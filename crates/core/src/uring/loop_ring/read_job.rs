@@ -1,0 +1,279 @@
+//! A small file read whole on the loop ring: a stat of its path (from the
+//! kernel's caches on this thread when it can, else a STATX on the ring),
+//! then OPENAT into a direct descriptor -> READ -> CLOSE, linked. The path,
+//! the statx block and the buffer are the job's until its last CQE.
+
+use std::ffi::{CStr, CString};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use io_uring::{opcode, types};
+
+use super::{Done, LoopRing, INDEX_BITS, READ_IDS};
+use crate::buffer_pool::PoolBuf;
+use crate::op_error::OpError;
+use crate::small_file::{read_len, stat_flags, FIRST_READ};
+use crate::uring::small_file_chain::whole_file_chain;
+
+/// The largest file a read job reads (in one READ of its size, into a
+/// buffer the kernel faults in as it copies, on its own thread). Larger
+/// ones go to the engine, whose buffers that size are faulted in up front.
+const MAX_WHOLE_READ: u64 = 8 << 20;
+
+/// One file read whole (as `readFiles`' chains): a stat of its path, then,
+/// for a regular file up to MAX_WHOLE_READ bytes, OPENAT into a direct
+/// descriptor -> READ from 0 -> CLOSE (see `crate::small_file`).
+pub(super) struct ReadJob {
+    /// The id the caller knows it by.
+    public: usize,
+    /// Held for the kernel until the last CQE.
+    path: CString,
+    flags: i32,
+    statx: Box<libc::statx>,
+    /// The stat is in flight (else the chain is, or nothing yet).
+    stat: bool,
+    size: u64,
+    /// Bytes the READ asks for.
+    asked: usize,
+    buf: Option<PoolBuf>,
+    slot: u32,
+    results: [i32; 3],
+    pub(super) pending: usize,
+}
+
+impl LoopRing {
+    /// Starts reading the small file at `path` (opened with `flags`)
+    /// whole. Returns the job's id, or the path back when the ring has no
+    /// room (then read it elsewhere).
+    pub fn read_small(&mut self, path: CString, flags: i32) -> Result<usize, CString> {
+        if self.slots.is_empty() {
+            return Err(path);
+        }
+        // A stat from the kernel's caches, on this thread, when it can be
+        // had without waiting; else a STATX on the ring (an io-wq worker:
+        // one more round trip).
+        let cached = cached_stat(&path, flags);
+        let entry = self.reads.vacant_entry();
+        let id = entry.key();
+        let public = self.next_public;
+        self.next_public += 1;
+        let job = entry.insert(ReadJob {
+            public,
+            path,
+            flags,
+            // SAFETY: statx is plain old data; all-zero is a valid value.
+            statx: Box::new(unsafe { std::mem::zeroed::<libc::statx>() }),
+            stat: true,
+            size: 0,
+            asked: 0,
+            buf: None,
+            slot: 0,
+            results: [0; 3],
+            pending: 1,
+        });
+        if let Some((mode, size)) = cached {
+            job.stat = false;
+            job.pending = 0;
+            job.size = size;
+            self.start_chain(id, whole_readable(mode, size));
+            if !self.reads.contains(id) {
+                // Finished already (for the general path): say so.
+                self.kick();
+            }
+            return Ok(public);
+        }
+        let stat = opcode::Statx::new(
+            types::Fd(libc::AT_FDCWD),
+            job.path.as_ptr(),
+            (&mut *job.statx as *mut libc::statx).cast::<types::statx>(),
+        )
+        .flags(stat_flags(flags))
+        .mask(libc::STATX_TYPE | libc::STATX_SIZE)
+        .build()
+        .user_data(Self::read_key(id));
+        // The path and the statx block are the job's (heap blocks that do
+        // not move with it), kept until its last CQE (and by Drop, which
+        // waits for them).
+        // SAFETY: as just said, what this SQE points to outlives it.
+        if unsafe { self.ring.submission().push(&stat) }.is_err() {
+            return Err(self.reads.remove(id).path);
+        }
+        self.counters.add_ops(1);
+        self.submit();
+        Ok(public)
+    }
+
+    fn read_key(id: usize) -> u64 {
+        ((READ_IDS + id) as u64) << INDEX_BITS
+    }
+
+    /// The stat of read job `id` is in: queue its chain, or finish it.
+    fn read_stat_done(&mut self, id: usize, res: i32) {
+        let Some(job) = self.reads.get_mut(id) else {
+            return;
+        };
+        job.stat = false;
+        job.size = job.statx.stx_size;
+        let readable = res >= 0 && whole_readable(u32::from(job.statx.stx_mode), job.size);
+        self.start_chain(id, readable);
+    }
+
+    /// Queues read job `id`'s chain if its file is `readable` that way;
+    /// else (or with no room) finishes it for the general path.
+    fn start_chain(&mut self, id: usize, readable: bool) {
+        let Some(job) = self.reads.get_mut(id) else {
+            return;
+        };
+        // Not opened here: the general path opens it (and reports the
+        // open's own error, as fs does).
+        let slot = match readable {
+            true => self.slots.pop(),
+            false => None,
+        };
+        let Some(slot) = slot else {
+            self.finish_read(id, Ok(None));
+            return;
+        };
+        // A small file is read into a block of FIRST_READ bytes (read_len
+        // then tells a pseudo file, whose size says 0, from an empty one);
+        // a larger one in one READ of its size.
+        let asked = (job.size as usize).max(FIRST_READ);
+        job.asked = asked;
+        let mut buf = PoolBuf::with_capacity(asked);
+        let key = Self::read_key(id);
+        let Some(chain) = whole_file_chain(
+            &job.path,
+            job.flags,
+            slot,
+            buf.as_mut_ptr(),
+            asked as u32,
+            key,
+        ) else {
+            self.slots.push(slot);
+            self.finish_read(id, Ok(None));
+            return;
+        };
+        // The path is the job's and the block is moved into it just below,
+        // both kept until its last CQE (and by Drop, which waits for them);
+        // the slot is this job's alone until then.
+        // SAFETY: as just said, what these SQEs point to outlives them.
+        let pushed = unsafe {
+            let mut sq = self.ring.submission();
+            sq.push_multiple(&chain)
+        };
+        if pushed.is_err() {
+            self.slots.push(slot);
+            self.finish_read(id, Ok(None));
+            return;
+        }
+        job.buf = Some(buf);
+        job.slot = slot;
+        job.pending = 3;
+        self.counters.add_ops(3);
+        self.submit();
+    }
+
+    fn finish_read(&mut self, id: usize, done: Result<Option<PoolBuf>, OpError>) {
+        if self.reads.contains(id) {
+            let job = self.reads.remove(id);
+            self.finished.push((job.public, Done::Read(done)));
+        }
+    }
+
+    /// A read job's CQE.
+    pub(super) fn read_cqe(&mut self, id: usize, index: usize, res: i32) {
+        let Some(job) = self.reads.get_mut(id) else {
+            return;
+        };
+        if job.stat {
+            self.read_stat_done(id, res);
+            return;
+        }
+        if let Some(r) = job.results.get_mut(index) {
+            *r = res;
+        }
+        job.pending = job.pending.saturating_sub(1);
+        if job.pending > 0 {
+            return;
+        }
+        let [opened, read, closed] = job.results;
+        // The slot is empty again unless a file opened into it and its close
+        // failed; such a slot is not reused.
+        if opened < 0 || closed >= 0 {
+            self.slots.push(job.slot);
+        }
+        let done = match whole_len(opened, read, job.size, job.asked) {
+            Ok(Some(n)) => match job.buf.take() {
+                Some(mut buf) => {
+                    // SAFETY: the read wrote n bytes at the start of the block.
+                    unsafe { buf.set_len(n) };
+                    self.counters.add_bytes(n as u64);
+                    Ok(Some(buf))
+                }
+                None => Ok(None),
+            },
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        };
+        self.finish_read(id, done);
+    }
+}
+
+/// Whether a read job reads a file whose stat says `mode` and `size`.
+fn whole_readable(mode: u32, size: u64) -> bool {
+    mode & libc::S_IFMT == libc::S_IFREG && size <= MAX_WHOLE_READ
+}
+
+/// [`read_len`] for a READ that asked for `asked` bytes of a file whose stat
+/// said `size`. A file of FIRST_READ bytes or more was asked for exactly its
+/// size: what came is the file (fewer bytes if it shrank; if it grew, its
+/// first `size` bytes, as fs.readFile reads them).
+fn whole_len(opened: i32, read: i32, size: u64, asked: usize) -> Result<Option<usize>, OpError> {
+    let exact = asked > FIRST_READ || (asked == FIRST_READ && size == FIRST_READ as u64);
+    if exact && opened >= 0 && read >= 0 {
+        return Ok(Some(read as usize));
+    }
+    read_len(opened, read, size)
+}
+
+/// The mode and size of `path` (not following a final symlink with
+/// `O_NOFOLLOW` in `flags`), from the kernel's caches only: an `O_PATH`
+/// open with `RESOLVE_CACHED` (never waits for a disk; fails with EAGAIN
+/// when the lookup would) and an `fstat` of it. `None` when that cannot be
+/// had (then ask the ring); a few microseconds otherwise, like the inline
+/// attempt io_uring makes of an open.
+fn cached_stat(path: &CStr, flags: i32) -> Option<(u32, u64)> {
+    #[repr(C)]
+    struct OpenHow {
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    }
+    let how = OpenHow {
+        flags: (libc::O_PATH | libc::O_CLOEXEC | (flags & libc::O_NOFOLLOW)) as u64,
+        mode: 0,
+        resolve: libc::RESOLVE_CACHED,
+    };
+    // SAFETY: `path` is NUL-terminated and `how` a valid open_how of the
+    // size passed; both outlive the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: a fresh descriptor that nothing else owns, closed when dropped.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    // SAFETY: all-zero is a valid stat; fstat writes into the local.
+    let mut st = unsafe { std::mem::zeroed::<libc::stat>() };
+    // SAFETY: `st` is a valid, writable stat struct.
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+        return None;
+    }
+    Some((st.st_mode, st.st_size as u64))
+}
