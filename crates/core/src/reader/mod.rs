@@ -25,11 +25,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, ReadBuf};
-
 use crate::buffer_pool::PoolBuf;
 use crate::engine::Engine;
 use crate::vocabulary::CURRENT_POSITION;
+
+mod chunks;
+mod finish;
+mod options;
+
+pub use options::{BufferSupply, ReaderOptions};
 
 /// What the reader has next, in file order.
 #[derive(Debug)]
@@ -42,45 +46,6 @@ pub enum Step {
     /// the file's size, taken no earlier than fs would read again) and
     /// calls [`Reader::resume`] if it does not.
     Suspect(u64),
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct ReaderOptions {
-    /// First byte to read, or [`CURRENT_POSITION`].
-    pub start: u64,
-    /// One past the last byte to read (`None`: to the end of the file).
-    pub end: Option<u64>,
-    /// Bytes per chunk (the stream's `highWaterMark`).
-    pub chunk_size: usize,
-    /// Most reads in flight at once.
-    pub max_window: usize,
-}
-
-impl Default for ReaderOptions {
-    fn default() -> Self {
-        ReaderOptions {
-            start: 0,
-            end: None,
-            chunk_size: 64 * 1024,
-            max_window: 8,
-        }
-    }
-}
-
-/// Where a reader gets the buffers its reads fill, when not from the pool:
-/// the read stream has JavaScript allocate them, so that V8 sees ordinary
-/// Buffers that die young (an external Buffer over pool memory is held by
-/// a weak handle that keeps it alive until a full GC).
-pub trait BufferSupply: Send + Sync {
-    /// Whether one more read may start now (the reads not yet handed to
-    /// the consumer are within its read-ahead).
-    fn may_start(&self) -> bool;
-    /// A buffer with room for at least `want` bytes, if one is at hand (the
-    /// reader takes one from the pool otherwise).
-    fn take(&self, want: usize) -> Option<PoolBuf>;
-    /// A buffer (from `take` or the pool) whose read gave the consumer
-    /// nothing: kept for a later read if it was lent.
-    fn give_back(&self, buf: PoolBuf);
 }
 
 type ChunkFuture = Pin<Box<dyn Future<Output = io::Result<PoolBuf>> + Send>>;
@@ -379,22 +344,6 @@ impl Reader {
         }
     }
 
-    /// [`Reader::poll_step`] for a caller that lets the reader decide a
-    /// suspected end by reading at once: a chunk, or `None` at the end.
-    pub fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<PoolBuf>>> {
-        match self.poll_step(cx) {
-            Poll::Ready(Ok(Step::Chunk(buf))) => Poll::Ready(Ok(Some(buf))),
-            Poll::Ready(Ok(Step::End)) => Poll::Ready(Ok(None)),
-            Poll::Ready(Ok(Step::Suspect(_))) => {
-                // Only with defer_decisions, whose caller uses poll_step.
-                self.resume();
-                self.poll_chunk(cx)
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
     /// The file offset of the next chunk to hand out (positional reads):
     /// where the first read in flight starts.
     fn chunk_offset(&self) -> u64 {
@@ -421,74 +370,14 @@ impl Reader {
         self.suspect = None;
     }
 
-    /// The next chunk in file order; `None` at the end of the range or file.
-    pub async fn next_chunk(&mut self) -> io::Result<Option<PoolBuf>> {
-        poll_fn(|cx| self.poll_chunk(cx)).await
-    }
-
     /// The next step: a chunk, the end, or (with `defer_end_decisions`) a
     /// suspected end.
     pub async fn next_step(&mut self) -> io::Result<Step> {
         poll_fn(|cx| self.poll_step(cx)).await
     }
 
-    /// Stops reading: cancels the reads in flight and waits until the kernel
-    /// has returned every one, so the descriptor may then be closed.
-    pub async fn finish(&mut self) {
-        self.done = true;
-        self.stale.extend(self.inflight.drain(..));
-        if self.stale.iter().all(|s| s.fut.is_none() || !s.started) {
-            let slots: Vec<InFlight> = self.stale.drain(..).collect();
-            for slot in slots {
-                if let Some(Ok(buf)) = slot.out {
-                    self.recycle(buf);
-                }
-            }
-            return;
-        }
-        self.engine.cancel_fd(self.fd).await;
-        while let Some(mut slot) = self.stale.pop() {
-            // A future never polled has queued nothing: drop it. One that
-            // was polled may have a read queued or in the kernel: wait.
-            if let (Some(fut), true) = (slot.fut.take(), slot.started) {
-                if let Ok(buf) = fut.await {
-                    self.recycle(buf);
-                }
-            } else if let Some(Ok(buf)) = slot.out.take() {
-                self.recycle(buf);
-            }
-        }
-    }
-
     /// The descriptor read.
     pub fn fd(&self) -> RawFd {
         self.fd
-    }
-}
-
-impl AsyncRead for Reader {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        out: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = &mut *self;
-        loop {
-            if let Some((buf, pos)) = this.current.as_mut() {
-                let n = (buf.len() - *pos).min(out.remaining());
-                out.put_slice(&buf[*pos..*pos + n]);
-                *pos += n;
-                if *pos == buf.len() {
-                    this.current = None;
-                }
-                return Poll::Ready(Ok(()));
-            }
-            match this.poll_chunk(cx) {
-                Poll::Ready(Ok(Some(buf))) => this.current = Some((buf, 0)),
-                Poll::Ready(Ok(None)) => return Poll::Ready(Ok(())),
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
     }
 }
