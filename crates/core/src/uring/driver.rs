@@ -1,4 +1,5 @@
-//! The ring, its op slab, and the tokio task that submits and reaps.
+//! The ring and the tokio task that submits and reaps; each operation's
+//! life from SQE to CQE is `lifecycle`'s.
 //!
 //! Any thread may queue an SQE (under the state mutex). Queuing never enters
 //! the kernel by itself: it schedules the driver task, which submits every
@@ -16,10 +17,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
-use slab::Slab;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
 
+use super::lifecycle::{Ops, Slot};
+use super::ring_setup::{cap_iowq_workers, OptionalOps, NEEDED};
 use crate::stats::Counters;
 
 const SQ_ENTRIES: u32 = 512;
@@ -28,31 +30,10 @@ const SQ_ENTRIES: u32 = 512;
 const FIXED_SLOTS: u32 = 1024;
 const CQ_ENTRIES: u32 = 8192;
 
-/// What the slab knows of one operation, keyed by its `user_data`.
-pub(crate) enum Slot {
-    /// In the kernel; the future (if it has been polled) waits on this waker.
-    Waiting(Option<Waker>),
-    /// The CQE arrived; the future has not collected it yet.
-    Done(i32),
-    /// The future was dropped before the CQE: the slot now owns whatever the
-    /// kernel may still touch, and frees it when the CQE arrives.
-    Ignored {
-        _resources: Box<dyn Any + Send>,
-        result_is_fd: bool,
-    },
-}
-
-/// A slab entry: the slot and the sequence number that makes its
-/// `user_data` unique, so a late cancel or CQE never hits a reused key.
-pub(crate) struct Entry {
-    seq: u32,
-    pub(crate) slot: Slot,
-}
-
 pub(crate) struct State {
     ring: IoUring,
-    pub(crate) slab: Slab<Entry>,
-    next_seq: u32,
+    /// Every operation from its SQE to its CQE: see `lifecycle`.
+    pub(crate) ops: Ops,
     /// SQEs pushed to the SQ but not yet passed to `io_uring_enter`.
     unsubmitted: usize,
     /// The driver task has been told to submit and has not done it yet.
@@ -78,38 +59,6 @@ pub(crate) struct Shared {
 #[derive(Clone)]
 pub struct Driver {
     pub(crate) shared: Arc<Shared>,
-}
-
-/// The opcodes the engine needs; a kernel missing one gets the fallback.
-const NEEDED: &[(u8, &str)] = &[
-    (opcode::Read::CODE, "read"),
-    (opcode::OpenAt::CODE, "openat"),
-    (opcode::Statx::CODE, "statx"),
-    (opcode::Close::CODE, "close"),
-    (opcode::AsyncCancel::CODE, "async_cancel"),
-    (opcode::Writev::CODE, "writev"),
-    (opcode::Fsync::CODE, "fsync"),
-];
-
-/// Opcodes the engine uses when the kernel has them (all since 5.6) and
-/// replaces with plain system calls when it does not.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct OptionalOps {
-    /// SPLICE, SEND and POLL_ADD: the zero-copy body of `send_body`.
-    pub splice_body: bool,
-    /// OPENAT2: `open_beneath`.
-    pub openat2: bool,
-}
-
-impl OptionalOps {
-    fn of(probe: &Probe) -> OptionalOps {
-        OptionalOps {
-            splice_body: probe.is_supported(opcode::Splice::CODE)
-                && probe.is_supported(opcode::Send::CODE)
-                && probe.is_supported(opcode::PollAdd::CODE),
-            openat2: probe.is_supported(opcode::OpenAt2::CODE),
-        }
-    }
 }
 
 impl Driver {
@@ -154,8 +103,7 @@ impl Driver {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 ring,
-                slab: Slab::with_capacity(256),
-                next_seq: 0,
+                ops: Ops::new(),
                 unsubmitted: 0,
                 submit_scheduled: false,
             }),
@@ -183,11 +131,7 @@ impl Driver {
     pub async fn shutdown(&self) {
         let pending: Vec<u64> = {
             let st = self.shared.lock();
-            st.slab
-                .iter()
-                .filter(|(_, e)| !matches!(e.slot, Slot::Done(_)))
-                .map(|(k, e)| user_data(k, e.seq))
-                .collect()
+            st.ops.in_kernel()
         };
         for key in pending {
             self.shared
@@ -201,9 +145,7 @@ impl Driver {
         loop {
             let in_kernel = {
                 let st = self.shared.lock();
-                st.slab
-                    .iter()
-                    .any(|(_, e)| !matches!(e.slot, Slot::Done(_)))
+                !st.ops.in_kernel().is_empty()
             };
             if !in_kernel {
                 break;
@@ -244,7 +186,7 @@ impl Shared {
     /// completed or turned into `Slot::Ignored` holding those resources.
     pub(crate) fn push(&self, sqe: squeue::Entry) -> (usize, u64) {
         let mut st = self.lock();
-        let (key, ud) = insert(&mut st, Slot::Waiting(None));
+        let (key, ud) = st.ops.insert(Slot::Waiting(None));
         let wakers = self.push_locked(&mut st, &[sqe.user_data(ud)]);
         drop(st);
         wakers.into_iter().for_each(Waker::wake);
@@ -260,13 +202,10 @@ impl Shared {
         result_is_fd: bool,
     ) {
         let mut st = self.lock();
-        let (_, ud) = insert(
-            &mut st,
-            Slot::Ignored {
-                _resources: resources,
-                result_is_fd,
-            },
-        );
+        let (_, ud) = st.ops.insert(Slot::Ignored {
+            _resources: resources,
+            result_is_fd,
+        });
         let wakers = self.push_locked(&mut st, &[sqe.user_data(ud)]);
         drop(st);
         wakers.into_iter().for_each(Waker::wake);
@@ -285,7 +224,7 @@ impl Shared {
         let mut st = self.lock();
         let keys: Vec<(usize, u64)> = sqes
             .iter()
-            .map(|_| insert(&mut st, Slot::Waiting(None)))
+            .map(|_| st.ops.insert(Slot::Waiting(None)))
             .collect();
         let sqes: Vec<squeue::Entry> = sqes
             .into_iter()
@@ -303,7 +242,7 @@ impl Shared {
         let mut wakers = Vec::new();
         let fail = |st: &mut State, errno: i32, wakers: &mut Vec<Waker>| {
             for sqe in sqes {
-                complete(st, sqe.get_user_data(), -errno, wakers);
+                st.ops.complete(sqe.get_user_data(), -errno, wakers);
             }
         };
         if sqes.len() > self.sq_capacity {
@@ -383,7 +322,7 @@ impl Shared {
     fn reap(&self, st: &mut State, wakers: &mut Vec<Waker>) -> usize {
         let entries: Vec<cqueue::Entry> = st.ring.completion().collect();
         for cqe in &entries {
-            complete(st, cqe.user_data(), cqe.result(), wakers);
+            st.ops.complete(cqe.user_data(), cqe.result(), wakers);
         }
         self.counters.add_completions(entries.len() as u64);
         entries.len()
@@ -402,43 +341,6 @@ impl Shared {
             };
             if n != 8 {
                 break;
-            }
-        }
-    }
-}
-
-fn user_data(key: usize, seq: u32) -> u64 {
-    (key as u64 & 0xffff_ffff) | ((seq as u64) << 32)
-}
-
-fn insert(st: &mut State, slot: Slot) -> (usize, u64) {
-    let seq = st.next_seq;
-    st.next_seq = st.next_seq.wrapping_add(1);
-    let key = st.slab.insert(Entry { seq, slot });
-    (key, user_data(key, seq))
-}
-
-/// Records a result for the op `ud` names; wakes its waiter or frees an
-/// ignored slot. A `ud` whose sequence number no longer matches is stale.
-fn complete(st: &mut State, ud: u64, res: i32, wakers: &mut Vec<Waker>) {
-    let key = (ud & 0xffff_ffff) as usize;
-    let Some(entry) = st.slab.get_mut(key) else {
-        return;
-    };
-    if entry.seq != (ud >> 32) as u32 {
-        return;
-    }
-    match std::mem::replace(&mut entry.slot, Slot::Done(res)) {
-        Slot::Waiting(w) => wakers.extend(w),
-        Slot::Done(_) => {}
-        Slot::Ignored { result_is_fd, .. } => {
-            // The future is gone: release the resources now that the kernel
-            // is done with them, and close an fd nobody will ever see.
-            st.slab.remove(key);
-            if result_is_fd && res >= 0 {
-                // SAFETY: res is a descriptor the kernel just opened for an
-                // abandoned openat; no one else knows its number.
-                unsafe { libc::close(res) };
             }
         }
     }
@@ -468,44 +370,10 @@ async fn drive(shared: Arc<Shared>) {
         // after it (tokio's LIFO slot) and submit one SQE per enter.
         tokio::task::yield_now().await;
         shared.submit_and_reap();
-        if shared.shutting_down.load(Ordering::SeqCst) && shared.lock().slab.is_empty() {
+        if shared.shutting_down.load(Ordering::SeqCst) && shared.lock().ops.is_empty() {
             break;
         }
     }
-}
-
-impl Drop for State {
-    fn drop(&mut self) {
-        // Dropping the ring while ops are in flight would let the kernel write
-        // into freed memory: leak their resources instead. Shutdown drains
-        // first, so this only happens if a runtime is torn down abruptly.
-        for entry in self.slab.drain() {
-            std::mem::forget(entry);
-        }
-    }
-}
-
-/// Caps the io-wq workers that run this ring's large reads at one per core
-/// this process may run on. The reads are IOSQE_ASYNC, which the kernel
-/// queues before it looks at the file, so they count as unbounded work,
-/// whose workers are otherwise limited only by RLIMIT_NPROC: a 1 MiB-chunk
-/// stream keeps about twelve reads in flight, and 7 to 13 workers copied at
-/// once on two cores, every read finishing late and many of them together.
-/// One worker per core takes the reads in turn, and faster: 1 GiB cached,
-/// 1 MiB chunks, 8 interleaved runs of `node benches/read-stream.js` each,
-/// 6.57 GiB/s against 6.03 (medians), 1.64x fs against 1.45x. Reads that
-/// wait for the disk were no slower (1 GiB dropped from the cache: 1.90 and
-/// 2.05 GiB/s, against 1.86 and 1.92). Nothing waits in these workers
-/// without end: the other unbounded work is non-blocking splices, and io-wq
-/// hands a read of an empty pipe to the poller. Bounded work (statx, opens)
-/// keeps the kernel's default. Registered before any submission, the limit
-/// holds for every thread that submits to the ring. Failing (a kernel
-/// before 5.15) changes nothing but speed.
-fn cap_iowq_workers(ring: &IoUring) {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    // [bounded, unbounded]; 0 leaves a limit as it is.
-    let mut limits = [0, u32::try_from(cores).unwrap_or(u32::MAX)];
-    let _ = ring.submitter().register_iowq_max_workers(&mut limits);
 }
 
 pub(crate) fn fd(fd: RawFd) -> types::Fd {

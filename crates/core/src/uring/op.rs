@@ -12,7 +12,8 @@ use std::task::{Context, Poll};
 
 use io_uring::{opcode, squeue};
 
-use super::driver::{Shared, Slot};
+use super::driver::Shared;
+use super::lifecycle::Slot;
 
 pub(crate) struct Op<T: Send + 'static> {
     shared: Arc<Shared>,
@@ -78,7 +79,7 @@ impl<T: Send + Unpin + 'static> Future for Op<T> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Completion<T>> {
         let this = &mut *self;
         let mut st = this.shared.lock();
-        let Some(slot) = st.slab.get_mut(this.key).map(|e| &mut e.slot) else {
+        let Some(slot) = st.ops.slot_mut(this.key) else {
             // Unreachable: the slot lives until this future collects it.
             return Poll::Ready(Completion {
                 result: -libc::EIO,
@@ -88,7 +89,7 @@ impl<T: Send + Unpin + 'static> Future for Op<T> {
         match slot {
             Slot::Done(res) => {
                 let result = *res;
-                st.slab.remove(this.key);
+                st.ops.remove(this.key);
                 drop(st);
                 this.finished = true;
                 match this.data.take() {
@@ -114,7 +115,7 @@ impl<T: Send + 'static> Drop for Op<T> {
             return;
         }
         let mut st = self.shared.lock();
-        let Some(slot) = st.slab.get_mut(self.key).map(|e| &mut e.slot) else {
+        let Some(slot) = st.ops.slot_mut(self.key) else {
             return;
         };
         match slot {
@@ -126,7 +127,7 @@ impl<T: Send + 'static> Drop for Op<T> {
                     // number was never handed to anyone.
                     unsafe { libc::close(*res) };
                 }
-                st.slab.remove(self.key);
+                st.ops.remove(self.key);
             }
             Slot::Waiting(_) => {
                 let data = self.data.take();
