@@ -70,6 +70,38 @@ pub fn write_nothing(fd: RawFd, offset: u64) -> std::io::Result<()> {
     }
 }
 
+/// The position of a descriptor that one writer alone uses (a write stream
+/// that opened its file): its writes "at the current position" go at
+/// offsets tracked here, with no system call per batch to read or move the
+/// kernel's position, when the descriptor is a plain file
+/// ([`trackable_position`]); anything else is written at the kernel's
+/// position. A failed write ends such a stream, so a tracked position that
+/// went past what was written is never used again.
+#[derive(Debug, Default)]
+pub struct OwnPosition {
+    /// `None` until the first write; then `Some(None)` when the position
+    /// cannot be tracked.
+    next: Option<Option<u64>>,
+}
+
+impl OwnPosition {
+    /// Where a batch of `len` bytes asked at `offset` goes, the position
+    /// then moved past it: `offset` itself unless it is
+    /// [`CURRENT_POSITION`].
+    pub fn place(&mut self, fd: RawFd, offset: u64, len: u64) -> u64 {
+        if offset != CURRENT_POSITION {
+            return offset;
+        }
+        match *self.next.get_or_insert_with(|| trackable_position(fd)) {
+            Some(pos) => {
+                self.next = Some(Some(pos + len));
+                pos
+            }
+            None => CURRENT_POSITION,
+        }
+    }
+}
+
 /// Where writes "at the current position" to `fd` land, for a writer that
 /// is the only user of `fd` and so may track the position itself (writing
 /// at explicit offsets, with no system call to read or move it per batch):
@@ -95,4 +127,39 @@ pub fn trackable_position(fd: RawFd) -> Option<u64> {
     // SAFETY: lseek takes no pointers.
     let pos = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) };
     u64::try_from(pos).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Seek, SeekFrom, Write};
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn an_own_position_tracks_plain_files_and_leaves_pipes_to_the_kernel() {
+        let mut file = tempfile::tempfile().expect("tempfile");
+        file.write_all(b"abc").expect("write");
+        file.seek(SeekFrom::Start(2)).expect("seek");
+        let mut pos = OwnPosition::default();
+        let fd = file.as_raw_fd();
+        assert_eq!(
+            pos.place(fd, CURRENT_POSITION, 10),
+            2,
+            "from the file's position"
+        );
+        assert_eq!(pos.place(fd, CURRENT_POSITION, 5), 12);
+        assert_eq!(pos.place(fd, 100, 5), 100, "an explicit offset is its own");
+        assert_eq!(pos.place(fd, CURRENT_POSITION, 1), 17);
+
+        let mut fds = [0; 2];
+        // SAFETY: fds is a writable array of two ints, as pipe(2) wants.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let mut pipe = OwnPosition::default();
+        assert_eq!(pipe.place(fds[1], CURRENT_POSITION, 4), CURRENT_POSITION);
+        assert_eq!(pipe.place(fds[1], CURRENT_POSITION, 4), CURRENT_POSITION);
+        for fd in fds {
+            // SAFETY: fd came from pipe(2) above and is closed once.
+            unsafe { libc::close(fd) };
+        }
+    }
 }

@@ -28,6 +28,7 @@ pub mod reader;
 pub mod send_body;
 pub mod send_inline;
 mod sendfile_body;
+pub mod served_file;
 mod small_file;
 pub mod stat_files;
 pub mod stats;

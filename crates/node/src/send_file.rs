@@ -10,6 +10,7 @@ use napi::bindgen_prelude::{Buffer, Float64ArraySlice, Object};
 use napi::JsString;
 use napi::{Env, Error, Result, Status};
 use napi_derive::napi;
+use uring_fs_core::served_file;
 use uring_fs_core::{BodyRequest, FileStat, SendOutcome, SocketHandle};
 
 use crate::engine::global;
@@ -73,22 +74,10 @@ pub fn open_served<'env>(env: &'env Env, dir_fd: i32, path: Buffer) -> Result<Ob
     let path = c_path(&path)?;
     let engine = global()?.engine.clone();
     promise(env, async move {
-        let fd = match engine.open_beneath(dir_fd, path, SERVE_FLAGS).await {
-            Ok(fd) => fd,
-            Err(e) => return ServedFile::failed("open", &e),
-        };
-        let st = match engine.fstat(fd).await {
-            Ok(st) => st,
-            Err(e) => {
-                let _ = engine.close(fd).await;
-                return ServedFile::failed("fstat", &e);
-            }
-        };
-        if !st.is_regular() {
-            let _ = engine.close(fd).await;
-            return ServedFile::of(-1, &st);
+        match served_file::open_served(&engine, dir_fd, path, SERVE_FLAGS).await {
+            Ok(served) => ServedFile::of(served.fd.unwrap_or(-1), &served.stat),
+            Err(e) => ServedFile::failed(e.syscall.name(), &e.error),
         }
-        ServedFile::of(fd, &st)
     })
 }
 

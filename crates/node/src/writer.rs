@@ -11,8 +11,7 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::JsValue;
 use napi::{Env, Error, Result, Status};
 use napi_derive::napi;
-use uring_fs_core::batch_writer;
-use uring_fs_core::CURRENT_POSITION;
+use uring_fs_core::batch_writer::{self, OwnPosition};
 
 use crate::engine::global;
 use crate::file_ops::{source_of, write_args, CatchUnwind};
@@ -30,11 +29,9 @@ pub struct NativeWriter {
     /// `onDone` itself (a strong reference, deleted by `release`), for
     /// writes on the JavaScript thread's ring.
     on_done: Option<(napi::sys::napi_env, napi::sys::napi_ref)>,
-    /// The stream opened `fd` itself, so nobody else moves its position.
-    owns_fd: bool,
-    /// With `owns_fd`: where the next write at the current position goes
-    /// (`Some(None)`: the kernel's position, `fd` is not a plain file).
-    next_pos: Option<Option<u64>>,
+    /// The stream opened `fd` itself, so nobody else moves its position:
+    /// writes at the current position go where this says.
+    position: Option<OwnPosition>,
 }
 
 #[napi]
@@ -67,8 +64,7 @@ impl NativeWriter {
             done: Some(Arc::new(done)),
             referenced: false,
             on_done: on_done_ref,
-            owns_fd,
-            next_pos: None,
+            position: owns_fd.then(OwnPosition::default),
         })
     }
 
@@ -91,14 +87,8 @@ impl NativeWriter {
         let src = source_of(env, chunks);
         let (mut offset, mode) = write_args(position, sync);
         let fd = self.fd;
-        if offset == CURRENT_POSITION && self.owns_fd {
-            let next = *self
-                .next_pos
-                .get_or_insert_with(|| batch_writer::trackable_position(fd));
-            if let Some(pos) = next {
-                offset = pos;
-                self.next_pos = Some(Some(pos + src.len()));
-            }
+        if let Some(position) = self.position.as_mut() {
+            offset = position.place(fd, offset, src.len());
         }
         #[cfg(all(target_os = "linux", feature = "io-uring"))]
         let src = match &self.on_done {
