@@ -6,10 +6,10 @@ use std::io;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
+use crate::backend::fallback::Fallback;
 use crate::buffer_pool::PoolBuf;
-use crate::fallback::Fallback;
 use crate::fd_stat::FileStat;
-use crate::send_body::{BodyRequest, SendOutcome, SocketHandle};
+use crate::http::send_body::{BodyRequest, SendOutcome, SocketHandle};
 use crate::stats::{Counters, Stats};
 use crate::vocabulary::{PathStat, SyncMode, WriteOutcome};
 use crate::write_source::WriteSource;
@@ -17,7 +17,7 @@ use crate::write_source::WriteSource;
 /// A ring of the calling thread's own (the JavaScript thread's), which it
 /// submits to and reaps itself: [`Engine::loop_ring`].
 #[cfg(all(target_os = "linux", feature = "io-uring"))]
-pub use crate::uring::loop_ring::{Done as LoopDone, LoopRing};
+pub use crate::backend::uring::loop_ring::{Done as LoopDone, LoopRing};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -62,7 +62,7 @@ impl Choice {
 #[derive(Clone)]
 enum Imp {
     #[cfg(all(target_os = "linux", feature = "io-uring"))]
-    Uring(crate::uring::Driver),
+    Uring(crate::backend::uring::Driver),
     Fallback(Fallback),
 }
 
@@ -90,7 +90,7 @@ impl Engine {
             return Ok(fallback("forced by URING_FS_BACKEND=fallback".into()));
         }
         #[cfg(all(target_os = "linux", feature = "io-uring"))]
-        match crate::uring::Driver::start(counters.clone()) {
+        match crate::backend::uring::Driver::start(counters.clone()) {
             Ok(d) => Ok(Engine {
                 imp: Imp::Uring(d),
                 counters: counters.clone(),
@@ -155,7 +155,7 @@ impl Engine {
     }
 
     /// Opens `path` relative to the directory `dir`, refusing (EXDEV) any
-    /// path that resolves outside it: see [`crate::beneath`].
+    /// path that resolves outside it: see [`crate::http::beneath`].
     pub async fn open_beneath(&self, dir: RawFd, path: CString, flags: i32) -> io::Result<RawFd> {
         match &self.imp {
             #[cfg(all(target_os = "linux", feature = "io-uring"))]
@@ -164,18 +164,19 @@ impl Engine {
                     // Refused on the way; the pool's open looks closer
                     // (an absolute symlink may still end inside `dir`).
                     Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
-                        crate::beneath::open_beneath_on_pool(dir, path, flags, &self.counters).await
+                        crate::http::beneath::open_beneath_on_pool(dir, path, flags, &self.counters)
+                            .await
                     }
                     other => other,
                 }
             }
-            _ => crate::beneath::open_beneath_on_pool(dir, path, flags, &self.counters).await,
+            _ => crate::http::beneath::open_beneath_on_pool(dir, path, flags, &self.counters).await,
         }
     }
 
     /// Sends `req` (a head, then a range of a file) to `socket` without the
     /// file's bytes passing through user memory, then closes the engine's
-    /// duplicate of the socket and the file: see [`crate::send_body`].
+    /// duplicate of the socket and the file: see [`crate::http::send_body`].
     pub async fn send_body(&self, socket: Arc<SocketHandle>, req: BodyRequest) -> SendOutcome {
         let file = Arc::new(req.file);
         let out = match &self.imp {
@@ -185,7 +186,7 @@ impl Engine {
                     .await
             }
             _ => {
-                crate::sendfile_body::send_body(
+                crate::http::sendfile_body::send_body(
                     &socket,
                     &req.head,
                     &file,
@@ -201,7 +202,7 @@ impl Engine {
     }
 
     /// A small file read whole in one linked chain (io_uring with direct
-    /// descriptors), or `None`: use the general path ([`crate::files`]).
+    /// descriptors), or `None`: use the general path ([`crate::whole_file::files`]).
     pub(crate) async fn read_small(
         &self,
         path: &CString,
@@ -210,7 +211,7 @@ impl Engine {
         match &self.imp {
             #[cfg(all(target_os = "linux", feature = "io-uring"))]
             Imp::Uring(d) => {
-                use crate::uring::small_file_chain::SmallRead;
+                use crate::backend::uring::small_file_chain::SmallRead;
                 match d.read_small(path.clone(), flags).await {
                     SmallRead::Whole(buf) => Some(Ok(buf)),
                     SmallRead::Failed(e) => Some(Err(e)),
@@ -248,7 +249,7 @@ impl Engine {
     }
 
     /// `stat(2)` of `path` when `follow`, else `lstat(2)`: every field
-    /// Node's `fs.Stats` has. See [`crate::stat_files`].
+    /// Node's `fs.Stats` has. See [`crate::batch::stat_files`].
     pub async fn stat_path(&self, path: CString, follow: bool) -> io::Result<PathStat> {
         match &self.imp {
             #[cfg(all(target_os = "linux", feature = "io-uring"))]
@@ -275,7 +276,7 @@ impl Engine {
     }
 
     /// Writes all of `src` at `offset`, then syncs: see
-    /// [`crate::batch_writer::write_all`].
+    /// [`crate::stream::batch_writer::write_all`].
     pub async fn write_all(
         &self,
         fd: RawFd,

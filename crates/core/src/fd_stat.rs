@@ -1,6 +1,6 @@
 //! A descriptor's metadata (`fstat(2)`), the part the engine and its callers
 //! use, and whether it can be read at an offset. Paths are stat'ed in batches
-//! by [`crate::stat_files`].
+//! by [`crate::batch::stat_files`].
 
 use std::os::fd::RawFd;
 

@@ -8,8 +8,8 @@
 mod common;
 use common::{choices, cpath, open_file_fds, random_bytes, rng, start};
 
-use uring_fs_core::files::read_file;
-use uring_fs_core::read_parts::{split, PARTS_MIN};
+use uring_fs_core::whole_file::files::read_file;
+use uring_fs_core::whole_file::read_parts::{split, PARTS_MIN};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_files_read_in_parts_equal_std() {

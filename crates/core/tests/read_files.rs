@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use rand::Rng;
 use tokio::sync::RwLock;
-use uring_fs_core::files::{read_files, FilesRead};
+use uring_fs_core::whole_file::files::{read_files, FilesRead};
 use uring_fs_core::Backend;
 use uring_fs_core::Contents;
 

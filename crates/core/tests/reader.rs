@@ -34,7 +34,7 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use tokio::io::AsyncReadExt;
 use tokio::sync::RwLock;
-use uring_fs_core::pump::Callback;
+use uring_fs_core::stream::pump::Callback;
 use uring_fs_core::CURRENT_POSITION;
 use uring_fs_core::{
     Choice, Engine, OpError, PoolBuf, PumpOptions, ReadPump, Reader, ReaderOptions, Source, Syscall,

@@ -22,7 +22,7 @@ use std::task::Poll;
 use std::time::UNIX_EPOCH;
 
 use rand::Rng;
-use uring_fs_core::stat_files::{stat_files, syscall_name};
+use uring_fs_core::batch::stat_files::{stat_files, syscall_name};
 use uring_fs_core::Backend;
 use uring_fs_core::{PathStat, Timespec};
 

@@ -19,7 +19,7 @@ use std::path::Path;
 use rand::rngs::StdRng;
 use rand::Rng;
 use tokio::sync::RwLock;
-use uring_fs_core::write_files::write_files;
+use uring_fs_core::batch::write_files::write_files;
 use uring_fs_core::{Backend, OpError, Syscall, WriteSource};
 
 static FD_GATE: RwLock<()> = RwLock::const_new(());

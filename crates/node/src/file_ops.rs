@@ -14,9 +14,9 @@ use napi::bindgen_prelude::{Buffer, BufferSlice, Either3, FromNapiValue, Object,
 use napi::Either;
 use napi::{Env, Error, JsDeferred, Result, Status};
 use napi_derive::napi;
-use uring_fs_core::batch_writer;
-use uring_fs_core::files::{self, Opened};
-use uring_fs_core::read_parts::{self, ReadTarget};
+use uring_fs_core::stream::batch_writer;
+use uring_fs_core::whole_file::files::{self, Opened};
+use uring_fs_core::whole_file::read_parts::{self, ReadTarget};
 use uring_fs_core::write_source::WriteSource;
 use uring_fs_core::{OpError, PoolBuf, Syscall};
 use uring_fs_core::{SyncMode, CURRENT_POSITION};

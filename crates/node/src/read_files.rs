@@ -13,7 +13,7 @@ use std::ffi::CString;
 use napi::bindgen_prelude::{Buffer, Int32Array, Object, ToNapiValue};
 use napi::{Either, Env, Error, Result, Status};
 use napi_derive::napi;
-use uring_fs_core::files::{self, FilesRead};
+use uring_fs_core::whole_file::files::{self, FilesRead};
 use uring_fs_core::Contents;
 
 use crate::engine::global;

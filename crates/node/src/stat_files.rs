@@ -1,4 +1,4 @@
-//! Binding of `uring_fs_core::stat_files`: many paths' metadata in one
+//! Binding of `uring_fs_core::batch::stat_files`: many paths' metadata in one
 //! crossing, as one `Float64Array` that `lib/stat-files.ts` turns into
 //! `fs.Stats` objects (creating the objects here, field by field through
 //! napi, would cost more than the statx calls themselves).
@@ -8,7 +8,7 @@ use std::ffi::CString;
 use napi::bindgen_prelude::{Buffer, Float64Array, Object};
 use napi::{Env, Result};
 use napi_derive::napi;
-use uring_fs_core::stat_files;
+use uring_fs_core::batch::stat_files;
 use uring_fs_core::{PathStat, Timespec};
 
 use crate::engine::global;

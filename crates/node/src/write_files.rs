@@ -1,4 +1,4 @@
-//! Binding of `uring_fs_core::write_files`: paths and data Buffers in, one
+//! Binding of `uring_fs_core::batch::write_files`: paths and data Buffers in, one
 //! array of results out, in one crossing each way.
 
 use std::sync::Arc;
@@ -6,7 +6,7 @@ use std::sync::Arc;
 use napi::bindgen_prelude::{Buffer, Object, ToNapiValue};
 use napi::{Env, Error, Result, Status};
 use napi_derive::napi;
-use uring_fs_core::write_files;
+use uring_fs_core::batch::write_files;
 use uring_fs_core::WriteSource;
 
 use crate::engine::global;

@@ -11,7 +11,7 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::JsValue;
 use napi::{Env, Error, Result, Status};
 use napi_derive::napi;
-use uring_fs_core::batch_writer::{self, OwnPosition};
+use uring_fs_core::stream::batch_writer::{self, OwnPosition};
 
 use crate::engine::global;
 use crate::file_ops::{source_of, write_args, CatchUnwind};

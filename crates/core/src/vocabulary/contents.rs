@@ -3,7 +3,7 @@
 
 use crate::buffer_pool::PoolBuf;
 
-/// Where one file's contents are, in a [`crate::files::FilesRead`].
+/// Where one file's contents are, in a [`crate::whole_file::files::FilesRead`].
 pub enum Contents {
     /// `len` bytes at `offset` in `FilesRead::blocks[block]`, a block shared
     /// with other small files.

@@ -4,7 +4,7 @@
 //! the sync at the end; how far it got; and what it reports. The backends
 //! differ only in how they run a chain: linked SQEs in one submission
 //! (`uring::writev`, `uring::loop_ring`) or one system call at a time
-//! (`fallback`). See [`crate::batch_writer`] for the whole story.
+//! (`fallback`). See [`crate::stream::batch_writer`] for the whole story.
 
 use std::io;
 
@@ -46,7 +46,7 @@ impl SyncMode {
     }
 }
 
-/// What a whole write did ([`crate::batch_writer::write_all`], a loop ring's
+/// What a whole write did ([`crate::stream::batch_writer::write_all`], a loop ring's
 /// write).
 #[derive(Debug)]
 pub struct WriteOutcome {

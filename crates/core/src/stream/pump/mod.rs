@@ -31,8 +31,8 @@ use tokio::sync::Notify;
 use crate::buffer_pool::PoolBuf;
 use crate::engine::Engine;
 use crate::op_error::{OpError, Syscall};
-use crate::read_ahead::ReadAhead;
-use crate::reader::ReaderOptions;
+use crate::stream::read_ahead::ReadAhead;
+use crate::stream::reader::ReaderOptions;
 use shared::{ends_at, finish_closed, Shared, State};
 use task::{fire_open, OpenSlot};
 
@@ -70,7 +70,7 @@ pub struct PumpOptions {
     /// waiting without the stream holding more memory.
     pub read_ahead: usize,
     /// The read-ahead doubles, up to this, each time the consumer comes
-    /// back for more and finds nothing ready (see [`crate::read_ahead`]).
+    /// back for more and finds nothing ready (see [`crate::stream::read_ahead`]).
     /// At or below `read_ahead`: no growth.
     pub grow_read_ahead_to: usize,
 }

@@ -13,8 +13,8 @@ use std::io;
 use tokio::task::JoinSet;
 
 use crate::engine::Engine;
-use crate::files;
 use crate::op_error::{OpError, Syscall};
+use crate::whole_file::files;
 use crate::write_source::WriteSource;
 
 /// Writes each `(path, source)` of `entries` as the whole content of the

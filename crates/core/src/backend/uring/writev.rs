@@ -160,7 +160,7 @@ impl Driver {
         (res, done.data.1)
     }
 
-    /// The batch writer on io_uring: see [`crate::batch_writer`].
+    /// The batch writer on io_uring: see [`crate::stream::batch_writer`].
     pub async fn write_all(
         &self,
         file: RawFd,

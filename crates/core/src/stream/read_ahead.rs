@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::buffer_pool::PoolBuf;
-use crate::reader::BufferSupply;
+use crate::stream::reader::BufferSupply;
 
 pub(crate) struct ReadAhead {
     st: Mutex<State>,

@@ -12,13 +12,13 @@ use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
-use crate::batch_writer;
+use crate::batch::read_lanes;
 use crate::buffer_pool::PoolBuf;
 use crate::engine::Engine;
 use crate::op_error::{OpError, Syscall};
-use crate::read_lanes;
-use crate::read_parts;
+use crate::stream::batch_writer;
 use crate::vocabulary::{Contents, SyncMode, CURRENT_POSITION};
+use crate::whole_file::read_parts;
 use crate::write_source::WriteSource;
 
 /// Step for files whose size the metadata does not tell (procfs, pipes).

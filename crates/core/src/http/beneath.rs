@@ -5,7 +5,7 @@
 //! absolute path, a symlink whose target lies outside; magic links
 //! (`/proc/self/fd/N`) are refused too. The check and the open are one
 //! step, so no rename between them can slip a file from outside in.
-//! io_uring runs it as OPENAT2 ([`crate::uring`]); this module is the
+//! io_uring runs it as OPENAT2 ([`crate::backend::uring`]); this module is the
 //! system-call path (the fallback backend, kernels without the opcode).
 //!
 //! Without `openat2` (older Linux, macOS) the file is opened and its real

@@ -1,5 +1,5 @@
 //! A ring owned by one thread that submits and reaps it itself: the batch
-//! writer ([`crate::batch_writer`]) and whole-file reads for a thread that
+//! writer ([`crate::stream::batch_writer`]) and whole-file reads for a thread that
 //! has an event loop of its own and can watch [`LoopRing::eventfd`] (Node's
 //! JavaScript thread, through libuv).
 //!

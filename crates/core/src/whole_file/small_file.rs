@@ -4,7 +4,7 @@
 //!
 //! The stat decides: only a regular file smaller than the first read is
 //! read this way; anything else goes to the general path of
-//! [`crate::files`] (open, fstat, reads, close) without being opened here.
+//! [`crate::whole_file::files`] (open, fstat, reads, close) without being opened here.
 //! That matters for FIFOs: opening one waits for a writer, and io_uring
 //! reads a pipe whatever the offset, so a chain would take whatever part of
 //! the stream was there and call it the file. A read that comes back

@@ -12,7 +12,7 @@ use super::{Callback, CloseCallback};
 use crate::buffer_pool::PoolBuf;
 use crate::fd_stat::fstat_now;
 use crate::op_error::OpError;
-use crate::read_ahead::ReadAhead;
+use crate::stream::read_ahead::ReadAhead;
 
 #[derive(Default)]
 pub(super) struct State {

@@ -4,7 +4,7 @@
 //! For cached files the cost is the kernel's own work (path lookup, copy,
 //! close), done on whichever thread submits it, so a batch goes only as fast
 //! as the cores that submit it. Each lane is one blocking-pool thread with a
-//! ring of its own on io_uring ([`crate::uring::lane_ring`]: a window of
+//! ring of its own on io_uring ([`crate::backend::uring::lane_ring`]: a window of
 //! linked OPENAT -> READ -> CLOSE chains per `io_uring_enter`), or plain
 //! system calls on the fallback backend. Lanes take the next file from a
 //! shared cursor, so a lane slowed by a file that is not cached leaves the
@@ -17,9 +17,9 @@ use std::sync::{Arc, OnceLock};
 use crate::buffer_pool::PoolBuf;
 use crate::engine::{Backend, Engine};
 use crate::op_error::OpError;
-use crate::small_file::{read_small_blocking, LaneRead, FIRST_READ};
 use crate::stats::Counters;
 use crate::vocabulary::Contents;
+use crate::whole_file::small_file::{read_small_blocking, LaneRead, FIRST_READ};
 
 /// Fewest files worth a lane of their own: below this the thread hand-off
 /// costs more than the lane saves.
@@ -189,7 +189,7 @@ fn read_with_ring<'p>(
     next: &mut dyn FnMut() -> Option<(usize, &'p CStr)>,
     keep: &mut dyn FnMut(usize, LaneRead<'_>),
 ) -> bool {
-    crate::uring::lane_ring::with_lane_ring(|ring| {
+    crate::backend::uring::lane_ring::with_lane_ring(|ring| {
         ring.read_small_all(flags, window, counters, next, keep)
     })
     .is_ok()

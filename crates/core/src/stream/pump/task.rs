@@ -10,7 +10,7 @@ use super::{PumpOptions, Source};
 use crate::engine::Engine;
 use crate::fd_stat::seekable;
 use crate::op_error::{OpError, Syscall};
-use crate::reader::{Reader, Step};
+use crate::stream::reader::{Reader, Step};
 use crate::vocabulary::CURRENT_POSITION;
 
 pub(super) type OpenSlot = Arc<Mutex<Option<Box<dyn FnOnce(Result<RawFd, OpError>) + Send>>>>;

@@ -8,8 +8,8 @@ use std::os::fd::RawFd;
 use io_uring::squeue;
 
 use super::{Done, LoopRing, INDEX_BITS};
-use crate::uring::fsync::fsync_sqe;
-use crate::uring::writev::{writev_sqe, CurPos};
+use crate::backend::uring::fsync::fsync_sqe;
+use crate::backend::uring::writev::{writev_sqe, CurPos};
 use crate::vocabulary::{Plan, SyncMode, WriteOutcome, CURRENT_POSITION};
 use crate::write_source::{IoVecs, WriteSource};
 
@@ -36,7 +36,7 @@ pub(super) struct Job {
 
 impl LoopRing {
     /// Starts writing every byte of `src` at `offset` (as
-    /// [`crate::batch_writer::write_all`]: [`CURRENT_POSITION`] for the
+    /// [`crate::stream::batch_writer::write_all`]: [`CURRENT_POSITION`] for the
     /// file position), then syncing as `sync` says. Returns the job's id,
     /// or the source back when the ring has no room (then write elsewhere).
     pub fn write(
