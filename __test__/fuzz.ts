@@ -657,17 +657,22 @@ async function runWrite(impl: Impl, spec: WriteCaseSpec, file: string, fx: Fixtu
           break
         case 'drain':
           if (stream.writableNeedDrain) {
-            await new Promise<void>((resolve) => {
-              // Corked, 'drain' never comes: give up soon. Otherwise it
-              // comes once the writes are done, however busy the machine.
-              const t = setTimeout(resolve, stream.writableCorked > 0 ? 300 : 10_000)
-              const done = (): void => {
-                clearTimeout(t)
-                resolve()
-              }
-              stream.once('drain', done)
-              stream.once('close', done)
-            })
+            // An errored stream (a failed open with autoClose: false) never
+            // drains: nothing to wait for.
+            if (!stream.errored && !stream.destroyed) {
+              await new Promise<void>((resolve) => {
+                // Corked, 'drain' never comes: give up soon. Otherwise it
+                // comes once the writes are done, even on a busy machine.
+                const t = setTimeout(resolve, stream.writableCorked > 0 ? 300 : 3_000)
+                const done = (): void => {
+                  clearTimeout(t)
+                  resolve()
+                }
+                stream.once('drain', done)
+                stream.once('close', done)
+                stream.once('error', done)
+              })
+            }
             events.push('drained')
           }
           break
