@@ -117,9 +117,11 @@ fn lane(
         let placed = read.map(|found| found.map(|bytes| done.packer.put(bytes)));
         done.files.push((i, placed));
     };
-    if ring && read_with_ring(flags, window, counters, &mut next, &mut keep) {
-        return done;
+    if ring {
+        read_with_ring(flags, window, counters, &mut next, &mut keep);
     }
+    // What the ring did not take (it had none, or stopped early), with
+    // system calls.
     let mut block = PoolBuf::with_capacity(FIRST_READ);
     while let Some((i, path)) = next() {
         let read = read_small_blocking(path, flags, &mut block, counters);
@@ -179,8 +181,9 @@ impl Packer {
     }
 }
 
-/// The lane's files through its thread's ring; false if there is none
-/// (the kernel refused a second ring), before any file was taken.
+/// The lane's files through its thread's ring, while it has one (none if
+/// the kernel refused a second ring) and it works; every file it takes
+/// from `next` it hands to `keep`.
 #[cfg(all(target_os = "linux", feature = "io-uring"))]
 fn read_with_ring<'p>(
     flags: i32,
@@ -188,11 +191,10 @@ fn read_with_ring<'p>(
     counters: &Counters,
     next: &mut dyn FnMut() -> Option<(usize, &'p CStr)>,
     keep: &mut dyn FnMut(usize, LaneRead<'_>),
-) -> bool {
-    crate::backend::uring::lane_ring::with_lane_ring(|ring| {
+) {
+    let _no_ring = crate::backend::uring::lane_ring::with_lane_ring(|ring| {
         ring.read_small_all(flags, window, counters, next, keep)
-    })
-    .is_ok()
+    });
 }
 
 #[cfg(not(all(target_os = "linux", feature = "io-uring")))]
@@ -202,8 +204,7 @@ fn read_with_ring<'p>(
     _counters: &Counters,
     _next: &mut dyn FnMut() -> Option<(usize, &'p CStr)>,
     _keep: &mut dyn FnMut(usize, LaneRead<'_>),
-) -> bool {
-    false
+) {
 }
 
 /// As many lanes as cores (at most [`MAX_LANES`]), but no more than the

@@ -24,6 +24,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use io_uring::IoUring;
 
+use super::lifecycle::InFlight;
 use super::small_file_chain::whole_file_chain;
 use crate::buffer_pool::PoolBuf;
 use crate::stats::Counters;
@@ -90,27 +91,29 @@ impl Drop for Lent {
     }
 }
 
-/// One chain in flight: whose file, and the three results (open, read,
-/// close) as they arrive. Its block is `Window::blocks[k]`.
+/// One chain in flight: whose file, the three results (open, read, close)
+/// as they arrive, and what the kernel uses until the last of them: the
+/// block the READ fills and the direct-descriptor slot.
 struct Chain {
     index: usize,
     /// The size the stat saw.
     size: u64,
     res: [i32; 3],
-    left: u8,
+    block: PoolBuf,
+    slot: u32,
 }
 
-/// The chains in flight, and one block per chain slot, reused from one file
-/// to the next. Dropped with chains still in the kernel (a panic in a
-/// callback), it waits for their completions before the blocks are freed;
-/// if even that fails, it leaks the blocks rather than free memory the
-/// kernel may still write into.
+/// The chains in flight (an [`InFlight`] slab: see [`super::lifecycle`]),
+/// and the blocks and slots free for the next ones, reused from one file to
+/// the next. Dropped with chains still in the kernel (a panic in a
+/// callback), it waits for their completions; if even that fails, the slab
+/// leaks their blocks rather than free memory the kernel may still write
+/// into.
 struct Window<'r> {
     ring: &'r mut IoUring,
-    chains: Vec<Option<Chain>>,
+    chains: InFlight<Chain>,
     blocks: Vec<PoolBuf>,
-    /// SQEs whose CQE has not arrived.
-    outstanding: usize,
+    slots: Vec<u32>,
 }
 
 impl LaneRing {
@@ -123,9 +126,10 @@ impl LaneRing {
 
     /// Reads every file `next` hands out (its index in the batch and its
     /// path, opened with `flags`), at most `window` at once, and gives each
-    /// outcome to `done`. Returns early only if the ring itself fails; the
-    /// files it had in flight are then reported as `Ok(None)` (read again
-    /// the general way) and `next` is not asked for more.
+    /// outcome to `done`. Returns early if the ring itself fails (the
+    /// files it had in flight are then reported as `Ok(None)`: read again
+    /// the general way) or it has no slot left (a close failed in each);
+    /// `next` is then not asked for more, and the caller reads the rest.
     pub(crate) fn read_small_all<'p>(
         &mut self,
         flags: i32,
@@ -137,42 +141,38 @@ impl LaneRing {
         let window = window.clamp(1, MAX_WINDOW);
         let mut w = Window {
             ring: &mut self.ring,
-            chains: (0..window).map(|_| None).collect(),
+            chains: InFlight::with_capacity(window),
             blocks: (0..window)
                 .map(|_| PoolBuf::with_capacity(FIRST_READ))
                 .collect(),
-            outstanding: 0,
+            slots: (0..window as u32).rev().collect(),
         };
-        let mut free: Vec<usize> = (0..window).rev().collect();
         let mut exhausted = false;
         loop {
             let mut pushed = 0u64;
-            while !exhausted {
-                let Some(&k) = free.last() else { break };
+            while !exhausted && !w.blocks.is_empty() && !w.slots.is_empty() {
                 let Some((index, path)) = next() else {
                     exhausted = true;
                     break;
                 };
-                free.pop();
                 let size = match stat_path_blocking(path, flags) {
                     Some((mode, size)) if chainable(mode, size) => size,
                     // Not opened here: the general path opens it (and
                     // reports the open's own error, as fs does).
                     _ => {
-                        free.push(k);
                         done(index, Ok(None));
                         continue;
                     }
                 };
-                if !w.push_chain(k, index, path, flags, size) {
-                    // Unreachable (the SQ always has room); a file never
-                    // reported is read again by the general path.
-                    free.push(k);
+                if !w.push_chain(index, path, flags, size) {
+                    // Unreachable (the SQ always has room): the general
+                    // path reads it.
+                    done(index, Ok(None));
                     break;
                 }
                 pushed += 3;
             }
-            if w.outstanding == 0 {
+            if w.chains.pending() == 0 {
                 return;
             }
             match w.ring.submit_and_wait(1) {
@@ -188,7 +188,7 @@ impl LaneRing {
                     // The ring cannot be used: hand the files back. Their
                     // blocks are leaked by the Window (the kernel may still
                     // hold them).
-                    for c in w.chains.iter().flatten() {
+                    for (_, c) in w.chains.iter() {
                         done(c.index, Ok(None));
                     }
                     return;
@@ -196,79 +196,100 @@ impl LaneRing {
             }
             counters.add_enter();
             counters.add_ops(pushed);
-            for (k, chain) in w.reap() {
-                free.push(k);
+            for mut chain in w.reap() {
                 counters.add_completions(3);
                 match read_len(chain.res[0], chain.res[1], chain.size) {
                     Ok(Some(n)) => {
-                        let block = &mut w.blocks[k];
                         // SAFETY: the read wrote n bytes at the start of
-                        // this chain's block, which stays untouched until
-                        // the slot's next chain is pushed, after `done`.
-                        unsafe { block.set_len(n) };
+                        // this chain's block, which the kernel is done with
+                        // (the chain left the slab with its last CQE).
+                        unsafe { chain.block.set_len(n) };
                         counters.add_bytes(n as u64);
-                        done(chain.index, Ok(Some(&block[..])));
+                        done(chain.index, Ok(Some(&chain.block[..])));
                     }
                     other => done(chain.index, other.map(|_| None)),
                 }
+                // The slot is empty again unless a file opened into it and
+                // its close failed; such a slot is not reused.
+                if chain.res[0] < 0 || chain.res[2] >= 0 {
+                    w.slots.push(chain.slot);
+                }
+                w.blocks.push(chain.block);
             }
         }
     }
 }
 
 impl Window<'_> {
-    /// Queues chain `k` for file `index`; false if the SQ had no room.
-    fn push_chain(&mut self, k: usize, index: usize, path: &CStr, flags: i32, size: u64) -> bool {
-        let slot = k as u32;
-        let dst = self.blocks[k].as_mut_ptr();
-        let key = (k as u64) << 2;
-        let Some(chain) = whole_file_chain(path, flags, slot, dst, FIRST_READ as u32, key) else {
+    /// Queues a chain for file `index` with a free block and slot; false if
+    /// there is none or the SQ had no room.
+    fn push_chain(&mut self, index: usize, path: &CStr, flags: i32, size: u64) -> bool {
+        let (Some(mut block), Some(slot)) = (self.blocks.pop(), self.slots.pop()) else {
+            return false;
+        };
+        let dst = block.as_mut_ptr();
+        let key = self.chains.insert(Chain {
+            index,
+            size,
+            res: [0; 3],
+            block,
+            slot,
+        });
+        let ud = self.chains.user_data(key, 0);
+        let Some(sqes) = whole_file_chain(path, flags, slot, dst, FIRST_READ as u32, ud) else {
+            self.give_back(key);
             return false;
         };
         // The path outlives the chain: the caller keeps every path until
         // read_small_all returns, which is only when no chain is in flight
-        // (or after the Window has waited for them). Block `k` (FIRST_READ
-        // bytes) and direct-descriptor slot `k` are this chain's alone,
-        // neither read nor freed until its last CQE (the block is leaked if
-        // that cannot be waited for).
+        // (or after the Window has waited for them). The block (FIRST_READ
+        // bytes, a heap block that does not move with the Chain) is the
+        // entry's, freed or reused only once it leaves the slab after its
+        // last CQE (leaked with the slab if that cannot be waited for), and
+        // direct-descriptor `slot` is this chain's alone until then.
         // SAFETY: as just said, all these SQEs point to outlives them.
         let pushed = unsafe {
             let mut sq = self.ring.submission();
-            sq.push_multiple(&chain)
+            sq.push_multiple(&sqes)
         };
         if pushed.is_err() {
+            self.give_back(key);
             return false;
         }
-        self.chains[k] = Some(Chain {
-            index,
-            size,
-            res: [0; 3],
-            left: 3,
-        });
-        self.outstanding += 3;
+        self.chains.submitted(key, 3);
         true
     }
 
+    /// Returns the block and slot of chain `key`, which never reached the
+    /// kernel.
+    fn give_back(&mut self, key: usize) {
+        if let Some(chain) = self.chains.remove(key) {
+            self.blocks.push(chain.block);
+            self.slots.push(chain.slot);
+        }
+    }
+
     /// Takes every CQE there is; returns the chains whose three have all
-    /// arrived, with their slot numbers.
-    fn reap(&mut self) -> Vec<(usize, Chain)> {
+    /// arrived (out of the slab: the kernel is done with them).
+    fn reap(&mut self) -> Vec<Chain> {
         let mut finished = Vec::new();
-        for cqe in self.ring.completion() {
-            let k = (cqe.user_data() >> 2) as usize;
-            let step = (cqe.user_data() & 3).min(2) as usize;
-            let Some(slot) = self.chains.get_mut(k) else {
+        let cqes: Vec<(u64, i32)> = self
+            .ring
+            .completion()
+            .map(|c| (c.user_data(), c.result()))
+            .collect();
+        for (ud, res) in cqes {
+            let Some(arrived) = self.chains.complete(ud) else {
                 continue;
             };
-            let Some(chain) = slot.as_mut() else {
+            let Some(chain) = self.chains.get_mut(arrived.key) else {
                 continue;
             };
-            chain.res[step] = cqe.result();
-            chain.left -= 1;
-            self.outstanding -= 1;
-            if chain.left == 0 {
-                if let Some(chain) = slot.take() {
-                    finished.push((k, chain));
-                }
+            if let Some(r) = chain.res.get_mut(usize::from(arrived.step)) {
+                *r = res;
+            }
+            if arrived.left == 0 {
+                finished.extend(self.chains.remove(arrived.key));
             }
         }
         finished
@@ -277,19 +298,17 @@ impl Window<'_> {
 
 impl Drop for Window<'_> {
     fn drop(&mut self) {
-        while self.outstanding > 0 {
-            match self.ring.submit_and_wait(self.outstanding) {
+        while self.chains.pending() > 0 {
+            match self.ring.submit_and_wait(self.chains.pending()) {
                 Ok(_) => {}
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-                Err(_) => {
-                    for block in self.blocks.drain(..) {
-                        std::mem::forget(block);
-                    }
-                    return;
-                }
+                // The slab leaks what is still in the kernel.
+                Err(_) => return,
             }
-            let arrived = self.ring.completion().count();
-            self.outstanding = self.outstanding.saturating_sub(arrived);
+            let cqes: Vec<u64> = self.ring.completion().map(|c| c.user_data()).collect();
+            for ud in cqes {
+                self.chains.complete(ud);
+            }
         }
     }
 }

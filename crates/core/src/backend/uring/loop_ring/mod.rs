@@ -20,9 +20,9 @@
 //! The two kinds of job live in their own files: [`write_job`] (a
 //! `write_all` as linked WRITEV chains) and [`read_job`] (a small file read
 //! whole). This file is the ring they share: set-up, submission, reaping
-//! (a CQE's `user_data` is the job's slab key shifted by [`INDEX_BITS`],
-//! read jobs' keys offset by [`READ_IDS`], and the request's place in its
-//! chain) and the drop that waits for the kernel.
+//! (the jobs are an [`InFlight`] slab, a CQE's `user_data` names the job
+//! and the request's place in its chain: see [`super::lifecycle`]) and the
+//! drop that waits for the kernel.
 
 mod read_job;
 mod write_job;
@@ -32,14 +32,14 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
 use io_uring::IoUring;
-use slab::Slab;
 
+use super::lifecycle::{Arrived, InFlight};
 use crate::buffer_pool::PoolBuf;
 use crate::op_error::OpError;
 use crate::stats::Counters;
 use crate::vocabulary::WriteOutcome;
 use read_job::ReadJob;
-use write_job::Job;
+use write_job::WriteJob;
 
 const SQ_ENTRIES: u32 = 256;
 const CQ_ENTRIES: u32 = 4096;
@@ -49,11 +49,6 @@ const CQ_ENTRIES: u32 = 4096;
 /// keeps it awake for the whole stream (1 and 10 ms measured the same),
 /// while occasional writes cost at most 1 ms of polling each.
 const SQ_THREAD_IDLE_MS: u32 = 1;
-/// Bits of `user_data` for the request's place in its chain.
-const INDEX_BITS: u32 = 8;
-/// Ids (and `user_data` job numbers) of small reads start here, after
-/// every possible write job's.
-const READ_IDS: usize = 1 << 40;
 /// Direct-descriptor slots, so as many small reads at once.
 const SLOTS: u32 = 64;
 
@@ -69,11 +64,17 @@ pub enum Done {
 /// [`LoopRing::read_small`] gave it; never reused) and what it did.
 pub type Finished = (usize, Done);
 
+/// A job on the ring: it owns what its requests point to until their CQEs
+/// are in (the rules of [`super::lifecycle`]).
+enum Job {
+    Write(WriteJob),
+    Read(ReadJob),
+}
+
 pub struct LoopRing {
     ring: IoUring,
     eventfd: OwnedFd,
-    jobs: Slab<Job>,
-    reads: Slab<ReadJob>,
+    jobs: InFlight<Job>,
     /// Free direct-descriptor slots (none if the kernel has no table).
     slots: Vec<u32>,
     /// Jobs that finished without a CQE to report them (nothing to write):
@@ -123,8 +124,7 @@ impl LoopRing {
         Ok(LoopRing {
             ring,
             eventfd,
-            jobs: Slab::new(),
-            reads: Slab::new(),
+            jobs: InFlight::with_capacity(64),
             slots,
             finished: Vec::new(),
             reaping: false,
@@ -141,7 +141,7 @@ impl LoopRing {
 
     /// Jobs not yet handed out by `reap`.
     pub fn active(&self) -> usize {
-        self.jobs.len() + self.reads.len() + self.finished.len()
+        self.jobs.len() + self.finished.len()
     }
 
     /// Takes in every completion: jobs whose chain is done go on with their
@@ -159,13 +159,14 @@ impl LoopRing {
         self.counters.add_completions(cqes.len() as u64);
         self.reaping = true;
         for (ud, res) in cqes {
-            let id = (ud >> INDEX_BITS) as usize;
-            let index = (ud & ((1 << INDEX_BITS) - 1)) as usize;
-            if id >= READ_IDS {
-                self.read_cqe(id - READ_IDS, index, res);
+            let Some(arrived) = self.jobs.complete(ud) else {
                 continue;
+            };
+            match self.jobs.get(arrived.key) {
+                Some(Job::Write(_)) => self.write_cqe(arrived, res),
+                Some(Job::Read(_)) => self.read_cqe(arrived, res),
+                None => {}
             }
-            self.write_cqe(id, index, res);
         }
         self.reaping = false;
         std::mem::take(&mut self.finished)
@@ -201,36 +202,35 @@ impl LoopRing {
 }
 
 impl Drop for LoopRing {
-    /// Waits until the kernel is done with every job's memory.
+    /// Waits until the kernel is done with every job's memory; if it
+    /// cannot, the jobs still in the kernel are leaked with the slab.
     fn drop(&mut self) {
-        loop {
-            let waiting: usize = self.jobs.iter().map(|(_, j)| j.pending).sum::<usize>()
-                + self.reads.iter().map(|(_, j)| j.pending).sum::<usize>();
-            if waiting == 0 {
-                return;
-            }
+        while self.jobs.pending() > 0 {
             match self.ring.submit_and_wait(1) {
                 Ok(_) => {}
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-                Err(_) => {
-                    // Cannot wait: leak the jobs' memory rather than free
-                    // what the kernel may still use.
-                    std::mem::forget(std::mem::take(&mut self.jobs));
-                    std::mem::forget(std::mem::take(&mut self.reads));
-                    return;
-                }
+                Err(_) => return,
             }
             let cqes: Vec<u64> = self.ring.completion().map(|c| c.user_data()).collect();
             for ud in cqes {
-                let id = (ud >> INDEX_BITS) as usize;
-                if id >= READ_IDS {
-                    if let Some(job) = self.reads.get_mut(id - READ_IDS) {
-                        job.pending = job.pending.saturating_sub(1);
-                    }
-                } else if let Some(job) = self.jobs.get_mut(id) {
-                    job.pending = job.pending.saturating_sub(1);
-                }
+                self.jobs.complete(ud);
             }
         }
+    }
+}
+
+/// The write job `key`, if it is one.
+fn write_of(jobs: &mut InFlight<Job>, key: usize) -> Option<&mut WriteJob> {
+    match jobs.get_mut(key) {
+        Some(Job::Write(j)) => Some(j),
+        _ => None,
+    }
+}
+
+/// The read job `key`, if it is one.
+fn read_of(jobs: &mut InFlight<Job>, key: usize) -> Option<&mut ReadJob> {
+    match jobs.get_mut(key) {
+        Some(Job::Read(j)) => Some(j),
+        _ => None,
     }
 }

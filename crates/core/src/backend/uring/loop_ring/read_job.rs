@@ -8,7 +8,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use io_uring::{opcode, types};
 
-use super::{Done, LoopRing, INDEX_BITS, READ_IDS};
+use super::{read_of, Arrived, Done, Job, LoopRing};
 use crate::backend::uring::small_file_chain::whole_file_chain;
 use crate::buffer_pool::PoolBuf;
 use crate::op_error::OpError;
@@ -37,7 +37,6 @@ pub(super) struct ReadJob {
     buf: Option<PoolBuf>,
     slot: u32,
     results: [i32; 3],
-    pub(super) pending: usize,
 }
 
 impl LoopRing {
@@ -52,11 +51,9 @@ impl LoopRing {
         // had without waiting; else a STATX on the ring (an io-wq worker:
         // one more round trip).
         let cached = cached_stat(&path, flags);
-        let entry = self.reads.vacant_entry();
-        let id = entry.key();
         let public = self.next_public;
         self.next_public += 1;
-        let job = entry.insert(ReadJob {
+        let id = self.jobs.insert(Job::Read(ReadJob {
             public,
             path,
             flags,
@@ -68,14 +65,16 @@ impl LoopRing {
             buf: None,
             slot: 0,
             results: [0; 3],
-            pending: 1,
-        });
+        }));
+        let key = self.jobs.user_data(id, 0);
+        let Some(job) = read_of(&mut self.jobs, id) else {
+            return Err(CString::default());
+        };
         if let Some((mode, size)) = cached {
             job.stat = false;
-            job.pending = 0;
             job.size = size;
             self.start_chain(id, whole_readable(mode, size));
-            if !self.reads.contains(id) {
+            if !self.jobs.contains(id) {
                 // Finished already (for the general path): say so.
                 self.kick();
             }
@@ -89,26 +88,26 @@ impl LoopRing {
         .flags(stat_flags(flags))
         .mask(libc::STATX_TYPE | libc::STATX_SIZE)
         .build()
-        .user_data(Self::read_key(id));
+        .user_data(key);
         // The path and the statx block are the job's (heap blocks that do
         // not move with it), kept until its last CQE (and by Drop, which
         // waits for them).
         // SAFETY: as just said, what this SQE points to outlives it.
         if unsafe { self.ring.submission().push(&stat) }.is_err() {
-            return Err(self.reads.remove(id).path);
+            return match self.jobs.remove(id) {
+                Some(Job::Read(job)) => Err(job.path),
+                _ => Err(CString::default()),
+            };
         }
+        self.jobs.submitted(id, 1);
         self.counters.add_ops(1);
         self.submit();
         Ok(public)
     }
 
-    fn read_key(id: usize) -> u64 {
-        ((READ_IDS + id) as u64) << INDEX_BITS
-    }
-
     /// The stat of read job `id` is in: queue its chain, or finish it.
     fn read_stat_done(&mut self, id: usize, res: i32) {
-        let Some(job) = self.reads.get_mut(id) else {
+        let Some(job) = read_of(&mut self.jobs, id) else {
             return;
         };
         job.stat = false;
@@ -120,7 +119,8 @@ impl LoopRing {
     /// Queues read job `id`'s chain if its file is `readable` that way;
     /// else (or with no room) finishes it for the general path.
     fn start_chain(&mut self, id: usize, readable: bool) {
-        let Some(job) = self.reads.get_mut(id) else {
+        let key = self.jobs.user_data(id, 0);
+        let Some(job) = read_of(&mut self.jobs, id) else {
             return;
         };
         // Not opened here: the general path opens it (and reports the
@@ -139,7 +139,6 @@ impl LoopRing {
         let asked = (job.size as usize).max(FIRST_READ);
         job.asked = asked;
         let mut buf = PoolBuf::with_capacity(asked);
-        let key = Self::read_key(id);
         let Some(chain) = whole_file_chain(
             &job.path,
             job.flags,
@@ -167,32 +166,36 @@ impl LoopRing {
         }
         job.buf = Some(buf);
         job.slot = slot;
-        job.pending = 3;
+        self.jobs.submitted(id, 3);
         self.counters.add_ops(3);
         self.submit();
     }
 
+    /// Hands out read job `id`, whose requests are all in (remove gives
+    /// it back only then).
     fn finish_read(&mut self, id: usize, done: Result<Option<PoolBuf>, OpError>) {
-        if self.reads.contains(id) {
-            let job = self.reads.remove(id);
+        if read_of(&mut self.jobs, id).is_none() {
+            return;
+        }
+        if let Some(Job::Read(job)) = self.jobs.remove(id) {
             self.finished.push((job.public, Done::Read(done)));
         }
     }
 
     /// A read job's CQE.
-    pub(super) fn read_cqe(&mut self, id: usize, index: usize, res: i32) {
-        let Some(job) = self.reads.get_mut(id) else {
+    pub(super) fn read_cqe(&mut self, arrived: Arrived, res: i32) {
+        let id = arrived.key;
+        let Some(job) = read_of(&mut self.jobs, id) else {
             return;
         };
         if job.stat {
             self.read_stat_done(id, res);
             return;
         }
-        if let Some(r) = job.results.get_mut(index) {
+        if let Some(r) = job.results.get_mut(usize::from(arrived.step)) {
             *r = res;
         }
-        job.pending = job.pending.saturating_sub(1);
-        if job.pending > 0 {
+        if arrived.left > 0 {
             return;
         }
         let [opened, read, closed] = job.results;

@@ -7,7 +7,7 @@ use std::os::fd::RawFd;
 
 use io_uring::squeue;
 
-use super::{Done, LoopRing, INDEX_BITS};
+use super::{write_of, Arrived, Done, Job, LoopRing};
 use crate::backend::uring::fsync::fsync_sqe;
 use crate::backend::uring::writev::{writev_sqe, CurPos};
 use crate::vocabulary::{Plan, SyncMode, WriteOutcome, CURRENT_POSITION};
@@ -17,7 +17,7 @@ use crate::write_source::{IoVecs, WriteSource};
 const MAX_CHAIN: usize = 16;
 
 /// One `write_all` on this ring.
-pub(super) struct Job {
+pub(super) struct WriteJob {
     /// The id the caller knows it by.
     public: usize,
     fd: RawFd,
@@ -31,7 +31,6 @@ pub(super) struct Job {
     lens: Vec<u64>,
     synced: bool,
     results: Vec<i32>,
-    pub(super) pending: usize,
 }
 
 impl LoopRing {
@@ -50,7 +49,7 @@ impl LoopRing {
         let offset = cur.as_ref().map_or(offset, CurPos::offset);
         let public = self.next_public;
         self.next_public += 1;
-        let job = Job {
+        let job = WriteJob {
             public,
             fd,
             plan: Plan::new(offset, sync),
@@ -60,35 +59,39 @@ impl LoopRing {
             lens: Vec::new(),
             synced: false,
             results: Vec::new(),
-            pending: 0,
         };
-        let id = self.jobs.insert(job);
+        let id = self.jobs.insert(Job::Write(job));
         match self.advance(id) {
             Ok(()) => Ok(public),
-            Err(()) => Err(self.jobs.remove(id).src),
+            Err(()) => match self.jobs.remove(id) {
+                Some(Job::Write(job)) => Err(job.src),
+                // Unreachable: the job is a write with nothing in flight.
+                _ => Ok(public),
+            },
         }
     }
 
-    /// A CQE of write job `id`: the request at `index` of its chain.
-    pub(super) fn write_cqe(&mut self, id: usize, index: usize, res: i32) {
-        let Some(job) = self.jobs.get_mut(id) else {
+    /// A CQE of a write job: the request at `arrived.step` of its chain.
+    pub(super) fn write_cqe(&mut self, arrived: Arrived, res: i32) {
+        let id = arrived.key;
+        let index = usize::from(arrived.step);
+        let Some(job) = write_of(&mut self.jobs, id) else {
             return;
         };
         if let Some(slot) = job.results.get_mut(index) {
             *slot = res;
         }
-        job.pending = job.pending.saturating_sub(1);
         if index < job.lens.len() && res > 0 {
             self.counters.add_bytes_written(res as u64);
         }
-        if job.pending == 0 {
+        if arrived.left == 0 {
             self.chain_done(id);
         }
     }
 
     /// A job's chain is in: settle it, then issue the next or finish.
     fn chain_done(&mut self, id: usize) {
-        let Some(job) = self.jobs.get_mut(id) else {
+        let Some(job) = write_of(&mut self.jobs, id) else {
             return;
         };
         job.iovs.clear();
@@ -108,7 +111,8 @@ impl LoopRing {
     /// Issues the job's next chain, or finishes it when there is none.
     /// Err when the SQ has no room for it.
     fn advance(&mut self, id: usize) -> Result<(), ()> {
-        let Some(job) = self.jobs.get_mut(id) else {
+        let key = self.jobs.user_data(id, 0);
+        let Some(job) = write_of(&mut self.jobs, id) else {
             return Ok(());
         };
         let Some(chain) = job.plan.next_chain(&job.src, MAX_CHAIN) else {
@@ -141,10 +145,7 @@ impl LoopRing {
             } else {
                 base
             };
-            *sqe = sqe
-                .clone()
-                .flags(link)
-                .user_data(((id as u64) << INDEX_BITS) | i as u64);
+            *sqe = sqe.clone().flags(link).user_data(key | i as u64);
         }
         // Every SQE points into `job.src` (kept in the job until the job
         // finishes, which is after the chain's last CQE) or into an iovec
@@ -162,17 +163,21 @@ impl LoopRing {
         job.lens = lens;
         job.synced = synced;
         job.results = vec![0; total];
-        job.pending = total;
+        self.jobs.submitted(id, total as u32);
         self.counters.add_ops(total as u64);
         self.submit();
         Ok(())
     }
 
     fn finish(&mut self, id: usize, error: Option<io::Error>) {
-        if !self.jobs.contains(id) {
+        if write_of(&mut self.jobs, id).is_none() {
             return;
         }
-        let job = self.jobs.remove(id);
+        // Called only once the job's last chain is in (or before it had
+        // one): remove gives it back only then.
+        let Some(Job::Write(job)) = self.jobs.remove(id) else {
+            return;
+        };
         let mut error = error;
         if let Some(cur) = &job.cur {
             if let Err(e) = cur.finish(job.fd, job.plan.written(), job.plan.had_short_write()) {
