@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 versions="${URING_FS_NODE_VERSIONS-22,24,26}"
 
 echo "== crates/core: no import cycle between its modules; its docs link only what exists"
-node scripts/import-cycles.js --check
+node scripts/core-layers.js --check
 RUSTDOCFLAGS="-D warnings" cargo doc -p uring-fs-core --no-deps --document-private-items --quiet
 echo "== cargo test (workspace, io_uring + fallback)"
 cargo test --workspace

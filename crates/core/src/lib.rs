@@ -1,10 +1,12 @@
 //! uring-fs-core: the engine behind the `uring-fs` npm package.
 //!
-//! Plain Rust, no Node. Its floors, each using only those below it:
+//! Plain Rust, no Node. Its floors, each using only its own, the one right
+//! below and the ground (`scripts/core-layers.js` checks):
 //!
 //! - the ground: [`vocabulary`] (positions, sync modes, the write plan,
-//!   stat fields), [`op_error`], [`fd_stat`], [`stats`], and the memory the
-//!   kernel reads or fills ([`buffer_pool`], [`write_source`]);
+//!   stat fields, the small-file rules, a response body's types),
+//!   [`op_error`], [`fd_stat`], [`stats`], and the memory the kernel reads
+//!   or fills ([`buffer_pool`], [`write_source`]);
 //! - [`backend`]: an io_uring ring driven inside tokio
 //!   ([`uring`](backend::uring), Linux with the default `io-uring`
 //!   feature) and a thread-pool [`fallback`](backend::fallback) with the
@@ -38,13 +40,13 @@ pub use engine::{Backend, Choice, Engine};
 #[cfg(all(target_os = "linux", feature = "io-uring"))]
 pub use engine::{LoopDone, LoopRing};
 pub use fd_stat::FileStat;
-pub use http::send_body::{BodyRequest, SendOutcome, SocketHandle};
 pub use op_error::{OpError, Syscall};
 pub use stats::Stats;
 pub use stream::pump::{PumpOptions, ReadPump, Source, Taken};
 pub use stream::reader::{Reader, ReaderOptions};
 pub use vocabulary::{
-    Contents, PathStat, SyncMode, Timespec, WriteOutcome, CURRENT_POSITION, IOV_MAX,
+    BodyRequest, Contents, PathStat, SendOutcome, SocketHandle, SyncMode, Timespec, WriteOutcome,
+    CURRENT_POSITION, IOV_MAX,
 };
 pub use write_source::WriteSource;
 

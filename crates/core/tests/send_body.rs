@@ -344,7 +344,7 @@ fn open_beneath_stays_inside() {
 /// in the page cache.
 #[test]
 fn send_inline_sends_cached_ranges_only() {
-    use uring_fs_core::http::send_inline::send_inline;
+    use uring_fs_core::http::send_inline;
     let mut rng = rng("send_inline_sends_cached_ranges_only");
     let dir = tempfile::tempdir().expect("tempdir");
     let data = random_bytes(&mut rng, 8 * 1024 * 1024);

@@ -1,6 +1,6 @@
 //! The native half of `sendFile`: opening a file confined to the served
 //! directory, and sending a response body from it to the connection's
-//! socket inside the kernel (`uring_fs_core::http::send_body`). The HTTP logic
+//! socket inside the kernel (`uring_fs_core::Engine::send_body`). The HTTP logic
 //! lives in lib/send-file.ts; this converts arguments and results.
 
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
@@ -98,13 +98,12 @@ pub fn open_served_cached(dir_fd: i32, path: Buffer, mut out: Float64ArraySlice)
     if out.len() < 7 {
         return Err(Error::new(Status::InvalidArg, "out must hold 7 numbers"));
     }
-    let (fd, errno, st) =
-        match uring_fs_core::http::beneath::try_open_cached(dir_fd, &path, SERVE_FLAGS) {
-            Ok(None) => return Ok(false),
-            Ok(Some((file, st))) if st.is_regular() => (file.into_raw_fd(), 0, Some(st)),
-            Ok(Some((_closed_on_drop, st))) => (-1, 0, Some(st)),
-            Err(e) => (-1, -e.raw_os_error().unwrap_or(libc::EIO), None),
-        };
+    let (fd, errno, st) = match served_file::open_served_cached(dir_fd, &path, SERVE_FLAGS) {
+        Ok(None) => return Ok(false),
+        Ok(Some((file, st))) if st.is_regular() => (file.into_raw_fd(), 0, Some(st)),
+        Ok(Some((_closed_on_drop, st))) => (-1, 0, Some(st)),
+        Err(e) => (-1, -e.raw_os_error().unwrap_or(libc::EIO), None),
+    };
     out[0] = fd as f64;
     out[1] = errno as f64;
     let st = st.unwrap_or(FileStat {
@@ -176,7 +175,7 @@ pub fn send_inline(
     }
     let head = head.into_latin1()?;
     let head = head.as_slice();
-    let r = uring_fs_core::http::send_inline::send_inline(
+    let r = uring_fs_core::http::send_inline(
         socket_fd,
         head,
         file_fd,

@@ -10,16 +10,16 @@
 //! shared cursor, so a lane slowed by a file that is not cached leaves the
 //! rest to the others.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crate::buffer_pool::PoolBuf;
-use crate::engine::{Backend, Engine};
+use crate::engine::{self, Backend, Engine};
 use crate::op_error::OpError;
 use crate::stats::Counters;
+use crate::vocabulary::small_file::{LaneRead, FIRST_READ};
 use crate::vocabulary::Contents;
-use crate::whole_file::small_file::{read_small_blocking, LaneRead, FIRST_READ};
 
 /// Fewest files worth a lane of their own: below this the thread hand-off
 /// costs more than the lane saves.
@@ -118,13 +118,13 @@ fn lane(
         done.files.push((i, placed));
     };
     if ring {
-        read_with_ring(flags, window, counters, &mut next, &mut keep);
+        engine::read_small_on_lane_ring(flags, window, counters, &mut next, &mut keep);
     }
     // What the ring did not take (it had none, or stopped early), with
     // system calls.
     let mut block = PoolBuf::with_capacity(FIRST_READ);
     while let Some((i, path)) = next() {
-        let read = read_small_blocking(path, flags, &mut block, counters);
+        let read = engine::read_small_blocking(path, flags, &mut block, counters);
         keep(i, read.map(|found| found.map(|_| &block[..])));
     }
     done
@@ -179,32 +179,6 @@ impl Packer {
             len,
         }
     }
-}
-
-/// The lane's files through its thread's ring, while it has one (none if
-/// the kernel refused a second ring) and it works; every file it takes
-/// from `next` it hands to `keep`.
-#[cfg(all(target_os = "linux", feature = "io-uring"))]
-fn read_with_ring<'p>(
-    flags: i32,
-    window: usize,
-    counters: &Counters,
-    next: &mut dyn FnMut() -> Option<(usize, &'p CStr)>,
-    keep: &mut dyn FnMut(usize, LaneRead<'_>),
-) {
-    let _no_ring = crate::backend::uring::lane_ring::with_lane_ring(|ring| {
-        ring.read_small_all(flags, window, counters, next, keep)
-    });
-}
-
-#[cfg(not(all(target_os = "linux", feature = "io-uring")))]
-fn read_with_ring<'p>(
-    _flags: i32,
-    _window: usize,
-    _counters: &Counters,
-    _next: &mut dyn FnMut() -> Option<(usize, &'p CStr)>,
-    _keep: &mut dyn FnMut(usize, LaneRead<'_>),
-) {
 }
 
 /// As many lanes as cores (at most [`MAX_LANES`]), but no more than the

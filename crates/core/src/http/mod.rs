@@ -1,8 +1,27 @@
-//! Response bodies: opening beneath a served root, and sending a file's
-//! bytes to a socket (zero-copy on io_uring, `sendfile(2)` otherwise).
+//! Response bodies: a file opened beneath a served root ([`served_file`]),
+//! and its bytes sent to a socket: zero-copy through the engine
+//! ([`crate::Engine::send_body`]), or inline on the caller's thread when
+//! that cannot wait for a disk ([`send_inline`]). The request and outcome
+//! types are the ground floor's ([`crate::vocabulary::send_body`]).
 
-pub mod beneath;
-pub mod send_body;
-pub mod send_inline;
-pub(crate) mod sendfile_body;
 pub mod served_file;
+
+use std::os::fd::RawFd;
+
+use crate::vocabulary::SendOutcome;
+
+/// Sends what it can of `head` then `len` bytes of `file` from `offset`
+/// (at most `budget` of them) without blocking, on the calling thread.
+/// Sends nothing when the range is not all in the page cache or the system
+/// cannot tell. `error` set: the connection (or the file) failed. The
+/// rest goes through [`crate::Engine::send_body`].
+pub fn send_inline(
+    sock: RawFd,
+    head: &[u8],
+    file: RawFd,
+    offset: u64,
+    len: u64,
+    budget: u64,
+) -> SendOutcome {
+    crate::engine::send_inline(sock, head, file, offset, len, budget)
+}

@@ -2,10 +2,11 @@
 //! directory, its metadata read, and closed again unless it is a regular
 //! file (a directory, a FIFO or a device is never served as a body).
 
-use std::ffi::CString;
-use std::os::fd::RawFd;
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{OwnedFd, RawFd};
 
-use crate::engine::Engine;
+use crate::engine::{self, Engine};
 use crate::fd_stat::FileStat;
 use crate::op_error::{OpError, Syscall};
 
@@ -48,4 +49,17 @@ pub async fn open_served(
         return Ok(ServedFile { fd: None, stat });
     }
     Ok(ServedFile { fd: Some(fd), stat })
+}
+
+/// [`open_served`] on the calling thread when it cannot wait for a disk:
+/// the lookup from the kernel's caches only, then `fstat` (a few
+/// microseconds, fit for an event loop). `Ok(None)` when it would wait,
+/// or the system cannot tell: then use [`open_served`]. The descriptor is
+/// the caller's to check (`is_regular`) and close.
+pub fn open_served_cached(
+    dir_fd: RawFd,
+    path: &CStr,
+    flags: i32,
+) -> io::Result<Option<(OwnedFd, FileStat)>> {
+    engine::try_open_beneath_cached(dir_fd, path, flags)
 }

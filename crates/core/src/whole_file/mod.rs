@@ -3,4 +3,3 @@
 
 pub mod files;
 pub mod read_parts;
-pub(crate) mod small_file;

@@ -3,7 +3,7 @@
 //! (OPENAT into a direct descriptor -> READ from 0 -> hard-linked CLOSE),
 //! a window of chains in flight, submitted and reaped synchronously on that
 //! thread. Each file is stat'ed first, by a plain `stat(2)` on the lane's
-//! thread (see [`crate::whole_file::small_file`] for why; io_uring's STATX always goes
+//! thread (see [`crate::vocabulary::small_file`] for why; io_uring's STATX always goes
 //! to an io-wq worker, which measured slower here: 1.88-2.16x
 //! `readFileSync` against 2.24-2.30x).
 //!
@@ -26,11 +26,10 @@ use io_uring::IoUring;
 
 use super::lifecycle::InFlight;
 use super::small_file_chain::whole_file_chain;
+use crate::backend::fallback::small_file::stat_path_blocking;
 use crate::buffer_pool::PoolBuf;
 use crate::stats::Counters;
-use crate::whole_file::small_file::{
-    chainable, read_len, stat_path_blocking, LaneRead, FIRST_READ,
-};
+use crate::vocabulary::small_file::{chainable, read_len, LaneRead, FIRST_READ};
 
 /// Most chains one lane keeps in flight (three SQEs each).
 pub(crate) const MAX_WINDOW: usize = 64;

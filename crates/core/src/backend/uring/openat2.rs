@@ -1,5 +1,5 @@
 //! IORING_OP_OPENAT2 confined beneath a directory: see
-//! [`crate::http::beneath`]. The path and the `open_how` block are owned by the
+//! [`crate::backend::fallback::beneath`]. The path and the `open_how` block are owned by the
 //! op until its CQE.
 
 use std::ffi::CString;
@@ -17,7 +17,7 @@ impl Driver {
         let how = Box::new(
             types::OpenHow::new()
                 .flags((flags | libc::O_CLOEXEC) as u64)
-                .resolve(crate::http::beneath::RESOLVE),
+                .resolve(crate::backend::fallback::beneath::RESOLVE),
         );
         let sqe = opcode::OpenAt2::new(types::Fd(dir), path.as_ptr(), &*how).build();
         let done = Op::submit(&self.shared, sqe, (path, how))

@@ -5,7 +5,7 @@
 //! `readFiles` of a few small files otherwise pays an open, an fstat, a read
 //! and a close, each a round trip through the driver.
 //!
-//! Why the stat, and what the results mean, is [`crate::whole_file::small_file`]'s,
+//! Why the stat, and what the results mean, is [`crate::vocabulary::small_file`]'s,
 //! shared with the lanes of [`crate::batch::read_lanes`] and the JavaScript
 //! thread's ring.
 
@@ -18,7 +18,7 @@ use super::Driver;
 use crate::buffer_pool::PoolBuf;
 use crate::op_error::OpError;
 use crate::stats::Counters;
-use crate::whole_file::small_file::{chainable, read_len, FIRST_READ};
+use crate::vocabulary::small_file::{chainable, read_len, FIRST_READ};
 
 /// What a small read found.
 pub enum SmallRead {
@@ -41,7 +41,7 @@ enum Res {
 
 impl Driver {
     pub(crate) async fn read_small(&self, path: CString, flags: i32) -> SmallRead {
-        // The stat first: see crate::whole_file::small_file for why.
+        // The stat first: see crate::vocabulary::small_file for why.
         let follow = flags & libc::O_NOFOLLOW == 0;
         let size = match self.stat_path(path.clone(), follow).await {
             Ok(st) if chainable(st.mode, st.size) => st.size,

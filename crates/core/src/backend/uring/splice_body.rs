@@ -1,4 +1,4 @@
-//! [`crate::http::send_body`] on io_uring: the head with SEND, then the file in
+//! [`crate::vocabulary::send_body`] on io_uring: the head with SEND, then the file in
 //! pipe-sized pieces, each spliced file -> pipe -> socket, never copied to
 //! user memory.
 //!
@@ -34,9 +34,9 @@ use super::poll::poll_out_sqe;
 use super::send::send_sqe;
 use super::splice::{splice_sqe, NO_OFFSET};
 use super::Driver;
-use crate::http::send_body::{file_ended_early, SendOutcome, SocketHandle};
-use crate::http::send_inline::imp::{cached, sendfile_once};
+use crate::backend::fallback::send_inline::imp::{cached, sendfile_once};
 use crate::op_error::Syscall;
+use crate::vocabulary::send_body::{file_ended_early, SendOutcome, SocketHandle};
 
 /// The most one inline `sendfile` is asked to move (a socket takes less).
 const SENDFILE_CHUNK: u64 = 4 << 20;

@@ -12,7 +12,7 @@ use super::{read_of, Arrived, Done, Job, LoopRing};
 use crate::backend::uring::small_file_chain::whole_file_chain;
 use crate::buffer_pool::PoolBuf;
 use crate::op_error::OpError;
-use crate::whole_file::small_file::{read_len, stat_flags, FIRST_READ};
+use crate::vocabulary::small_file::{read_len, stat_flags, FIRST_READ};
 
 /// The largest file a read job reads (in one READ of its size, into a
 /// buffer the kernel faults in as it copies, on its own thread). Larger
@@ -21,7 +21,7 @@ const MAX_WHOLE_READ: u64 = 8 << 20;
 
 /// One file read whole (as `readFiles`' chains): a stat of its path, then,
 /// for a regular file up to MAX_WHOLE_READ bytes, OPENAT into a direct
-/// descriptor -> READ from 0 -> CLOSE (see `crate::whole_file::small_file`).
+/// descriptor -> READ from 0 -> CLOSE (see `crate::vocabulary::small_file`).
 pub(super) struct ReadJob {
     /// The id the caller knows it by.
     public: usize,

@@ -1,4 +1,4 @@
-//! [`crate::http::send_body`] with `sendfile(2)`: the fallback backend's way, and
+//! [`crate::vocabulary::send_body`] with `sendfile(2)`: the fallback backend's way, and
 //! io_uring's on kernels without SPLICE. The head goes out with `send(2)`
 //! from the runtime thread (a non-blocking socket never blocks it); each
 //! `sendfile` call runs on the blocking pool, as it may have to read the
@@ -12,9 +12,9 @@ use std::sync::Arc;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-use crate::http::send_body::{file_ended_early, SendOutcome, SocketHandle};
 use crate::op_error::Syscall;
 use crate::stats::Counters;
+use crate::vocabulary::send_body::{file_ended_early, SendOutcome, SocketHandle};
 
 /// One call moves at most this much (a socket takes far less at a time).
 const MAX_CALL: u64 = 1 << 30;

@@ -5,7 +5,7 @@
 //! microseconds, no more than Node's own writes of a response, and a small
 //! file's whole response leaves without a single thread hand-off. What the
 //! socket does not take at once (or anything beyond `budget`) is left for
-//! [`crate::http::send_body`], which waits for room asynchronously.
+//! [`crate::vocabulary::send_body`], which waits for room asynchronously.
 //!
 //! Works on the caller's descriptor directly: the caller is the socket's
 //! owner and nothing else runs on its thread meanwhile.
@@ -13,8 +13,8 @@
 use std::io;
 use std::os::fd::RawFd;
 
-use crate::http::send_body::SendOutcome;
 use crate::op_error::Syscall;
+use crate::vocabulary::send_body::SendOutcome;
 
 /// Sends what it can of `head` then `len` bytes of `file` from `offset`
 /// (at most `budget` of them) without blocking. Sends nothing when the
@@ -36,8 +36,8 @@ pub fn send_inline(
 #[cfg(target_os = "linux")]
 pub(crate) mod imp {
     use super::*;
-    use crate::http::send_body::file_ended_early;
-    pub(crate) use crate::http::sendfile_body::sendfile_once;
+    pub(crate) use crate::backend::fallback::sendfile_body::sendfile_once;
+    use crate::vocabulary::send_body::file_ended_early;
 
     /// `cachestat(2)`'s number: the same on every Linux architecture (it is
     /// past the point where their tables were unified); libc lacks it.

@@ -1,10 +1,17 @@
 #!/usr/bin/env node
 // The module graph of crates/core, drawn from its `crate::` paths (in `use`
-// lines and in code), and the import cycles in it: each strongly connected
-// set of more than one module. Prints the cycles; exits 1 when there is one
-// (with --check), so that a test can hold the tree layered.
+// lines and in code), checked two ways, so that a test can hold the tree
+// layered:
 //
-//   node scripts/import-cycles.js [--check] [--dot]
+// - import cycles: each strongly connected set of more than one module;
+// - floors (crates/core/README.md draws them): every module is on one of
+//   FLOORS, and uses only its own floor, the floor right below, and the
+//   ground (the vocabulary every floor speaks). A feature never reaches a
+//   backend past the engine; the fallback backend never uses io_uring's.
+//
+// Prints what it finds; exits 1 when it finds anything (with --check).
+//
+//   node scripts/core-layers.js [--check] [--dot]
 'use strict'
 const fs = require('node:fs')
 const path = require('node:path')
@@ -143,6 +150,50 @@ function cycles(edges) {
   return out
 }
 
+/** The floors, ground up, and the top-level modules on each. */
+const FLOORS = [
+  ['ground', ['vocabulary', 'op_error', 'fd_stat', 'stats', 'buffer_pool', 'write_source']],
+  ['backend', ['backend']],
+  ['engine', ['engine']],
+  ['features', ['stream', 'whole_file', 'batch', 'http']],
+]
+
+/** The floor index of module `m` (by its first segment), or -1. */
+function floorOf(m) {
+  const top = m.split('::')[0]
+  return FLOORS.findIndex(([, tops]) => tops.includes(top))
+}
+
+/**
+ * Every edge that breaks the floors, as `from -> to (why)`: a module on no
+ * floor, an edge up, an edge down past the floor right below (other than to
+ * the ground), and the fallback backend using io_uring's.
+ */
+function floorBreaks(edges) {
+  const out = []
+  for (const [from, tos] of edges) {
+    // lib.rs declares the modules and re-exports the public API.
+    if (from === 'crate') continue
+    const a = floorOf(from)
+    if (a < 0) {
+      out.push(`${from}: on no floor (add it to FLOORS in scripts/core-layers.js)`)
+      continue
+    }
+    for (const to of tos) {
+      const b = floorOf(to)
+      if (b < 0) continue
+      let why = null
+      if (b > a) why = `${FLOORS[a][0]} uses ${FLOORS[b][0]}, a floor above`
+      else if (b < a - 1 && b !== 0) why = `${FLOORS[a][0]} reaches ${FLOORS[b][0]} past ${FLOORS[a - 1][0]}`
+      else if (from.startsWith('backend::fallback') && to.startsWith('backend::uring')) {
+        why = 'the fallback backend uses io_uring'
+      }
+      if (why) out.push(`${from} -> ${to} (${why})`)
+    }
+  }
+  return out.sort()
+}
+
 if (require.main === module) {
   const edges = graph()
   if (process.argv.includes('--dot')) {
@@ -152,8 +203,10 @@ if (require.main === module) {
   }
   const found = cycles(edges)
   for (const c of found) console.log(`cycle: ${c.join(', ')}`)
-  console.log(`${edges.size} modules, ${found.length} import cycle(s)`)
-  if (process.argv.includes('--check') && found.length) process.exit(1)
+  const breaks = floorBreaks(edges)
+  for (const b of breaks) console.log(`floor: ${b}`)
+  console.log(`${edges.size} modules, ${found.length} import cycle(s), ${breaks.length} floor break(s)`)
+  if (process.argv.includes('--check') && (found.length || breaks.length)) process.exit(1)
 }
 
-module.exports = { graph, cycles }
+module.exports = { graph, cycles, floorBreaks, FLOORS }

@@ -1,6 +1,12 @@
 //! The backend-neutral engine: one of io_uring or the thread-pool fallback,
 //! chosen at start-up, behind one set of async operations.
 
+mod on_thread;
+
+pub(crate) use on_thread::{
+    read_small_blocking, read_small_on_lane_ring, send_inline, try_open_beneath_cached,
+};
+
 use std::ffi::CString;
 use std::io;
 use std::os::fd::RawFd;
@@ -9,8 +15,8 @@ use std::sync::Arc;
 use crate::backend::fallback::Fallback;
 use crate::buffer_pool::PoolBuf;
 use crate::fd_stat::FileStat;
-use crate::http::send_body::{BodyRequest, SendOutcome, SocketHandle};
 use crate::stats::{Counters, Stats};
+use crate::vocabulary::send_body::{BodyRequest, SendOutcome, SocketHandle};
 use crate::vocabulary::{PathStat, SyncMode, WriteOutcome};
 use crate::write_source::WriteSource;
 
@@ -155,7 +161,7 @@ impl Engine {
     }
 
     /// Opens `path` relative to the directory `dir`, refusing (EXDEV) any
-    /// path that resolves outside it: see [`crate::http::beneath`].
+    /// path that resolves outside it: see [`crate::backend::fallback::beneath`].
     pub async fn open_beneath(&self, dir: RawFd, path: CString, flags: i32) -> io::Result<RawFd> {
         match &self.imp {
             #[cfg(all(target_os = "linux", feature = "io-uring"))]
@@ -164,19 +170,32 @@ impl Engine {
                     // Refused on the way; the pool's open looks closer
                     // (an absolute symlink may still end inside `dir`).
                     Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
-                        crate::http::beneath::open_beneath_on_pool(dir, path, flags, &self.counters)
-                            .await
+                        crate::backend::fallback::beneath::open_beneath_on_pool(
+                            dir,
+                            path,
+                            flags,
+                            &self.counters,
+                        )
+                        .await
                     }
                     other => other,
                 }
             }
-            _ => crate::http::beneath::open_beneath_on_pool(dir, path, flags, &self.counters).await,
+            _ => {
+                crate::backend::fallback::beneath::open_beneath_on_pool(
+                    dir,
+                    path,
+                    flags,
+                    &self.counters,
+                )
+                .await
+            }
         }
     }
 
     /// Sends `req` (a head, then a range of a file) to `socket` without the
     /// file's bytes passing through user memory, then closes the engine's
-    /// duplicate of the socket and the file: see [`crate::http::send_body`].
+    /// duplicate of the socket and the file: see [`crate::vocabulary::send_body`].
     pub async fn send_body(&self, socket: Arc<SocketHandle>, req: BodyRequest) -> SendOutcome {
         let file = Arc::new(req.file);
         let out = match &self.imp {
@@ -186,7 +205,7 @@ impl Engine {
                     .await
             }
             _ => {
-                crate::http::sendfile_body::send_body(
+                crate::backend::fallback::sendfile_body::send_body(
                     &socket,
                     &req.head,
                     &file,

@@ -4,6 +4,17 @@
 //!
 //! Every job owns its buffer and path until the system call returns, so a
 //! caller that gives up early never leaves a thread writing into freed memory.
+//!
+//! Beside the positional operations, the system-call versions that both
+//! backends use where a ring does not help: opening beneath a root
+//! ([`beneath`]), a small file read whole ([`small_file`]), a response body
+//! with `sendfile(2)` ([`sendfile_body`]) and its inline start
+//! ([`send_inline`]).
+
+pub(crate) mod beneath;
+pub(crate) mod send_inline;
+pub(crate) mod sendfile_body;
+pub(crate) mod small_file;
 
 use std::ffi::CString;
 use std::io;

@@ -2,7 +2,7 @@
 //! stream socket without passing through user memory. On io_uring the file
 //! is spliced into a pipe and the pipe into the socket
 //! (`uring::splice_body`); on the fallback (and on kernels without SPLICE)
-//! `sendfile(2)` does the same on the blocking pool ([`crate::http::sendfile_body`]).
+//! `sendfile(2)` does the same on the blocking pool ([`crate::backend::fallback::sendfile_body`]).
 //!
 //! The socket belongs to Node, which keeps using it (reading the next
 //! request) and may close it at any time (a client that went away, a
