@@ -54,16 +54,27 @@ export interface Stats {
   wakeups: number
 }
 
-/**
- * Engine counters since the process started (use differences); or, given
- * paths, their metadata: `stats(paths, options)` is `statFiles`.
- */
+let warnedStatsPaths = false
+
+/** The engine's counters since the process started (use differences). */
 export function stats(): Stats
+/**
+ * @deprecated Use `statFiles(paths, options)`: `stats` is the engine's
+ * counters. Given paths, it still calls `statFiles`, with a one-time
+ * DeprecationWarning (code `URING_FS_DEP_STATS_PATHS`).
+ */
 export function stats(paths: Iterable<PathLike>, options?: StatFilesOptions | null): Promise<Array<FsStats | Error>>
 export function stats(paths?: Iterable<PathLike>, options?: StatFilesOptions | null): Stats | Promise<Array<FsStats | Error>> {
-  if (paths === undefined) {
-    if (native === null) return { ops: 0, enters: 0, completions: 0, bytesRead: 0, bytesWritten: 0, wakeups: 0 }
-    return native.stats()
+  if (paths !== undefined) {
+    if (!warnedStatsPaths) {
+      warnedStatsPaths = true
+      process.emitWarning('stats(paths) is deprecated: use statFiles(paths); stats() is the engine\'s counters', {
+        type: 'DeprecationWarning',
+        code: 'URING_FS_DEP_STATS_PATHS',
+      })
+    }
+    return statFiles(paths, options)
   }
-  return statFiles(paths, options)
+  if (native === null) return { ops: 0, enters: 0, completions: 0, bytesRead: 0, bytesWritten: 0, wakeups: 0 }
+  return native.stats()
 }

@@ -170,15 +170,28 @@ test('statFiles: bad arguments throw like fs', async (t) => {
   t.deepEqual(view(got[0] as fs.Stats), view(fs.statSync('package.json')))
 })
 
-test('stats(paths) is statFiles; stats() without arguments is still the engine counters', async (t) => {
+test('stats() is the engine counters; stats(paths), deprecated, is statFiles with one DeprecationWarning', async (t) => {
   const counters = stats()
   t.is(typeof counters.ops, 'number')
   t.is(typeof counters.enters, 'number')
-  const file = path.resolve('package.json')
-  const [pkg, missing] = await stats([file, file + '.missing'])
-  if (pkg instanceof Error) return t.fail(`stat of ${file}: ${pkg.message}`)
-  t.true(pkg.isFile())
-  t.is(pkg.size, fs.statSync(file).size)
-  t.true(missing instanceof Error)
-  t.is((missing as NodeJS.ErrnoException).code, 'ENOENT')
+  const warnings: Error[] = []
+  const onWarning = (w: Error) => warnings.push(w)
+  process.on('warning', onWarning)
+  try {
+    const file = path.resolve('package.json')
+    const [pkg, missing] = await stats([file, file + '.missing'])
+    await stats([file])
+    await new Promise((resolve) => setImmediate(resolve))
+    if (pkg instanceof Error) return t.fail(`stat of ${file}: ${pkg.message}`)
+    t.true(pkg.isFile())
+    t.is(pkg.size, fs.statSync(file).size)
+    t.true(missing instanceof Error)
+    t.is((missing as NodeJS.ErrnoException).code, 'ENOENT')
+    const ours = warnings.filter((w) => (w as NodeJS.ErrnoException).code === 'URING_FS_DEP_STATS_PATHS')
+    t.is(ours.length, 1)
+    t.is(ours[0].name, 'DeprecationWarning')
+    t.regex(ours[0].message, /statFiles/)
+  } finally {
+    process.off('warning', onWarning)
+  }
 })
