@@ -5,6 +5,7 @@
 // per file here.
 
 import type { FileError } from '../binding'
+import { FileSlot } from '../binding'
 import type { PathLike } from './files'
 import { promises } from 'node:fs'
 import { native } from './native'
@@ -89,12 +90,16 @@ export async function readBatch(
   const { blocks, layout, others } = await native.readFiles(joinPaths(list), list.length, flags, concurrency)
   const out = new Array<Buffer | FileError>(list.length)
   let next = 0
-  for (let i = 0, j = 0; i < list.length; i++, j += 3) {
-    const block = layout[j]!
+  for (let i = 0, j = 0; i < list.length; i++, j += FileSlot.Count) {
+    const block = layout[j + FileSlot.Block]!
     out[i] =
       block < 0
         ? others[next++]!
-        : Buffer.from(blocks[block]!.buffer, blocks[block]!.byteOffset + layout[j + 1]!, layout[j + 2]!)
+        : Buffer.from(
+            blocks[block]!.buffer,
+            blocks[block]!.byteOffset + layout[j + FileSlot.Offset]!,
+            layout[j + FileSlot.Length]!,
+          )
   }
   return out
 }

@@ -18,6 +18,7 @@ import mime from 'mime-types'
 import ms from 'ms'
 import parseRange from 'range-parser'
 import type { ServedFile } from '../binding'
+import { ServedSlot } from '../binding'
 import { native } from './native'
 import { openServedJs } from './node-fs-backend'
 import { closeFile } from './zero-copy-body'
@@ -196,7 +197,7 @@ function contentType(ext: string): string {
   return type
 }
 
-const opened = new Float64Array(7)
+const opened = new Float64Array(ServedSlot.Count)
 
 /**
  * Opens a file beneath the root: inline when the kernel can without I/O;
@@ -206,16 +207,16 @@ function open(dir: ServedDir, rel: string): ServedFile | Promise<ServedFile> {
   if (native === null) return openServedJs(dir.path, rel)
   const p = Buffer.from(rel)
   if (!native.openServedCached(dir.fd, p, opened)) return native.openServed(dir.fd, p)
-  const errno = opened[1]
+  const errno = opened[ServedSlot.Errno]
   return {
-    fd: opened[0],
+    fd: opened[ServedSlot.Fd],
     errno,
     syscall: errno === 0 ? '' : 'open',
-    size: opened[2],
-    mode: opened[3],
-    mtimeSec: opened[4],
-    mtimeNsec: opened[5],
-    ino: opened[6],
+    size: opened[ServedSlot.Size],
+    mode: opened[ServedSlot.Mode],
+    mtimeSec: opened[ServedSlot.MtimeSec],
+    mtimeNsec: opened[ServedSlot.MtimeNsec],
+    ino: opened[ServedSlot.Ino],
   }
 }
 

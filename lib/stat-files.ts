@@ -1,10 +1,12 @@
 // statFiles: many paths' metadata in one call. Each path is one statx in
 // the engine, many share each submission to the kernel, and all results come
 // back to JavaScript in one crossing: a Float64Array in the layout of Node's
-// own stat array, turned here into fs.Stats objects.
+// own stat array (StatSlot, declared by the binding: crates/node/src/layouts.rs),
+// turned here into fs.Stats objects.
 
 import { Stats, statSync } from 'node:fs'
 import type { PathLike } from './files'
+import { StatSlot } from '../binding'
 import { native } from './native'
 import { statFilesJs } from './node-fs-backend'
 import { invalidArgType, invalidArgValue, systemError } from './errors'
@@ -20,8 +22,6 @@ export interface StatFilesOptions {
 }
 
 const DEFAULT_CONCURRENCY = 256
-/** Numbers per path in the native result (Node's stat array order). */
-const FIELDS = 18
 
 /** This Node's fs.Stats has its Dates as getters on the prototype. */
 const LAZY_DATES = Object.getOwnPropertyDescriptor(Stats.prototype, 'atime') !== undefined
@@ -33,7 +33,13 @@ const LAZY_DATES = Object.getOwnPropertyDescriptor(Stats.prototype, 'atime') !==
  * their names on a Stats fs makes for this file.
  */
 const PARTIAL_NS: ReadonlyArray<readonly [symbol, number]> = (() => {
-  const slots: Record<string, number> = { partialAtimeNs: 11, partialMtimeNs: 13, partialCtimeNs: 15, kPartialBirthtimeNs: 17, partialBirthtimeNs: 17 }
+  const slots: Record<string, number> = {
+    partialAtimeNs: StatSlot.AtimeNsec,
+    partialMtimeNs: StatSlot.MtimeNsec,
+    partialCtimeNs: StatSlot.CtimeNsec,
+    kPartialBirthtimeNs: StatSlot.BirthtimeNsec,
+    partialBirthtimeNs: StatSlot.BirthtimeNsec,
+  }
   try {
     return Object.getOwnPropertySymbols(statSync(__filename))
       .filter((sym) => sym.description !== undefined && sym.description in slots)
@@ -59,20 +65,20 @@ function date(msValue: number): Date {
  */
 function toStats(a: Float64Array, o: number): Stats {
   const s = Object.create(Stats.prototype) as Stats
-  s.dev = a[o]
-  s.mode = a[o + 1]
-  s.nlink = a[o + 2]
-  s.uid = a[o + 3]
-  s.gid = a[o + 4]
-  s.rdev = a[o + 5]
-  s.blksize = a[o + 6]
-  s.ino = a[o + 7]
-  s.size = a[o + 8]
-  s.blocks = a[o + 9]
-  s.atimeMs = ms(a[o + 10], a[o + 11])
-  s.mtimeMs = ms(a[o + 12], a[o + 13])
-  s.ctimeMs = ms(a[o + 14], a[o + 15])
-  s.birthtimeMs = ms(a[o + 16], a[o + 17])
+  s.dev = a[o + StatSlot.Dev]
+  s.mode = a[o + StatSlot.Mode]
+  s.nlink = a[o + StatSlot.Nlink]
+  s.uid = a[o + StatSlot.Uid]
+  s.gid = a[o + StatSlot.Gid]
+  s.rdev = a[o + StatSlot.Rdev]
+  s.blksize = a[o + StatSlot.Blksize]
+  s.ino = a[o + StatSlot.Ino]
+  s.size = a[o + StatSlot.Size]
+  s.blocks = a[o + StatSlot.Blocks]
+  s.atimeMs = ms(a[o + StatSlot.AtimeSec], a[o + StatSlot.AtimeNsec])
+  s.mtimeMs = ms(a[o + StatSlot.MtimeSec], a[o + StatSlot.MtimeNsec])
+  s.ctimeMs = ms(a[o + StatSlot.CtimeSec], a[o + StatSlot.CtimeNsec])
+  s.birthtimeMs = ms(a[o + StatSlot.BirthtimeSec], a[o + StatSlot.BirthtimeNsec])
   // Node 22 and later compute the Dates lazily, from the *Ms fields, with
   // getters on Stats.prototype; before, they were own fields.
   if (!LAZY_DATES) {
@@ -112,8 +118,8 @@ export async function statFiles(paths: Iterable<PathLike>, options?: StatFilesOp
   const syscall = follow ? 'stat' : 'lstat'
   const out = new Array<Stats | Error>(n)
   for (let i = 0; i < n; i++) {
-    const errno = raw[n * FIELDS + i]
-    out[i] = errno === 0 ? toStats(raw, i * FIELDS) : systemError(errno, syscall, list[i])
+    const errno = raw[n * StatSlot.Count + i]
+    out[i] = errno === 0 ? toStats(raw, i * StatSlot.Count) : systemError(errno, syscall, list[i])
   }
   return out
 }

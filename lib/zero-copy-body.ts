@@ -26,15 +26,19 @@ import type { ServerResponse } from 'node:http'
 import { OutgoingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { BodyResult } from '../binding'
+import { SentSlot, SentSyscall } from '../binding'
 import { closeSync } from 'node:fs'
 import { engine, native } from './native'
 
 /** Bytes a response may send inline on the event loop's thread. */
 const INLINE_BUDGET = 4 * 1024 * 1024
 const EMPTY = Buffer.alloc(0)
-/** sendInline's result: [headSent, bodySent, errno, syscall code]. */
-const sent = new Float64Array(4)
-const SYSCALLS = ['', 'write', 'read']
+/** sendInline's result, in SentSlot's layout. */
+const sent = new Float64Array(SentSlot.Count)
+
+function syscallName(code: number): string {
+  return code === SentSyscall.Read ? 'read' : code === SentSyscall.Write ? 'write' : ''
+}
 
 type WriteCb = (err?: Error | null) => void
 interface Chunk { chunk: Buffer | string; encoding: BufferEncoding | 'buffer' }
@@ -146,14 +150,14 @@ export function sendZeroCopy(res: ServerResponse, socketFd: number, fileFd: numb
     if (!r._header) r._implicitHeader()
     const head = r._header as string
     engine().sendInline(socketFd, head, fileFd, offset, len, INLINE_BUDGET, sent)
-    const headSent = sent[0]
-    const bodySent = sent[1]
-    const errno = sent[2]
+    const headSent = sent[SentSlot.HeadSent]
+    const bodySent = sent[SentSlot.BodySent]
+    const errno = sent[SentSlot.Errno]
     // sendInline closed the file if the response is complete or failed.
     if (headSent > 0) r._headerSent = true
     if (errno !== 0) {
       socket.destroy()
-      return failure(bodySent, errno, SYSCALLS[sent[3]] ?? '')
+      return failure(bodySent, errno, syscallName(sent[SentSlot.Syscall]))
     }
     if (headSent === head.length && bodySent === len) {
       return { bytes: len, failed: false, errno: 0, syscall: '' }

@@ -9,6 +9,7 @@
 
 mod engine;
 mod file_ops;
+mod layouts;
 mod lent;
 #[cfg(all(target_os = "linux", feature = "io-uring"))]
 mod loop_ops;

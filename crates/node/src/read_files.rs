@@ -18,6 +18,7 @@ use uring_fs_core::Contents;
 
 use crate::engine::global;
 use crate::file_ops::{file_error, promise, JsPoolBuf};
+use crate::layouts::FileSlot;
 
 /// What `readFiles` resolves with, built on the JavaScript thread.
 struct JsFilesRead(FilesRead);
@@ -25,20 +26,25 @@ struct JsFilesRead(FilesRead);
 impl ToNapiValue for JsFilesRead {
     unsafe fn to_napi_value(env: napi::sys::napi_env, val: Self) -> Result<napi::sys::napi_value> {
         let FilesRead { blocks, files } = val.0;
-        // Per file: block, offset, length; block -1 means "the next of
+        // Per file, FileSlot's numbers; block -1 means "the next of
         // `others`" (a Buffer of its own, or an error).
-        let mut layout = Vec::with_capacity(files.len() * 3);
+        const PER_FILE: usize = FileSlot::Count as usize;
+        let mut layout = vec![0i32; files.len() * PER_FILE];
         let mut others = Vec::new();
-        for file in files {
+        for (file, place) in files.into_iter().zip(layout.chunks_exact_mut(PER_FILE)) {
+            let num = |v: usize| i32::try_from(v).unwrap_or(i32::MAX);
             match file {
-                Ok(Contents::Packed { block, offset, len }) => layout
-                    .extend([block, offset, len].map(|v| i32::try_from(v).unwrap_or(i32::MAX))),
+                Ok(Contents::Packed { block, offset, len }) => {
+                    place[FileSlot::Block as usize] = num(block);
+                    place[FileSlot::Offset as usize] = num(offset);
+                    place[FileSlot::Length as usize] = num(len);
+                }
                 Ok(Contents::Own(buf)) => {
-                    layout.extend([-1, 0, 0]);
+                    place[FileSlot::Block as usize] = -1;
                     others.push(Either::A(JsPoolBuf(buf)));
                 }
                 Err(e) => {
-                    layout.extend([-1, 0, 0]);
+                    place[FileSlot::Block as usize] = -1;
                     others.push(Either::B(file_error(&e)));
                 }
             }
@@ -58,9 +64,10 @@ impl ToNapiValue for JsFilesRead {
 
 /// Reads `count` whole files, their paths NUL-terminated one after the other
 /// in `paths`, at most `concurrency` at a time. Resolves once with
-/// `{ blocks, layout, others }`: for file i, `layout[3i]` is the block its
-/// bytes are in (`layout[3i+1]` the offset, `layout[3i+2]` the length), or
-/// -1: then it is the next entry of `others`, a Buffer or `{ errno, syscall }`.
+/// `{ blocks, layout, others }`: file i's place is [`FileSlot`]'s numbers
+/// from `layout[i * FileSlot.Count]`: the block its bytes are in, their
+/// offset and length; or block -1: then it is the next entry of `others`, a
+/// Buffer or `{ errno, syscall }`.
 #[napi(
     catch_unwind,
     ts_return_type = "Promise<{ blocks: Buffer[]; layout: Int32Array; others: Array<Buffer | FileError> }>"

@@ -15,6 +15,7 @@ use uring_fs_core::{BodyRequest, FileStat, SendOutcome, SocketHandle};
 
 use crate::engine::global;
 use crate::file_ops::{c_path, promise};
+use crate::layouts::{SentSlot, SentSyscall, ServedSlot};
 
 /// A file opened for serving, or why not.
 #[napi(object)]
@@ -83,20 +84,20 @@ pub fn open_served<'env>(env: &'env Env, dir_fd: i32, path: Buffer) -> Result<Ob
 
 /// `openServed` done inline when the kernel can do it without waiting for
 /// a disk (the path's lookup is in its cache). Returns false to say "use
-/// `openServed`"; true with the result in `out`: `[fd, errno, size, mode,
-/// mtimeSec, mtimeNsec, ino]` (errno from open; fd -1 on failure or for
-/// anything but a regular file, which is closed again). A few microseconds
-/// on the calling thread, where the async path costs two thread hand-offs;
-/// the numbers go through a typed array because building an object through
-/// napi costs more than the system calls.
+/// `openServed`"; true with the result in `out`, in [`ServedSlot`]'s layout
+/// (errno from open; fd -1 on failure or for anything but a regular file,
+/// which is closed again). A few microseconds on the calling thread, where
+/// the async path costs two thread hand-offs; the numbers go through a
+/// typed array because building an object through napi costs more than the
+/// system calls (see `crate::layouts`).
 #[napi(catch_unwind)]
 pub fn open_served_cached(dir_fd: i32, path: Buffer, mut out: Float64ArraySlice) -> Result<bool> {
     let path = c_path(&path)?;
     // SAFETY: the JS caller passes a typed array it does not touch during
     // this synchronous call; nothing else aliases it meanwhile.
     let out = unsafe { out.as_mut() };
-    if out.len() < 7 {
-        return Err(Error::new(Status::InvalidArg, "out must hold 7 numbers"));
+    if out.len() < ServedSlot::Count as usize {
+        return Err(Error::new(Status::InvalidArg, "out is too short"));
     }
     let (fd, errno, st) = match served_file::open_served_cached(dir_fd, &path, SERVE_FLAGS) {
         Ok(None) => return Ok(false),
@@ -104,19 +105,26 @@ pub fn open_served_cached(dir_fd: i32, path: Buffer, mut out: Float64ArraySlice)
         Ok(Some((_closed_on_drop, st))) => (-1, 0, Some(st)),
         Err(e) => (-1, -e.raw_os_error().unwrap_or(libc::EIO), None),
     };
-    out[0] = fd as f64;
-    out[1] = errno as f64;
     let st = st.unwrap_or(FileStat {
         size: 0,
         mode: 0,
         ino: 0,
         mtime_ns: 0,
     });
-    out[2] = st.size as f64;
-    out[3] = st.mode as f64;
-    out[4] = st.mtime_ns.div_euclid(1_000_000_000) as f64;
-    out[5] = st.mtime_ns.rem_euclid(1_000_000_000) as f64;
-    out[6] = st.ino as f64;
+    let mut set = |slot: ServedSlot, v: f64| out[slot as usize] = v;
+    set(ServedSlot::Fd, fd as f64);
+    set(ServedSlot::Errno, errno as f64);
+    set(ServedSlot::Size, st.size as f64);
+    set(ServedSlot::Mode, st.mode as f64);
+    set(
+        ServedSlot::MtimeSec,
+        st.mtime_ns.div_euclid(1_000_000_000) as f64,
+    );
+    set(
+        ServedSlot::MtimeNsec,
+        st.mtime_ns.rem_euclid(1_000_000_000) as f64,
+    );
+    set(ServedSlot::Ino, st.ino as f64);
     Ok(true)
 }
 
@@ -152,8 +160,8 @@ impl From<SendOutcome> for BodyResult {
 /// response head Node built, a latin1 string) then of `len` bytes of
 /// `fileFd` from `offset` (at most `budget`), when the file range is all in
 /// the page cache (else nothing). Result in `out` (a typed array, cheaper
-/// than an object through napi): `[headSent, bodySent, errno, syscall]`
-/// with syscall 0 none, 1 'write', 2 'read'. When the whole response went
+/// than an object through napi) in [`SentSlot`]'s layout. When the whole
+/// response went
 /// out, or the transfer failed (errno set), the file is closed here: one
 /// less call into Node's fs per response. Otherwise the caller keeps both
 /// descriptors and sends the rest with a `BodyTransfer`.
@@ -170,8 +178,8 @@ pub fn send_inline(
     // SAFETY: as in `open_served_cached`: the caller's typed array, not
     // touched by JS during this synchronous call.
     let out = unsafe { out.as_mut() };
-    if out.len() < 4 {
-        return Err(Error::new(Status::InvalidArg, "out must hold 4 numbers"));
+    if out.len() < SentSlot::Count as usize {
+        return Err(Error::new(Status::InvalidArg, "out is too short"));
     }
     let head = head.into_latin1()?;
     let head = head.as_slice();
@@ -183,17 +191,22 @@ pub fn send_inline(
         len as u64,
         budget as u64,
     );
-    out[0] = r.head_sent as f64;
-    out[1] = r.body_sent as f64;
     let (errno, syscall) = match &r.error {
         Some(e) => (
             -e.error.raw_os_error().unwrap_or(libc::EIO),
-            if e.syscall.name() == "read" { 2.0 } else { 1.0 },
+            if e.syscall.name() == "read" {
+                SentSyscall::Read
+            } else {
+                SentSyscall::Write
+            },
         ),
-        None => (0, 0.0),
+        None => (0, SentSyscall::None),
     };
-    out[2] = errno as f64;
-    out[3] = syscall;
+    let mut set = |slot: SentSlot, v: f64| out[slot as usize] = v;
+    set(SentSlot::HeadSent, r.head_sent as f64);
+    set(SentSlot::BodySent, r.body_sent as f64);
+    set(SentSlot::Errno, errno as f64);
+    set(SentSlot::Syscall, f64::from(syscall as u8));
     let finished = r.error.is_some() || (r.head_sent == head.len() && r.body_sent as f64 == len);
     if finished {
         // SAFETY: in this case the caller hands the descriptor over (it

@@ -1,7 +1,8 @@
 //! Binding of `uring_fs_core::batch::stat_files`: many paths' metadata in one
-//! crossing, as one `Float64Array` that `lib/stat-files.ts` turns into
-//! `fs.Stats` objects (creating the objects here, field by field through
-//! napi, would cost more than the statx calls themselves).
+//! crossing, as one `Float64Array` in the layout of [`StatSlot`] that
+//! `lib/stat-files.ts` turns into `fs.Stats` objects (creating the objects
+//! here, field by field through napi, would cost more than the statx calls
+//! themselves).
 
 use std::ffi::CString;
 
@@ -13,45 +14,39 @@ use uring_fs_core::{PathStat, Timespec};
 
 use crate::engine::global;
 use crate::file_ops::{c_path, promise};
+use crate::layouts::StatSlot;
 
-/// Numbers per path, in the order of Node's own stat array (`dev, mode,
-/// nlink, uid, gid, rdev, blksize, ino, size, blocks`, then seconds and
-/// nanoseconds of atime, mtime, ctime, birthtime).
-const FIELDS: usize = 18;
+/// Numbers per path.
+const FIELDS: usize = StatSlot::Count as usize;
 
 fn fill_stat(out: &mut [f64], s: &PathStat) {
-    let time = |t: Timespec| [t.sec as f64, f64::from(t.nsec)];
-    let [a0, a1] = time(s.atime);
-    let [m0, m1] = time(s.mtime);
-    let [c0, c1] = time(s.ctime);
-    let [b0, b1] = time(s.birthtime);
     // Doubles, as Node stores them (precision beyond 2^53 is lost there too).
-    out.copy_from_slice(&[
-        s.dev as f64,
-        f64::from(s.mode),
-        s.nlink as f64,
-        f64::from(s.uid),
-        f64::from(s.gid),
-        s.rdev as f64,
-        s.blksize as f64,
-        s.ino as f64,
-        s.size as f64,
-        s.blocks as f64,
-        a0,
-        a1,
-        m0,
-        m1,
-        c0,
-        c1,
-        b0,
-        b1,
-    ]);
+    let mut set = |slot: StatSlot, v: f64| out[slot as usize] = v;
+    let mut time = |sec: StatSlot, nsec: StatSlot, t: Timespec| {
+        set(sec, t.sec as f64);
+        set(nsec, f64::from(t.nsec));
+    };
+    time(StatSlot::AtimeSec, StatSlot::AtimeNsec, s.atime);
+    time(StatSlot::MtimeSec, StatSlot::MtimeNsec, s.mtime);
+    time(StatSlot::CtimeSec, StatSlot::CtimeNsec, s.ctime);
+    time(StatSlot::BirthtimeSec, StatSlot::BirthtimeNsec, s.birthtime);
+    set(StatSlot::Dev, s.dev as f64);
+    set(StatSlot::Mode, f64::from(s.mode));
+    set(StatSlot::Nlink, s.nlink as f64);
+    set(StatSlot::Uid, f64::from(s.uid));
+    set(StatSlot::Gid, f64::from(s.gid));
+    set(StatSlot::Rdev, s.rdev as f64);
+    set(StatSlot::Blksize, s.blksize as f64);
+    set(StatSlot::Ino, s.ino as f64);
+    set(StatSlot::Size, s.size as f64);
+    set(StatSlot::Blocks, s.blocks as f64);
 }
 
 /// `stat(2)` (`follow`) or `lstat(2)` of every path, at most `concurrency`
-/// at a time. Resolves once with a `Float64Array` of `paths.length * 19`
-/// numbers: first 18 per path (Node's stat array order), then one per path,
-/// 0 or the `-errno` of that path's failure (its stat numbers are then 0).
+/// at a time. Resolves once with a `Float64Array` of `paths.length *
+/// (StatSlot.Count + 1)` numbers: first [`StatSlot`]'s per path, then one per
+/// path, 0 or the `-errno` of that path's failure (its stat numbers are
+/// then 0).
 #[napi(catch_unwind, ts_return_type = "Promise<Float64Array>")]
 pub fn stat_files<'env>(
     env: &'env Env,
