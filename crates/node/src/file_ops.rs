@@ -22,6 +22,7 @@ use uring_fs_core::{OpError, PoolBuf, Syscall};
 use uring_fs_core::{SyncMode, CURRENT_POSITION};
 
 use crate::engine::global;
+use crate::errors::{file_error, neg_errno, FileError};
 use crate::lent::{self, LentGuard};
 
 /// Runs `fut` on the engine's runtime and settles a promise with its value.
@@ -68,10 +69,6 @@ pub(crate) fn c_path(path: &[u8]) -> Result<CString> {
         .map_err(|_| Error::new(Status::InvalidArg, "path contains a NUL byte"))
 }
 
-fn errno_of(e: &std::io::Error) -> i32 {
-    -e.raw_os_error().unwrap_or(libc::EIO)
-}
-
 /// `open(2)`: resolves with the descriptor or `-errno`.
 #[napi(catch_unwind, ts_return_type = "Promise<number>")]
 pub fn open<'env>(env: &'env Env, path: Buffer, flags: i32, mode: u32) -> Result<Object<'env>> {
@@ -80,7 +77,7 @@ pub fn open<'env>(env: &'env Env, path: Buffer, flags: i32, mode: u32) -> Result
     promise(env, async move {
         match engine.open(path, flags, mode).await {
             Ok(fd) => fd,
-            Err(e) => errno_of(&e),
+            Err(e) => neg_errno(&e),
         }
     })
 }
@@ -92,7 +89,7 @@ pub fn close<'env>(env: &'env Env, fd: i32) -> Result<Object<'env>> {
     promise(env, async move {
         match engine.close(fd).await {
             Ok(()) => 0,
-            Err(e) => errno_of(&e),
+            Err(e) => neg_errno(&e),
         }
     })
 }
@@ -104,7 +101,7 @@ pub fn write_nothing(fd: i32, position: i64) -> i32 {
     let offset = u64::try_from(position).unwrap_or(CURRENT_POSITION);
     match batch_writer::write_nothing(fd, offset) {
         Ok(()) => 0,
-        Err(e) => errno_of(&e),
+        Err(e) => neg_errno(&e),
     }
 }
 
@@ -115,7 +112,7 @@ pub fn fsync<'env>(env: &'env Env, fd: i32, datasync: bool) -> Result<Object<'en
     promise(env, async move {
         match engine.fsync(fd, datasync).await {
             Ok(()) => 0,
-            Err(e) => errno_of(&e),
+            Err(e) => neg_errno(&e),
         }
     })
 }
@@ -180,8 +177,8 @@ pub fn writev<'env>(
         let (errno, syscall) = match &out.error {
             None => (0, String::new()),
             // Everything written and still an error: the sync failed.
-            Some(e) if out.written == total => (errno_of(e), "fsync".to_owned()),
-            Some(e) => (errno_of(e), "write".to_owned()),
+            Some(e) if out.written == total => (neg_errno(e), "fsync".to_owned()),
+            Some(e) => (neg_errno(e), "write".to_owned()),
         };
         WriteResult {
             written: out.written as f64,
@@ -296,19 +293,6 @@ pub(crate) fn lend_js_buffer(env: &Env, size: usize) -> Result<PoolBuf> {
     // SAFETY: the Buffer's reference, owned by the lent PoolBuf, keeps its
     // `size` bytes in place (no JS code has it until to_js_buffer returns it).
     Ok(unsafe { PoolBuf::lent(lender, ptr, size) })
-}
-
-#[napi(object)]
-pub struct FileError {
-    pub errno: i32,
-    pub syscall: String,
-}
-
-pub(crate) fn file_error(e: &OpError) -> FileError {
-    FileError {
-        errno: errno_of(&e.error),
-        syscall: e.syscall.name().to_owned(),
-    }
 }
 
 /// A large regular file, opened by `readFile` and left for JS to read into

@@ -8,6 +8,7 @@
 #![cfg_attr(test, allow(dead_code))]
 
 mod engine;
+mod errors;
 mod file_ops;
 mod layouts;
 mod lent;

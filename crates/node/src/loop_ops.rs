@@ -24,6 +24,7 @@ use uring_fs_core::{LoopDone as Done, LoopRing};
 use uring_fs_core::{PoolBuf, WriteSource};
 
 use crate::engine::global;
+use crate::errors::{neg_errno, neg_errno_or_zero};
 use crate::file_ops::{c_path, JsPoolBuf};
 
 // libuv, as exported by the node binary that loaded this addon.
@@ -248,10 +249,7 @@ extern "C" fn on_readable(_handle: *mut c_void, _status: c_int, _events: c_int) 
                 // The JS Buffers written from are released here, on their
                 // thread.
                 drop(outcome.source);
-                let errno = match &outcome.error {
-                    None => 0,
-                    Some(e) => -e.raw_os_error().unwrap_or(libc::EIO),
-                };
+                let errno = neg_errno_or_zero(outcome.error.as_ref());
                 let written = outcome.written as f64;
                 call(env, callback, |env| write_args(env, written, errno));
             }
@@ -287,11 +285,7 @@ fn read_args(
     let (code, syscall, contents): (i32, &str, Option<PoolBuf>) = match read {
         Ok(Some(buf)) => (0, "", Some(buf)),
         Ok(None) => (1, "", None),
-        Err(e) => (
-            -e.error.raw_os_error().unwrap_or(libc::EIO),
-            e.syscall.name(),
-            None,
-        ),
+        Err(e) => (neg_errno(&e.error), e.syscall.name(), None),
     };
     let (mut a, mut b, mut c) = (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
     // SAFETY: called by `call`, inside its handle scope on the JS thread;

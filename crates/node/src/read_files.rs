@@ -17,7 +17,8 @@ use uring_fs_core::whole_file::files::{self, FilesRead};
 use uring_fs_core::Contents;
 
 use crate::engine::global;
-use crate::file_ops::{file_error, promise, JsPoolBuf};
+use crate::errors::file_error;
+use crate::file_ops::{promise, JsPoolBuf};
 use crate::layouts::FileSlot;
 
 /// What `readFiles` resolves with, built on the JavaScript thread.

@@ -21,6 +21,7 @@ use uring_fs_core::CURRENT_POSITION;
 use uring_fs_core::{PoolBuf, PumpOptions, ReadPump, ReaderOptions, Source};
 
 use crate::engine::global;
+use crate::errors::neg_errno;
 use crate::file_ops::{lend_js_buffer, to_js_buffer};
 use crate::lent;
 
@@ -47,10 +48,6 @@ pub struct NativeReadStream {
     /// Registered to stop the reads if the environment goes away first
     /// (its Buffers are freed then, whoever holds them: `crate::lent`).
     teardown: Option<u64>,
-}
-
-fn errno_of(e: &std::io::Error) -> i32 {
-    -e.raw_os_error().unwrap_or(libc::EIO)
 }
 
 fn settle(deferred: Deferred, value: i32) {
@@ -168,7 +165,7 @@ impl NativeReadStream {
             Box::new(move |res| {
                 let value = match res {
                     Ok(fd) => fd,
-                    Err(e) => errno_of(&e.error),
+                    Err(e) => neg_errno(&e.error),
                 };
                 if let Some(d) = deferred.lock().ok().and_then(|mut d| d.take()) {
                     settle(d, value);
@@ -228,7 +225,7 @@ impl NativeReadStream {
             self.end_lending();
             return Ok(Either::B(match end {
                 Ok(()) => Either::A(Null),
-                Err(e) => Either::B(errno_of(&e.error)),
+                Err(e) => Either::B(neg_errno(&e.error)),
             }));
         }
         let mut arr = env.create_array(taken.chunks.len() as u32)?;
@@ -258,7 +255,7 @@ impl NativeReadStream {
                             deferred,
                             match res {
                                 Ok(()) => 0,
-                                Err(e) => errno_of(&e.error),
+                                Err(e) => neg_errno(&e.error),
                             },
                         )
                     }),

@@ -14,6 +14,7 @@ use uring_fs_core::http::served_file;
 use uring_fs_core::{BodyRequest, FileStat, SendOutcome, SocketHandle};
 
 use crate::engine::global;
+use crate::errors::neg_errno;
 use crate::file_ops::{c_path, promise};
 use crate::layouts::{SentSlot, SentSyscall, ServedSlot};
 
@@ -56,7 +57,7 @@ impl ServedFile {
     fn failed(syscall: &str, e: &std::io::Error) -> ServedFile {
         ServedFile {
             fd: -1,
-            errno: -e.raw_os_error().unwrap_or(libc::EIO),
+            errno: neg_errno(e),
             syscall: syscall.into(),
             size: 0.0,
             mode: 0,
@@ -103,7 +104,7 @@ pub fn open_served_cached(dir_fd: i32, path: Buffer, mut out: Float64ArraySlice)
         Ok(None) => return Ok(false),
         Ok(Some((file, st))) if st.is_regular() => (file.into_raw_fd(), 0, Some(st)),
         Ok(Some((_closed_on_drop, st))) => (-1, 0, Some(st)),
-        Err(e) => (-1, -e.raw_os_error().unwrap_or(libc::EIO), None),
+        Err(e) => (-1, neg_errno(&e), None),
     };
     let st = st.unwrap_or(FileStat {
         size: 0,
@@ -141,10 +142,7 @@ pub struct BodyResult {
 impl From<SendOutcome> for BodyResult {
     fn from(out: SendOutcome) -> BodyResult {
         let (errno, syscall) = match &out.error {
-            Some(e) => (
-                -e.error.raw_os_error().unwrap_or(libc::EIO),
-                e.syscall.name().to_string(),
-            ),
+            Some(e) => (neg_errno(&e.error), e.syscall.name().to_string()),
             None => (0, String::new()),
         };
         BodyResult {
@@ -193,7 +191,7 @@ pub fn send_inline(
     );
     let (errno, syscall) = match &r.error {
         Some(e) => (
-            -e.error.raw_os_error().unwrap_or(libc::EIO),
+            neg_errno(&e.error),
             if e.syscall.name() == "read" {
                 SentSyscall::Read
             } else {

@@ -13,6 +13,7 @@ use uring_fs_core::batch::stat_files;
 use uring_fs_core::{PathStat, Timespec};
 
 use crate::engine::global;
+use crate::errors::neg_errno;
 use crate::file_ops::{c_path, promise};
 use crate::layouts::StatSlot;
 
@@ -71,7 +72,7 @@ pub fn stat_files<'env>(
         {
             match res {
                 Ok(s) => fill_stat(slot, s),
-                Err(e) => *errno = f64::from(-e.raw_os_error().unwrap_or(libc::EIO)),
+                Err(e) => *errno = f64::from(neg_errno(e)),
             }
         }
         Float64Array::new(out)

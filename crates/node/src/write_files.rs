@@ -10,7 +10,8 @@ use uring_fs_core::batch::write_files;
 use uring_fs_core::WriteSource;
 
 use crate::engine::global;
-use crate::file_ops::{c_path, file_error, promise, FileError};
+use crate::errors::{file_error, FileError};
+use crate::file_ops::{c_path, promise};
 use crate::lent;
 
 /// The data Buffers of one call, shared by every file's source.

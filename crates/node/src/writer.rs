@@ -14,6 +14,7 @@ use napi_derive::napi;
 use uring_fs_core::stream::batch_writer::{self, OwnPosition};
 
 use crate::engine::global;
+use crate::errors::neg_errno_or_zero;
 use crate::file_ops::{source_of, write_args, CatchUnwind};
 
 /// `[written, errno]`: bytes of the batch now in the file, and 0 or `-errno`.
@@ -111,10 +112,7 @@ impl NativeWriter {
                 // The Buffers are released here; napi-rs hands the release
                 // of their references back to the JS thread.
                 drop(out.source);
-                let errno = match &out.error {
-                    None => 0,
-                    Some(e) => -e.raw_os_error().unwrap_or(libc::EIO),
-                };
+                let errno = neg_errno_or_zero(out.error.as_ref());
                 (out.written, errno)
             };
             // A panic must not leave the stream waiting: report it as EIO
