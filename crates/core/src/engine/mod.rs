@@ -3,9 +3,8 @@
 
 mod on_thread;
 
-pub(crate) use on_thread::{
-    read_small_blocking, read_small_on_lane_ring, send_inline, try_open_beneath_cached,
-};
+pub use on_thread::send_inline;
+pub(crate) use on_thread::{read_small_blocking, read_small_on_lane_ring, try_open_beneath_cached};
 
 use std::ffi::CString;
 use std::io;

@@ -7,51 +7,19 @@
 //! otherwise.
 
 use std::ffi::CStr;
-use std::io;
-use std::os::fd::{OwnedFd, RawFd};
 
-use crate::buffer_pool::PoolBuf;
-use crate::fd_stat::FileStat;
-use crate::op_error::OpError;
 use crate::stats::Counters;
 use crate::vocabulary::small_file::LaneRead;
-use crate::vocabulary::SendOutcome;
 
-/// Opens `path` beneath `dir` from the kernel's caches only, and stats it:
-/// `Ok(None)` when that would wait for a disk (then use
-/// [`super::Engine::open_beneath`]). See
-/// [`crate::backend::fallback::beneath::try_open_cached`].
-pub(crate) fn try_open_beneath_cached(
-    dir: RawFd,
-    path: &CStr,
-    flags: i32,
-) -> io::Result<Option<(OwnedFd, FileStat)>> {
-    crate::backend::fallback::beneath::try_open_cached(dir, path, flags)
-}
-
-/// Sends what it can of a response without blocking: see
-/// [`crate::http::send_inline`].
-pub(crate) fn send_inline(
-    sock: RawFd,
-    head: &[u8],
-    file: RawFd,
-    offset: u64,
-    len: u64,
-    budget: u64,
-) -> SendOutcome {
-    crate::backend::fallback::send_inline::send_inline(sock, head, file, offset, len, budget)
-}
-
-/// A small file read whole with system calls into `block`: its length,
+/// Opens `path` beneath `dir` from the kernel's caches only, and stats it
+/// (`Ok(None)` when that would wait for a disk: then use
+/// [`super::Engine::open_beneath`]).
+pub(crate) use crate::backend::fallback::beneath::try_open_cached as try_open_beneath_cached;
+/// Sends what it can of a response without blocking.
+pub use crate::backend::fallback::send_inline::send_inline;
+/// A small file read whole with system calls into a block: its length,
 /// `None` for the general path, or the error.
-pub(crate) fn read_small_blocking(
-    path: &CStr,
-    flags: i32,
-    block: &mut PoolBuf,
-    counters: &Counters,
-) -> Result<Option<usize>, OpError> {
-    crate::backend::fallback::small_file::read_small_blocking(path, flags, block, counters)
-}
+pub(crate) use crate::backend::fallback::small_file::read_small_blocking;
 
 /// Reads the files `next` hands out through a ring of the calling
 /// (blocking) thread's own, at most `window` chains at once, and gives

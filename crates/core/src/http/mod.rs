@@ -6,22 +6,9 @@
 
 pub mod served_file;
 
-use std::os::fd::RawFd;
-
-use crate::vocabulary::SendOutcome;
-
 /// Sends what it can of `head` then `len` bytes of `file` from `offset`
 /// (at most `budget` of them) without blocking, on the calling thread.
 /// Sends nothing when the range is not all in the page cache or the system
 /// cannot tell. `error` set: the connection (or the file) failed. The
 /// rest goes through [`crate::Engine::send_body`].
-pub fn send_inline(
-    sock: RawFd,
-    head: &[u8],
-    file: RawFd,
-    offset: u64,
-    len: u64,
-    budget: u64,
-) -> SendOutcome {
-    crate::engine::send_inline(sock, head, file, offset, len, budget)
-}
+pub use crate::engine::send_inline;
