@@ -162,34 +162,19 @@ impl Engine {
     /// Opens `path` relative to the directory `dir`, refusing (EXDEV) any
     /// path that resolves outside it: see [`crate::backend::fallback::beneath`].
     pub async fn open_beneath(&self, dir: RawFd, path: CString, flags: i32) -> io::Result<RawFd> {
-        match &self.imp {
-            #[cfg(all(target_os = "linux", feature = "io-uring"))]
-            Imp::Uring(d) if d.shared.optional.openat2 => {
+        #[cfg(all(target_os = "linux", feature = "io-uring"))]
+        if let Imp::Uring(d) = &self.imp {
+            if d.shared.optional.openat2 {
                 match d.open_beneath(dir, path.clone(), flags).await {
                     // Refused on the way; the pool's open looks closer
                     // (an absolute symlink may still end inside `dir`).
-                    Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
-                        crate::backend::fallback::beneath::open_beneath_on_pool(
-                            dir,
-                            path,
-                            flags,
-                            &self.counters,
-                        )
-                        .await
-                    }
-                    other => other,
+                    Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {}
+                    other => return other,
                 }
             }
-            _ => {
-                crate::backend::fallback::beneath::open_beneath_on_pool(
-                    dir,
-                    path,
-                    flags,
-                    &self.counters,
-                )
-                .await
-            }
         }
+        use crate::backend::fallback::beneath::open_beneath_on_pool;
+        open_beneath_on_pool(dir, path, flags, &self.counters).await
     }
 
     /// Sends `req` (a head, then a range of a file) to `socket` without the
