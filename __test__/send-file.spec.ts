@@ -208,6 +208,9 @@ test.before(() => {
   put('sub/file.txt', 'a file in sub\n')
   put('noindex/file.txt', 'no index here\n')
   put('sp ace dir/index.html', '<p>space</p>\n')
+  // For extensions: a directory named like a candidate, then a file.
+  put('both.html/inside.txt', 'inside a directory named both.html\n')
+  put('both.txt', 'both as text\n')
 
   for (const rel of [...content.keys(), 'slow-16m.bin', 'huge-5g.bin']) fs.utimesSync(path.join(root, rel), MTIME, MTIME)
 
@@ -712,7 +715,6 @@ test('differential: caching and header options', async (t) => {
     { maxAge: 1500 },
     { maxAge: '1d' },
     { maxAge: '2h' },
-    { maxAge: 'nonsense' },
     { maxAge: -5 },
     { maxAge: 10 * 365 * 86_400_000 },
     { maxAge: '1y', immutable: true },
@@ -738,6 +740,115 @@ test('differential: caching and header options', async (t) => {
   t.is(b.headers['cache-control'], 'public, max-age=86400, immutable')
   const { b: none } = await compare(t, pair, { path: p, opts: { etag: false, lastModified: false, cacheControl: false, acceptRanges: false } })
   for (const h of ['etag', 'last-modified', 'cache-control', 'accept-ranges']) t.false(h in none.headers, `no ${h}`)
+})
+
+test('differential: extensions', async (t) => {
+  const pair = await startPair(t)
+  const html = ['html']
+  await compareAll(t, pair, [
+    { path: '/page', opts: { extensions: html }, status: 200, expect: bytesOf('page.html') },
+    { path: '/page', opts: { extensions: 'html' }, status: 200, expect: bytesOf('page.html') },
+    { path: '/page', opts: { extensions: html }, method: 'HEAD', status: 200 },
+    { path: '/page', opts: { extensions: html }, headers: { Range: 'bytes=2-6' }, status: 206 },
+    { path: '/data', opts: { extensions: ['html', 'json'] }, status: 200, expect: bytesOf('data.json') },
+    // A directory named like a candidate is passed over.
+    { path: '/both', opts: { extensions: ['html', 'txt'] }, status: 200, expect: bytesOf('both.txt') },
+    { path: '/both', opts: { extensions: ['html'] }, status: 404 },
+    // Tried only when nothing has the name, the name has no extension and no trailing slash.
+    { path: '/sub', opts: { extensions: html }, status: 301 },
+    { path: '/page.x', opts: { extensions: html }, status: 404 },
+    { path: '/page/', opts: { extensions: html }, status: 404 },
+    { path: '/nothere', opts: { extensions: html }, status: 404 },
+    { path: '/page', opts: {}, status: 404 },
+    { path: '/page', opts: { extensions: false }, status: 404 },
+    { path: '/page', opts: { extensions: [] }, status: 404 },
+    // Dotfiles and confinement hold for the extended name too.
+    { path: '/.hidden', opts: { extensions: ['txt'] }, status: 404 },
+    { path: '/.hidden', opts: { extensions: ['txt'], dotfiles: 'allow' }, status: 200, expect: bytesOf('.hidden.txt') },
+    { path: '/sub/main', opts: { extensions: html }, status: 200, expect: bytesOf('sub/main.html') },
+  ])
+})
+
+test('setHeaders: called once per file served, with its path and fs.Stats, before sendFile\'s own headers', async (t) => {
+  const calls: Array<{ path: string; stat: fs.Stats }> = []
+  const l = await sendFileServer(t, {
+    extensions: ['html'],
+    setHeaders(res, file, stat) {
+      calls.push({ path: file, stat })
+      res.setHeader('Cache-Control', 'no-store')
+      res.setHeader('X-File-Size', String(stat.size))
+    },
+  })
+  const page = await request(l.port, { path: '/page' })
+  t.is(page.status, 200)
+  t.true(page.body.equals(bytesOf('page.html')))
+  // Kept: sendFile sets Cache-Control only when absent, as send does.
+  t.is(page.headers['cache-control'], 'no-store')
+  t.is(page.headers['x-file-size'], String(bytesOf('page.html').length))
+  t.truthy(page.headers.etag)
+  t.is(calls.length, 1)
+  t.is(calls[0].path, path.join(root, 'page.html'))
+  t.true(calls[0].stat instanceof fs.Stats)
+  t.true(calls[0].stat.isFile())
+  const real = fs.statSync(path.join(root, 'page.html'))
+  t.is(calls[0].stat.size, real.size)
+  t.is(calls[0].stat.ino, real.ino)
+  t.is(calls[0].stat.mtimeMs, real.mtimeMs)
+  // Not for what is not a file served: a 404, a redirect; for a 304, yes (send's timing).
+  t.is((await request(l.port, { path: '/nothere' })).status, 404)
+  t.is((await request(l.port, { path: '/sub' })).status, 301)
+  t.is(calls.length, 1)
+  const notModified = await request(l.port, { path: '/page', headers: { 'If-None-Match': String(page.headers.etag) } })
+  t.is(notModified.status, 304)
+  t.is(calls.length, 2)
+  t.is(calls[1].path, path.join(root, 'page.html'))
+  const index = await request(l.port, { path: '/sub/' })
+  t.is(index.status, 200)
+  t.is(calls.length, 3)
+  t.is(calls[2].path, path.join(root, 'sub', 'index.html'))
+  t.is((await l.results[0]).error, undefined)
+})
+
+test.serial('setHeaders that throws: sendFile rejects and closes the file', async (t) => {
+  const boom = new Error('hook failed')
+  const l = await sendFileServer(t, {
+    setHeaders() {
+      throw boom
+    },
+  })
+  const r = await request(l.port, { path: '/notes.txt' })
+  t.is(r.status, 599)
+  t.regex(r.body.toString(), /hook failed/)
+  const err = await t.throwsAsync(l.results[0])
+  t.is(err, boom)
+  const file = path.join(root, 'notes.txt')
+  const open = fs.readdirSync('/proc/self/fd').filter((fd) => fdTarget(Number(fd)) === file)
+  t.deepEqual(open, [], 'no descriptor of the file left open')
+})
+
+test('bad options are a TypeError before anything is sent, with send\'s messages', async (t) => {
+  const req = {} as http.IncomingMessage
+  const res = {} as http.ServerResponse
+  const bad: Array<[SendFileOptions, RegExp]> = [
+    [{ index: 3 as unknown as string }, /^index option must be array of strings or false$/],
+    [{ index: [1] as unknown as string[] }, /^index option must be array of strings or false$/],
+    [{ extensions: true as unknown as string }, /^extensions option must be array of strings or false$/],
+    [{ extensions: ['html', 5] as unknown as string[] }, /^extensions option must be array of strings or false$/],
+    [{ dotfiles: 'maybe' as 'allow' }, /^dotfiles option must be "allow", "deny", or "ignore"$/],
+    [{ maxAge: 'nonsense' }, /^maxAge option must be a number of milliseconds or an ms string/],
+    [{ maxAge: '' }, /^maxAge option must be/],
+    [{ maxAge: {} as unknown as number }, /^maxAge option must be/],
+    [{ maxAge: true as unknown as number }, /^maxAge option must be/],
+    [{ setHeaders: 'x' as unknown as SendFileOptions['setHeaders'] }, /^option setHeaders must be function$/],
+  ]
+  for (const [opts, message] of bad) {
+    await t.throwsAsync(sendFile(req, res, '/notes.txt', { root, ...opts }), { instanceOf: TypeError, message }, JSON.stringify(opts))
+  }
+  // Accepted: what send accepts.
+  const l = await sendFileServer(t, { maxAge: '1000', index: false, extensions: false, dotfiles: 'allow' })
+  const ok = await request(l.port, { path: '/notes.txt' })
+  t.is(ok.status, 200)
+  t.is(ok.headers['cache-control'], 'public, max-age=1')
 })
 
 test('differential: start and end options', async (t) => {

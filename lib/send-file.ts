@@ -10,8 +10,10 @@
 // directory redirect into a 404, and the promise reports what happened
 // instead of events.
 
+import { type Stats, fstatSync } from 'node:fs'
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import { STATUS_CODES } from 'node:http'
+import { constants as osConstants } from 'node:os'
 import { extname, join, normalize, resolve, sep } from 'node:path'
 import encodeUrl from 'encodeurl'
 import mime from 'mime-types'
@@ -33,6 +35,11 @@ export interface SendFileOptions {
   root?: string
   /** File(s) to serve for a path ending in '/'. Default 'index.html'. */
   index?: string | string[] | false
+  /**
+   * Extensions tried in order, as send does, when the path has none and no
+   * file has it: `['html']` serves `/about` from `about.html`.
+   */
+  extensions?: string | string[] | false
   /** A directory path without a trailing '/' gets a 301 to it with one (default), or a 404 when false. */
   redirect?: boolean
   /** Cache-Control max-age, in ms or an `ms` string ('1d'). Default 0, at most a year. */
@@ -47,6 +54,13 @@ export interface SendFileOptions {
   dotfiles?: 'allow' | 'deny' | 'ignore'
   /** Headers set on every successful response, before sendFile's own. */
   headers?: OutgoingHttpHeaders
+  /**
+   * Called for each file about to be served, after `headers` and before
+   * sendFile's own (serve-static's hook, at send's 'headers' time): the
+   * response, the file's path and its fs.Stats. A header set here is kept
+   * (sendFile sets Cache-Control, Last-Modified, ETag... only when absent).
+   */
+  setHeaders?: (res: ServerResponse, path: string, stat: Stats) => void
   /** Serve only this byte range of the file (inclusive), as send's start/end. */
   start?: number
   end?: number
@@ -72,10 +86,12 @@ const BYTES_RANGE_REGEXP = /^ *bytes=/
 const MAX_MAXAGE = 60 * 60 * 24 * 365 * 1000
 const S_IFMT = 0o170000
 const S_IFDIR = 0o040000
+const ENOENT = osConstants.errno.ENOENT
 
 interface Settings {
   root: string | null
   index: string[]
+  extensions: string[]
   redirect: boolean
   maxAge: number
   immutable: boolean
@@ -85,6 +101,7 @@ interface Settings {
   cacheControl: boolean
   dotfiles: 'allow' | 'deny' | 'ignore'
   headers: OutgoingHttpHeaders | undefined
+  setHeaders: ((res: ServerResponse, path: string, stat: Stats) => void) | undefined
   start: number | undefined
   end: number | undefined
   zeroCopy: boolean
@@ -120,14 +137,15 @@ function settingsOf(o: SendFileOptions): Settings {
   if (dotfiles !== 'ignore' && dotfiles !== 'allow' && dotfiles !== 'deny') {
     throw new TypeError('dotfiles option must be "allow", "deny", or "ignore"')
   }
-  const raw = o.maxAge
-  let maxAge = typeof raw === 'string' ? ms(raw as ms.StringValue) : Number(raw)
-  maxAge = Number.isNaN(maxAge) || maxAge === undefined ? 0 : Math.min(Math.max(0, maxAge), MAX_MAXAGE)
+  if (o.setHeaders !== undefined && typeof o.setHeaders !== 'function') {
+    throw new TypeError('option setHeaders must be function')
+  }
   return {
     root: o.root ? resolveRoot(o.root) : null,
     index: o.index !== undefined ? normalizeList(o.index, 'index option') : ['index.html'],
+    extensions: o.extensions !== undefined ? normalizeList(o.extensions, 'extensions option') : [],
     redirect: flag(o.redirect, true),
-    maxAge,
+    maxAge: maxAgeOf(o.maxAge),
     immutable: flag(o.immutable, false),
     etag: flag(o.etag, true),
     lastModified: flag(o.lastModified, true),
@@ -135,10 +153,30 @@ function settingsOf(o: SendFileOptions): Settings {
     cacheControl: flag(o.cacheControl, true),
     dotfiles,
     headers: o.headers,
+    setHeaders: o.setHeaders,
     start: o.start,
     end: o.end,
     zeroCopy: flag(o.zeroCopy, true),
   }
+}
+
+/**
+ * send's maxAge: milliseconds, or an `ms` string ('1d'), clamped to
+ * [0, a year]; absent, 0. send turns a value it cannot read into 0 (or lets
+ * `ms` throw a plain Error for an empty string); a TypeError says which
+ * value it was instead.
+ */
+function maxAgeOf(raw: unknown): number {
+  if (raw === undefined || raw === null || raw === false || raw === 0) return 0
+  let value: number | undefined
+  if (typeof raw === 'number') value = raw
+  else if (typeof raw === 'string' && raw.trim() !== '') {
+    value = /^\s*-?\d+(?:\.\d+)?\s*$/.test(raw) ? Number(raw) : ms(raw as ms.StringValue)
+  }
+  if (value === undefined || Number.isNaN(value)) {
+    throw new TypeError(`maxAge option must be a number of milliseconds or an ms string such as '1d', not ${JSON.stringify(raw) ?? String(raw)}`)
+  }
+  return Math.min(Math.max(0, value), MAX_MAXAGE)
 }
 
 function escapeHtml(s: string): string {
@@ -294,9 +332,10 @@ class Response {
     return this.done()
   }
 
-  setHeaders(f: ServedFile): void {
+  setHeaders(f: ServedFile, filePath: string): void {
     const { res, s } = this
     if (s.headers) for (const [k, v] of Object.entries(s.headers)) if (v !== undefined) res.setHeader(k, v)
+    if (s.setHeaders) s.setHeaders(res, join(s.root ?? sep, filePath), fstatSync(f.fd))
     if (s.acceptRanges && !res.getHeader('Accept-Ranges')) res.setHeader('Accept-Ranges', 'bytes')
     if (s.cacheControl && !res.getHeader('Cache-Control')) {
       let cc = 'public, max-age=' + Math.floor(s.maxAge / 1000)
@@ -320,7 +359,13 @@ class Response {
       err.code = 'ERR_HTTP_HEADERS_SENT'
       throw err
     }
-    this.setHeaders(f)
+    try {
+      this.setHeaders(f, filePath)
+    } catch (err) {
+      // The hook threw: the file is not served (and its descriptor not kept).
+      closeFile(f.fd)
+      throw err
+    }
     if (!res.getHeader('Content-Type')) res.setHeader('Content-Type', contentType(extname(filePath)))
     if (isConditional(req.headers)) {
       const v = validatorsOf((n) => res.getHeader(n))
@@ -406,14 +451,42 @@ class Response {
   async sendPath(dir: ServedDir, rel: string, shown: string): Promise<SendFileResult> {
     const o = open(dir, rel || '.')
     const f = o instanceof Promise ? await o : o
-    if (f.errno !== 0) return this.statError(f, shown)
+    const endsWithSep = rel[rel.length - 1] === sep
+    if (f.errno !== 0) {
+      if (f.errno === -ENOENT && this.s.extensions.length && !extname(rel) && !endsWithSep) {
+        return this.sendWithExtension(dir, rel, shown, f)
+      }
+      return this.statError(f, shown)
+    }
     if ((f.mode & S_IFMT) === S_IFDIR) return this.redirect()
     if (f.fd < 0) return this.error(404)
-    if (rel[rel.length - 1] === sep) {
+    if (endsWithSep) {
       closeFile(f.fd)
       return this.error(404)
     }
     return this.send(f, rel)
+  }
+
+  /**
+   * `rel` plus each extension in turn (send's sendFile `next`): the first
+   * regular file is served; a directory is passed over. With none, the
+   * last attempt's error, or 404 if it was a directory.
+   */
+  async sendWithExtension(dir: ServedDir, rel: string, shown: string, first: ServedFile): Promise<SendFileResult> {
+    let last: ServedFile | undefined = first
+    for (const ext of this.s.extensions) {
+      const p = rel + '.' + ext
+      const o = open(dir, p)
+      const f = o instanceof Promise ? await o : o
+      if (f.errno !== 0) {
+        last = f
+        continue
+      }
+      last = undefined
+      if (f.fd < 0) continue // a directory (or no regular file)
+      return this.send(f, p)
+    }
+    return last ? this.statError(last, shown) : this.error(404)
   }
 
   /** The first index file of the directory `rel` (send's sendIndex). */
