@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto'
 import * as fs from 'node:fs'
 import * as http from 'node:http'
 import * as path from 'node:path'
+import * as zlib from 'node:zlib'
 
 import { backend } from 'uring-fs'
 import { REPO, makeTmpDir, removeTmpDir, sleep } from './helpers'
@@ -110,9 +111,9 @@ async function listening(child: Child): Promise<Server> {
   return { ...child, shown: m[1], url: m[2], port: Number(url.port), backend: m[3] }
 }
 
-/** `uring-fs serve <dir> --port 0 --host 127.0.0.1`, listening. */
-async function serveDir(t: ExecutionContext, dir: string, port = '0'): Promise<Server> {
-  return listening(spawnNode(t, [BIN, 'serve', dir, '--port', port, '--host', '127.0.0.1']))
+/** `uring-fs serve <dir> --port 0 --host 127.0.0.1 [flags]`, listening. */
+async function serveDir(t: ExecutionContext, dir: string, port = '0', flags: string[] = []): Promise<Server> {
+  return listening(spawnNode(t, [BIN, 'serve', dir, '--port', port, '--host', '127.0.0.1', ...flags]))
 }
 
 /** Sends `signal` and waits (up to `limitMs`) for the exit: the exit and the ms it took. */
@@ -263,6 +264,34 @@ test('a directory without index.html: a listing with escaped names whose links f
     t.is(got.status, 200, `${name} via ${link.href}`)
     t.is(await got.text(), content, `${name} via ${link.href}`)
   }
+})
+
+test('--compress serves a precompressed variant to clients that accept it; without it, never', async (t) => {
+  t.timeout(20_000)
+  const dir = makeTmpDir('cli-compress')
+  t.teardown(() => removeTmpDir(dir))
+  const js = Buffer.from('console.log("compressed");\n'.repeat(400))
+  fs.writeFileSync(path.join(dir, 'app.js'), js)
+  fs.writeFileSync(path.join(dir, 'app.js.br'), zlib.brotliCompressSync(js))
+  fs.writeFileSync(path.join(dir, 'app.js.gz'), zlib.gzipSync(js))
+  const get = (port: number, ae: string) => request(port, { path: '/app.js', headers: { 'Accept-Encoding': ae } })
+  for (const flag of ['--compress', '-c']) {
+    const srv = await serveDir(t, dir, '0', [flag])
+    const br = await get(srv.port, 'gzip, br')
+    t.is(br.status, 200)
+    t.is(br.headers['content-encoding'], 'br', flag)
+    t.is(br.headers.vary, 'Accept-Encoding')
+    t.true(zlib.brotliDecompressSync(br.body).equals(js))
+    const gz = await get(srv.port, 'gzip')
+    t.is(gz.headers['content-encoding'], 'gzip')
+    t.true(zlib.gunzipSync(gz.body).equals(js))
+    const plain = await get(srv.port, 'identity')
+    t.true(plain.body.equals(js))
+  }
+  const off = await serveDir(t, dir)
+  const r = await get(off.port, 'br')
+  t.is(r.headers['content-encoding'] as string | undefined, undefined)
+  t.true(r.body.equals(js))
 })
 
 test('SIGINT on an idle server (a keep-alive connection open): exit 0 within 3 s', async (t) => {

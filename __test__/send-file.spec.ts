@@ -22,6 +22,7 @@ import * as https from 'node:https'
 import { createRequire } from 'node:module'
 import * as net from 'node:net'
 import * as path from 'node:path'
+import * as zlib from 'node:zlib'
 
 import Fastify from 'fastify'
 
@@ -211,6 +212,21 @@ test.before(() => {
   // For extensions: a directory named like a candidate, then a file.
   put('both.html/inside.txt', 'inside a directory named both.html\n')
   put('both.txt', 'both as text\n')
+  // Precompressed variants: every encoding; gzip only; one that leads out of
+  // the root; one that is a directory.
+  {
+    const js = Buffer.from('export const greeting = "hello";\n'.repeat(2500))
+    put('app.js', js)
+    put('app.js.br', zlib.brotliCompressSync(js))
+    put('app.js.gz', zlib.gzipSync(js))
+    const zstd = (zlib as unknown as { zstdCompressSync?: (b: Buffer) => Buffer }).zstdCompressSync
+    put('app.js.zst', zstd ? zstd(js) : Buffer.concat([Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), randomContent(rng, 900)]))
+    put('style.css', 'body { color: red }\n'.repeat(100))
+    put('style.css.gz', zlib.gzipSync(bytesOf('style.css')))
+    put('evil.js', 'console.log("inside")\n')
+    put('dirvar.js', 'console.log("dir variant")\n')
+    put('dirvar.js.br/x', 'a directory, not a variant\n')
+  }
 
   for (const rel of [...content.keys(), 'slow-16m.bin', 'huge-5g.bin']) fs.utimesSync(path.join(root, rel), MTIME, MTIME)
 
@@ -228,6 +244,7 @@ test.before(() => {
   fs.symlinkSync('.', path.join(root, 'rootlink'))
   fs.symlinkSync(path.join(root, 'notes.txt'), path.join(root, 'abs-inside.txt'))
   fs.symlinkSync(path.join(root, 'sub'), path.join(root, 'abs-dir'))
+  fs.symlinkSync('../secret.txt', path.join(root, 'evil.js.br'))
   fs.symlinkSync('loop-b', path.join(root, 'loop-a'))
   fs.symlinkSync('loop-a', path.join(root, 'loop-b'))
 
@@ -849,6 +866,104 @@ test('bad options are a TypeError before anything is sent, with send\'s messages
   const ok = await request(l.port, { path: '/notes.txt' })
   t.is(ok.status, 200)
   t.is(ok.headers['cache-control'], 'public, max-age=1')
+})
+
+/** A response header, or undefined when it is absent. */
+function hdr(r: { headers: Record<string, string> }, name: string): string | undefined {
+  return r.headers[name]
+}
+
+test('precompressed: the variant the request accepts best, with its own length and ETag, the original\'s type, and Vary', async (t) => {
+  const l = await sendFileServer(t, { precompressed: true })
+  const js = bytesOf('app.js')
+  const get = (p: string, headers: Record<string, string> = {}, method = 'GET') => request(l.port, { path: p, method, headers })
+  const variant = async (ae: string | undefined, enc: string | null, file: string, p = '/app.js') => {
+    const r = await get(p, ae === undefined ? {} : { 'Accept-Encoding': ae })
+    const what = `${p} Accept-Encoding ${JSON.stringify(ae)}`
+    t.is(r.status, 200, what)
+    t.is(hdr(r, 'content-encoding'), enc ?? undefined, what)
+    t.true(r.body.equals(bytesOf(file)), `${what}: the bytes of ${file}`)
+    t.is(r.headers['content-length'], String(bytesOf(file).length), what)
+    t.is(r.headers['content-type'], p === '/app.js' ? 'text/javascript; charset=utf-8' : 'text/css; charset=utf-8', what)
+    return r
+  }
+  const br = await variant('br', 'br', 'app.js.br')
+  t.is(hdr(br, 'vary'), 'Accept-Encoding')
+  t.true(zlib.brotliDecompressSync(br.body).equals(js))
+  await variant('gzip, deflate, br, zstd', 'br', 'app.js.br')
+  await variant('gzip, br;q=0.5', 'gzip', 'app.js.gz')
+  await variant('zstd', 'zstd', 'app.js.zst')
+  await variant('*', 'br', 'app.js.br')
+  await variant('*;q=0.1, gzip', 'gzip', 'app.js.gz')
+  await variant('br;q=0, *', 'zstd', 'app.js.zst')
+  const gz = await variant('gzip', 'gzip', 'app.js.gz')
+  t.true(zlib.gunzipSync(gz.body).equals(js))
+  // The file itself: still Vary, since the answer depends on the header.
+  for (const ae of [undefined, 'identity', 'gzip;q=0, br;q=0, zstd;q=0', 'deflate', '']) {
+    const r = await variant(ae, null, 'app.js')
+    t.is(hdr(r, 'vary'), 'Accept-Encoding', `identity for ${JSON.stringify(ae)} says Vary`)
+  }
+  // Only gzip exists for style.css.
+  await variant('br, zstd, gzip', 'gzip', 'style.css.gz', '/style.css')
+  const cssBr = await variant('br', null, 'style.css', '/style.css')
+  t.is(hdr(cssBr, 'vary'), 'Accept-Encoding')
+  // No variant: no Vary, no Content-Encoding.
+  const plain = await get('/notes.txt', { 'Accept-Encoding': 'br, gzip' })
+  t.is(plain.status, 200)
+  t.is(hdr(plain, 'vary'), undefined)
+  t.is(hdr(plain, 'content-encoding'), undefined)
+  // Each encoding has its own ETag, and conditionals and ranges apply to the variant.
+  const id = await get('/app.js')
+  const tags = new Set([hdr(br, 'etag'), hdr(gz, 'etag'), hdr(id, 'etag')])
+  t.is(tags.size, 3, 'three ETags')
+  const notModified = await get('/app.js', { 'Accept-Encoding': 'br', 'If-None-Match': String(hdr(br, 'etag')) })
+  t.is(notModified.status, 304)
+  const stale = await get('/app.js', { 'Accept-Encoding': 'br', 'If-None-Match': String(hdr(id, 'etag')) })
+  t.is(stale.status, 200)
+  const part = await get('/app.js', { 'Accept-Encoding': 'br', Range: 'bytes=0-9' })
+  t.is(part.status, 206)
+  t.is(part.headers['content-range'], `bytes 0-9/${bytesOf('app.js.br').length}`)
+  t.true(part.body.equals(bytesOf('app.js.br').subarray(0, 10)))
+  const head = await get('/app.js', { 'Accept-Encoding': 'gzip' }, 'HEAD')
+  t.is(hdr(head, 'content-encoding'), 'gzip')
+  t.is(head.headers['content-length'], String(bytesOf('app.js.gz').length))
+  t.is(head.body.length, 0)
+  // A variant that leads out of the root is never served, nor a directory.
+  const evil = await get('/evil.js', { 'Accept-Encoding': 'br' })
+  t.is(evil.status, 200)
+  t.is(hdr(evil, 'content-encoding'), undefined)
+  t.true(evil.body.equals(bytesOf('evil.js')))
+  t.false(evil.body.includes(MARKER))
+  const dirVariant = await get('/dirvar.js', { 'Accept-Encoding': 'br' })
+  t.is(hdr(dirVariant, 'content-encoding'), undefined)
+  t.true(dirVariant.body.equals(bytesOf('dirvar.js')))
+  for (const r of l.results) t.is((await r).error, undefined)
+})
+
+test('precompressed: a list sets what is offered and the order of ties; off by default; bad values are a TypeError', async (t) => {
+  const only = await sendFileServer(t, { precompressed: ['gzip', 'br'] })
+  const a = await request(only.port, { path: '/app.js', headers: { 'Accept-Encoding': 'br, gzip, zstd' } })
+  t.is(hdr(a, 'content-encoding'), 'gzip')
+  const z = await request(only.port, { path: '/app.js', headers: { 'Accept-Encoding': 'zstd' } })
+  t.is(hdr(z, 'content-encoding'), undefined)
+  t.is(hdr(z, 'vary'), 'Accept-Encoding')
+  const off = await sendFileServer(t, {})
+  const o = await request(off.port, { path: '/app.js', headers: { 'Accept-Encoding': 'br' } })
+  t.is(hdr(o, 'content-encoding'), undefined)
+  t.is(hdr(o, 'vary'), undefined)
+  t.true(o.body.equals(bytesOf('app.js')))
+  // A Vary already set is kept and extended.
+  const l = await sendFileServer(t, { precompressed: true, headers: { Vary: 'Origin' } })
+  const v = await request(l.port, { path: '/app.js', headers: { 'Accept-Encoding': 'br' } })
+  t.is(hdr(v, 'vary'), 'Origin, Accept-Encoding')
+  const req = {} as http.IncomingMessage
+  const res = {} as http.ServerResponse
+  for (const bad of ['br', ['lzma'], [true], 1]) {
+    await t.throwsAsync(sendFile(req, res, '/app.js', { root, precompressed: bad as SendFileOptions['precompressed'] }), {
+      instanceOf: TypeError,
+      message: /^precompressed option must be true, false or an array of "br", "zstd", "gzip"/,
+    })
+  }
 })
 
 test('differential: start and end options', async (t) => {

@@ -17,6 +17,8 @@ Serves the files beneath dir (default: the current directory) over HTTP.
 Options:
   -p, --port <n>     port to listen on, 0 for any free one (default 8080)
   -H, --host <addr>  address to listen on (default 127.0.0.1)
+  -c, --compress     serve a file's precompressed variant (file.br, file.zst,
+                     file.gz) to clients that accept its encoding
   -h, --help         show this help
 `
 
@@ -36,6 +38,7 @@ function parse(argv) {
       options: {
         port: { type: 'string', short: 'p', default: '8080' },
         host: { type: 'string', short: 'H', default: '127.0.0.1' },
+        compress: { type: 'boolean', short: 'c', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
     })
@@ -56,7 +59,7 @@ function parse(argv) {
   if (extra.length) fail(`unexpected argument '${extra[0]}' (see uring-fs --help)`)
   const port = /^\d+$/.test(values.port) ? Number(values.port) : NaN
   if (!(port >= 0 && port <= 65535)) fail(`--port must be an integer from 0 to 65535, not '${values.port}'`)
-  return { dir, port, host: values.host }
+  return { dir, port, host: values.host, compress: values.compress }
 }
 
 // ---- directory listing ------------------------------------------------------
@@ -140,7 +143,7 @@ function printable(s) {
   return s.replace(/[\x00-\x20\x7f"]/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0').toUpperCase()}`)
 }
 
-function serve({ dir, port, host }) {
+function serve({ dir, port, host, compress }) {
   const root = path.resolve(dir)
   let realRoot
   try {
@@ -186,7 +189,7 @@ function serve({ dir, port, host }) {
       const html = await listing(target)
       return reply(req, res, 200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-cache', 'X-Content-Type-Options': 'nosniff' }, html)
     }
-    return sendFile(req, res, pathname, { root })
+    return sendFile(req, res, pathname, { root, precompressed: compress })
   }
 
   const server = http.createServer((req, res) => {

@@ -19,10 +19,12 @@ import encodeUrl from 'encodeurl'
 import mime from 'mime-types'
 import ms from 'ms'
 import parseRange from 'range-parser'
+import vary from 'vary'
 import type { ServedFile } from '../binding'
 import { ServedSlot } from '../binding'
 import { native } from './native'
 import { openServedJs } from './node-fs-backend'
+import { type Encoding, SUFFIX, accepted, encodingsOption } from './precompressed'
 import { closeFile } from './zero-copy-body'
 import { invalidArgType, systemError } from './errors'
 import { isConditional, isFresh, isPreconditionFailure, isRangeFresh, validatorsOf } from './http-conditional'
@@ -66,6 +68,14 @@ export interface SendFileOptions {
   end?: number
   /** false: always send the body through a read stream. Default true. */
   zeroCopy?: boolean
+  /**
+   * Serve `file.br`, `file.zst` or `file.gz` in place of `file` when it
+   * exists beneath the root and the request's Accept-Encoding takes it:
+   * `true` for all three (ties in that order), or a list in the order of
+   * preference. Every response of a file that has a variant says
+   * `Vary: Accept-Encoding`. Default false.
+   */
+  precompressed?: boolean | Array<'br' | 'zstd' | 'gzip'>
 }
 
 export interface SendFileResult {
@@ -105,6 +115,17 @@ interface Settings {
   start: number | undefined
   end: number | undefined
   zeroCopy: boolean
+  precompressed: Encoding[]
+}
+
+/** How a file is served: as itself, or as a precompressed variant of another. */
+interface Variant {
+  /** The path whose extension gives the Content-Type (the original's). */
+  typePath: string
+  /** Content-Encoding of the variant, or none for the file itself. */
+  encoding: Encoding | null
+  /** The file has variants: the answer depends on Accept-Encoding. */
+  vary: boolean
 }
 
 function flag(v: unknown, def: boolean): boolean {
@@ -157,6 +178,7 @@ function settingsOf(o: SendFileOptions): Settings {
     start: o.start,
     end: o.end,
     zeroCopy: flag(o.zeroCopy, true),
+    precompressed: encodingsOption(o.precompressed),
   }
 }
 
@@ -258,6 +280,13 @@ function open(dir: ServedDir, rel: string): ServedFile | Promise<ServedFile> {
   }
 }
 
+/** The regular file `rel` beneath the root, open, or null (missing, not regular, failed). */
+async function openVariant(dir: ServedDir, rel: string): Promise<ServedFile | null> {
+  const o = open(dir, rel)
+  const f = o instanceof Promise ? await o : o
+  return f.errno === 0 && f.fd >= 0 ? f : null
+}
+
 function httpError(status: number, cause?: Error): Error {
   const err = new Error(STATUS_CODES[status] ?? String(status), cause ? { cause } : undefined) as Error & {
     status: number
@@ -332,7 +361,7 @@ class Response {
     return this.done()
   }
 
-  setHeaders(f: ServedFile, filePath: string): void {
+  setHeaders(f: ServedFile, filePath: string, encoding: Encoding | null): void {
     const { res, s } = this
     if (s.headers) for (const [k, v] of Object.entries(s.headers)) if (v !== undefined) res.setHeader(k, v)
     if (s.setHeaders) s.setHeaders(res, join(s.root ?? sep, filePath), fstatSync(f.fd))
@@ -347,11 +376,47 @@ class Response {
     if (s.lastModified && !res.getHeader('Last-Modified')) res.setHeader('Last-Modified', httpDate(mtime))
     // The weak validator of the `etag` package for fs.Stats (size and mtime
     // in hex), so caches primed by `send` stay valid.
-    if (s.etag && !res.getHeader('ETag')) res.setHeader('ETag', `W/"${f.size.toString(16)}-${mtime.toString(16)}"`)
+    // A variant's own, told apart from the other encodings' by their name.
+    if (s.etag && !res.getHeader('ETag')) {
+      const tag = `${f.size.toString(16)}-${mtime.toString(16)}`
+      res.setHeader('ETag', encoding === null ? `W/"${tag}"` : `W/"${tag}-${encoding}"`)
+    }
+  }
+
+  /**
+   * Serves the regular file `f` found at `filePath`, or, with
+   * `precompressed`, the variant of it the request accepts best. Owns `f.fd`.
+   */
+  async serve(dir: ServedDir, f: ServedFile, filePath: string): Promise<SendFileResult> {
+    const offered = this.s.precompressed
+    if (offered.length === 0) return this.send(f, filePath)
+    const order = accepted(this.req, offered)
+    const tried = new Set<string>()
+    for (const enc of order) {
+      if (enc === 'identity') break
+      tried.add(enc)
+      const v = await openVariant(dir, filePath + SUFFIX[enc as Encoding])
+      if (v !== null) {
+        closeFile(f.fd)
+        return this.send(v, filePath + SUFFIX[enc as Encoding], { typePath: filePath, encoding: enc as Encoding, vary: true })
+      }
+    }
+    // The file itself; whether it has a variant decides Vary.
+    let hasVariant = false
+    for (const enc of offered) {
+      if (tried.has(enc)) continue
+      const v = await openVariant(dir, filePath + SUFFIX[enc])
+      if (v !== null) {
+        closeFile(v.fd)
+        hasVariant = true
+        break
+      }
+    }
+    return this.send(f, filePath, { typePath: filePath, encoding: null, vary: hasVariant })
   }
 
   /** send's send(): headers, conditionals, range, then the body. Owns `f.fd`. */
-  async send(f: ServedFile, filePath: string): Promise<SendFileResult> {
+  async send(f: ServedFile, filePath: string, variant?: Variant): Promise<SendFileResult> {
     const { req, res, s } = this
     if (res.headersSent) {
       closeFile(f.fd)
@@ -360,13 +425,15 @@ class Response {
       throw err
     }
     try {
-      this.setHeaders(f, filePath)
+      this.setHeaders(f, filePath, variant?.encoding ?? null)
     } catch (err) {
       // The hook threw: the file is not served (and its descriptor not kept).
       closeFile(f.fd)
       throw err
     }
-    if (!res.getHeader('Content-Type')) res.setHeader('Content-Type', contentType(extname(filePath)))
+    if (!res.getHeader('Content-Type')) res.setHeader('Content-Type', contentType(extname(variant?.typePath ?? filePath)))
+    if (variant?.vary) vary(res, 'Accept-Encoding')
+    if (variant?.encoding) res.setHeader('Content-Encoding', variant.encoding)
     if (isConditional(req.headers)) {
       const v = validatorsOf((n) => res.getHeader(n))
       if (isPreconditionFailure(req.headers, v)) {
@@ -464,7 +531,7 @@ class Response {
       closeFile(f.fd)
       return this.error(404)
     }
-    return this.send(f, rel)
+    return this.serve(dir, f, rel)
   }
 
   /**
@@ -484,7 +551,7 @@ class Response {
       }
       last = undefined
       if (f.fd < 0) continue // a directory (or no regular file)
-      return this.send(f, p)
+      return this.serve(dir, f, p)
     }
     return last ? this.statError(last, shown) : this.error(404)
   }
@@ -501,7 +568,7 @@ class Response {
         continue
       }
       if (f.fd < 0) continue // a directory (or no regular file)
-      return this.send(f, p)
+      return this.serve(dir, f, p)
     }
     return lastError ? this.statError(lastError, shown) : this.error(404)
   }
