@@ -2,11 +2,16 @@
 // The Node static-file servers benches/http.js measures, one per process so
 // that each one's CPU time and RSS can be read from /proc/<pid>.
 //
-//   node benches/http-servers.js <fs-stream|send|fastify|uring-fs> <root>
+//   node benches/http-servers.js <fs-stream|send|fastify|memory|uring-fs> <root>
 //
 // Listens on 127.0.0.1 on a free port and writes {"port": N} on a line to
 // stdout once it accepts connections. Every server answers GET /<file> with
 // the file under <root> and a Content-Length, over keep-alive.
+//
+// `memory` is Node's ceiling for any file server: every file of <root> read
+// into a Buffer at start, answered with the headers sendFile sends (type,
+// length, ETag, Last-Modified, Cache-Control, Accept-Ranges) built once, and
+// no I/O at all per request.
 
 'use strict'
 const http = require('node:http')
@@ -16,7 +21,7 @@ const { pipeline } = require('node:stream')
 
 const [kind, root] = process.argv.slice(2)
 if (!kind || !root) {
-  console.error('usage: http-servers.js <fs-stream|send|fastify|uring-fs> <root>')
+  console.error('usage: http-servers.js <fs-stream|send|fastify|memory|uring-fs> <root>')
   process.exit(2)
 }
 
@@ -60,6 +65,36 @@ function sendServer() {
   })
 }
 
+function memory() {
+  const mime = require('mime-types')
+  const files = new Map()
+  for (const name of fs.readdirSync(root)) {
+    const file = path.join(root, name)
+    const st = fs.statSync(file)
+    if (!st.isFile()) continue
+    const body = fs.readFileSync(file)
+    const mtime = Math.round(st.mtimeMs)
+    const headers = [
+      'Accept-Ranges', 'bytes',
+      'Cache-Control', 'public, max-age=0',
+      'Last-Modified', new Date(mtime).toUTCString(),
+      'ETag', `W/"${st.size.toString(16)}-${mtime.toString(16)}"`,
+      'Content-Type', mime.contentType(path.extname(name)) || 'application/octet-stream',
+      'Content-Length', String(body.length),
+    ]
+    files.set(`/${encodeURIComponent(name)}`, { body, headers })
+  }
+  return http.createServer((req, res) => {
+    const f = files.get(pathnameOf(req))
+    if (f === undefined) {
+      res.statusCode = 404
+      return res.end()
+    }
+    res.writeHead(200, f.headers)
+    res.end(f.body)
+  })
+}
+
 function uringFs() {
   const { sendFile } = require('..')
   if (typeof sendFile !== 'function') {
@@ -88,7 +123,7 @@ async function fastifyServer() {
   ready(app.server.address().port)
 }
 
-const nodeHttp = { 'fs-stream': fsStream, send: sendServer, 'uring-fs': uringFs }
+const nodeHttp = { 'fs-stream': fsStream, send: sendServer, memory, 'uring-fs': uringFs }
 
 if (kind === 'fastify') {
   fastifyServer().catch((e) => {

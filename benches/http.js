@@ -3,7 +3,7 @@
 // serving a file and against nginx, in the same run.
 //
 //   node benches/http.js [--sizes 4k,64k,1m,16m] [--duration 5] [--rounds 3]
-//                        [--only fs-stream,send,fastify,nginx,uring-fs]
+//                        [--only fs-stream,send,fastify,nginx,bun,memory,uring-fs]
 //                        [--connections 32] [--warmup 1] [--nginx PATH]
 //   node benches/http.js --slow-clients [N=1000] [--slow-secs 10] [--only ...]
 //
@@ -14,6 +14,11 @@
 //   fastify    fastify + @fastify/static
 //   nginx      nginx, one worker, sendfile on, tcp_nopush on (when installed;
 //              benches/nginx.conf.template)
+//   bun        Bun.serve with new Response(Bun.file(path)) (benches/http-bun.js;
+//              when node_modules/.bin/bun or a bun on PATH runs: npm install
+//              --no-save bun)
+//   memory     node:http answering from Buffers read at start, with sendFile's
+//              headers and no I/O: Node's own ceiling for any file server
 //   uring-fs   node:http + require('..').sendFile(req, res, pathname, { root })
 //
 // Files of random bytes are written to a temp dir. Each server is checked
@@ -51,9 +56,11 @@ const opt = (name, def) => {
   return i >= 0 && i + 1 < args.length && !args[i + 1].startsWith('--') ? args[i + 1] : def
 }
 
-const SERVERS = ['fs-stream', 'send', 'fastify', 'nginx', 'uring-fs']
+const SERVERS = ['fs-stream', 'send', 'fastify', 'nginx', 'bun', 'memory', 'uring-fs']
+const BASELINES = ['send', 'fs-stream', 'fastify', 'nginx', 'bun', 'memory']
 const ALIASES = { fs: 'fs-stream', 'fs.createReadStream': 'fs-stream', '@fastify/static': 'fastify', uring: 'uring-fs' }
 const SERVER_SCRIPT = path.join(__dirname, 'http-servers.js')
+const BUN_SCRIPT = path.join(__dirname, 'http-bun.js')
 const NGINX_TEMPLATE = path.join(__dirname, 'nginx.conf.template')
 const GiB = 2 ** 30
 const MiB = 2 ** 20
@@ -158,6 +165,18 @@ function findNginx() {
   return null
 }
 
+// A bun that runs, or null with why not.
+function findBun() {
+  const candidates = [path.join(__dirname, '..', 'node_modules', '.bin', 'bun'), 'bun']
+  let why = 'no bun in node_modules/.bin or on PATH (npm install --no-save bun)'
+  for (const c of candidates) {
+    const r = spawnSync(c, ['--version'], { encoding: 'utf8' })
+    if (r.status === 0) return { bin: c, version: r.stdout.trim() }
+    if (!r.error) why = `${c} --version failed: ${(r.stderr || '').trim().split('\n')[0]}`
+  }
+  return { bin: null, why }
+}
+
 function freePort() {
   return new Promise((resolve, reject) => {
     const s = net.createServer()
@@ -198,7 +217,8 @@ async function stopChild(child) {
 }
 
 async function startNodeServer(kind, root) {
-  const child = spawn(process.execPath, [SERVER_SCRIPT, kind, root], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const [cmd, argv] = kind === 'bun' ? [findBun().bin, [BUN_SCRIPT, root]] : [process.execPath, [SERVER_SCRIPT, kind, root]]
+  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit'] })
   children.add(child)
   const port = await new Promise((resolve, reject) => {
     let buf = ''
@@ -422,6 +442,14 @@ function available(names) {
       console.log('  (nginx not found on PATH or in /usr/sbin: skipped)')
       return false
     }
+    if (n === 'bun') {
+      const bun = findBun()
+      if (!bun.bin) {
+        console.log(`  (bun: ${bun.why}; skipped)`)
+        return false
+      }
+      console.log(`  (bun ${bun.version}: ${bun.bin})`)
+    }
     if (n === 'uring-fs') {
       let u
       try {
@@ -523,7 +551,7 @@ async function throughput(tmp, files) {
     }
     const u = med['uring-fs']
     if (!u) continue
-    for (const base of ['send', 'fs-stream', 'fastify', 'nginx']) {
+    for (const base of BASELINES) {
       const b = med[base]
       if (!b) continue
       console.log(`  uring-fs / ${base.padEnd(9)}  req/s ${(u.rps / b.rps).toFixed(2)}x   CPU per GiB ${(u.cpu / b.cpu).toFixed(2)}x`)
