@@ -25,6 +25,7 @@ import { ServedSlot } from '../binding'
 import { native } from './native'
 import { openServedJs } from './node-fs-backend'
 import { type Encoding, SUFFIX, accepted, encodingsOption } from './precompressed'
+import { type Handoff, type XSendfileOptions, handoffHeader, handoffOption } from './proxy-handoff'
 import { closeFile } from './zero-copy-body'
 import { invalidArgType, systemError } from './errors'
 import { isConditional, isFresh, isPreconditionFailure, isRangeFresh, validatorsOf } from './http-conditional'
@@ -76,6 +77,15 @@ export interface SendFileOptions {
    * `Vary: Accept-Encoding`. Default false.
    */
   precompressed?: boolean | Array<'br' | 'zstd' | 'gzip'>
+  /**
+   * Hand the body to a front proxy (Rack::Sendfile's convention): a
+   * response with a header naming the file (X-Accel-Redirect for nginx,
+   * X-Sendfile, X-Lighttpd-Send-File) and no body. `true` takes the header
+   * and the path mapping from the request's X-Sendfile-Type and
+   * X-Accel-Mapping, which the proxy sets; an object fixes them. A file no
+   * mapping covers is served as usual. Default false.
+   */
+  xSendfile?: boolean | XSendfileOptions
 }
 
 export interface SendFileResult {
@@ -116,6 +126,7 @@ interface Settings {
   end: number | undefined
   zeroCopy: boolean
   precompressed: Encoding[]
+  xSendfile: Handoff | null
 }
 
 /** How a file is served: as itself, or as a precompressed variant of another. */
@@ -179,6 +190,7 @@ function settingsOf(o: SendFileOptions): Settings {
     end: o.end,
     zeroCopy: flag(o.zeroCopy, true),
     precompressed: encodingsOption(o.precompressed),
+    xSendfile: handoffOption(o.xSendfile),
   }
 }
 
@@ -434,6 +446,15 @@ class Response {
     if (!res.getHeader('Content-Type')) res.setHeader('Content-Type', contentType(extname(variant?.typePath ?? filePath)))
     if (variant?.vary) vary(res, 'Accept-Encoding')
     if (variant?.encoding) res.setHeader('Content-Encoding', variant.encoding)
+    const handoff = s.xSendfile && handoffHeader(s.xSendfile, req, join(s.root ?? sep, filePath))
+    if (handoff) {
+      // The proxy sends the body, and answers ranges and conditionals itself.
+      closeFile(f.fd)
+      res.setHeader(handoff[0], handoff[1])
+      res.setHeader('Content-Length', 0)
+      res.end()
+      return this.done()
+    }
     if (isConditional(req.headers)) {
       const v = validatorsOf((n) => res.getHeader(n))
       if (isPreconditionFailure(req.headers, v)) {
