@@ -194,7 +194,7 @@ test('xSendfile: bad values are a TypeError', async (t) => {
   const req = {} as http.IncomingMessage
   const res = {} as http.ServerResponse
   for (const bad of ['yes', 1, { type: 'X-Nope' }, { mapping: 3 }, { mapping: 'no pairs here' }]) {
-    await t.throwsAsync(sendFile(req, res, '/notes.txt', { root, xSendfile: bad as SendFileOptions['xSendfile'] }), {
+    t.throws(() => sendFile(req, res, '/notes.txt', { root, xSendfile: bad as SendFileOptions['xSendfile'] }), {
       instanceOf: TypeError,
       message: /^xSendfile option must be true, false or/,
     })

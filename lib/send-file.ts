@@ -14,7 +14,7 @@ import { type Stats, fstatSync } from 'node:fs'
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import { STATUS_CODES } from 'node:http'
 import { constants as osConstants } from 'node:os'
-import { extname, join, normalize, resolve, sep } from 'node:path'
+import { basename, dirname, extname, join, normalize, resolve, sep } from 'node:path'
 import encodeUrl from 'encodeurl'
 import mime from 'mime-types'
 import ms from 'ms'
@@ -311,6 +311,9 @@ function httpError(status: number, cause?: Error): Error {
 }
 
 class Response {
+  /** The directory the served paths are relative to. */
+  base: string = sep
+
   constructor(
     readonly req: IncomingMessage,
     readonly res: ServerResponse,
@@ -376,7 +379,7 @@ class Response {
   setHeaders(f: ServedFile, filePath: string, encoding: Encoding | null): void {
     const { res, s } = this
     if (s.headers) for (const [k, v] of Object.entries(s.headers)) if (v !== undefined) res.setHeader(k, v)
-    if (s.setHeaders) s.setHeaders(res, join(s.root ?? sep, filePath), fstatSync(f.fd))
+    if (s.setHeaders) s.setHeaders(res, join(this.base, filePath), fstatSync(f.fd))
     if (s.acceptRanges && !res.getHeader('Accept-Ranges')) res.setHeader('Accept-Ranges', 'bytes')
     if (s.cacheControl && !res.getHeader('Cache-Control')) {
       let cc = 'public, max-age=' + Math.floor(s.maxAge / 1000)
@@ -446,7 +449,7 @@ class Response {
     if (!res.getHeader('Content-Type')) res.setHeader('Content-Type', contentType(extname(variant?.typePath ?? filePath)))
     if (variant?.vary) vary(res, 'Accept-Encoding')
     if (variant?.encoding) res.setHeader('Content-Encoding', variant.encoding)
-    const handoff = s.xSendfile && handoffHeader(s.xSendfile, req, join(s.root ?? sep, filePath))
+    const handoff = s.xSendfile && handoffHeader(s.xSendfile, req, join(this.base, filePath))
     if (handoff) {
       // The proxy sends the body, and answers ranges and conditionals itself.
       closeFile(f.fd)
@@ -602,18 +605,22 @@ class Response {
  * response is done, also when it failed or the client went away (see the
  * result); rejects only on bad arguments or headers already sent.
  */
-export async function sendFile(
+export function sendFile(
   req: IncomingMessage,
   res: ServerResponse,
   path: string,
   options: SendFileOptions = {},
 ): Promise<SendFileResult> {
+  // Bad arguments throw here, synchronously, as send's constructor does.
   if (typeof req !== 'object' || req === null) throw invalidArgType('req', 'IncomingMessage', req)
   if (typeof res !== 'object' || res === null) throw invalidArgType('res', 'ServerResponse', res)
   if (typeof path !== 'string') throw invalidArgType('path', 'string', path)
   if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'Object', options)
-  const s = settingsOf(options)
-  const r = new Response(req, res, path, s)
+  return respond(new Response(req, res, path, settingsOf(options)), path)
+}
+
+async function respond(r: Response, path: string): Promise<SendFileResult> {
+  const s = r.s
   let p: string
   try {
     p = decodeURIComponent(path)
@@ -624,7 +631,13 @@ export async function sendFile(
   let dir: string
   let rel: string
   let parts: string[]
-  if (s.root !== null) {
+  if (s.root !== null && p === '') {
+    // An empty path is the root itself, as with send (a file, or a
+    // directory's redirect), opened beneath its parent.
+    parts = []
+    dir = dirname(s.root)
+    rel = basename(s.root)
+  } else if (s.root !== null) {
     if (p) p = normalize('.' + sep + p)
     if (UP_PATH_REGEXP.test(p)) return r.error(403)
     parts = p.split(sep)
@@ -642,6 +655,7 @@ export async function sendFile(
     if (s.dotfiles !== 'allow') return r.error(404)
   }
   const shown = s.root !== null ? path : p
+  r.base = dir
   return withRoot(dir, async (served) => {
     if (served.errno < 0) return r.statError({ errno: served.errno, syscall: 'open' }, shown)
     if (s.index.length && r.hasTrailingSlash()) return r.sendIndex(served, rel, shown)

@@ -48,6 +48,10 @@ if [ -n "$versions" ]; then
   done < <(node scripts/node-versions.js "$versions")
 fi
 
+echo "== the send package's own test suite against sendFile (every backend; skipped without a copy of pillarjs/send)"
+for backend in auto fallback node; do
+  URING_FS_BACKEND=$backend node scripts/send-suite.js
+done
 echo "== Node's fs stream tests (every backend; Node ${versions:-this one})"
 node __test__/node-fs/run.js ${versions:+--node "$versions"}
 echo "== a packed install, used from a fresh project with no Rust and no repository"
