@@ -1007,6 +1007,10 @@ test('differential: dotfiles', async (t) => {
 test('differential: directories, index and redirect', async (t) => {
   const pair = await startPair(t)
   await compareAll(t, pair, [
+    // An empty path is the root itself: a file, or a directory's redirect.
+    { path: '/', arg: '', opts: { root: path.join(root, 'notes.txt') }, status: 200, expect: bytesOf('notes.txt') },
+    { path: '/', arg: '', opts: { root: path.join(root, 'sub') }, status: 301 },
+    { path: '/', arg: '', opts: { root: path.join(root, 'nothere.txt') }, status: 404 },
     { path: '/sub', status: 301 },
     { path: '/sub', method: 'HEAD', status: 301 },
     { path: '/sub?x=1', status: 301 },
