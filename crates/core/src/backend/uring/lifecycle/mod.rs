@@ -41,8 +41,7 @@
 //!   of the op itself, never until the cancel's.
 //! - **Shutdown.** The engine's `Driver::shutdown` cancels every op still
 //!   in the kernel and waits until each CQE is in. The loop ring's and a
-//!   lane window's `Drop` wait (`io_uring_enter` with a wait count) until
-//!   [`InFlight::pending`] is zero.
+//!   lane window's `Drop` wait for every CQE ([`InFlight::drain`]).
 //! - **When waiting is impossible** (a runtime torn down abruptly, an
 //!   `io_uring_enter` that fails while draining): the [`InFlight`] slab is
 //!   dropped with entries still in the kernel, and their memory is leaked,
@@ -221,6 +220,26 @@ impl<T> InFlight<T> {
     /// Every entry, with its key.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (usize, &T)> {
         self.slab.iter().map(|(k, e)| (k, &e.value))
+    }
+
+    /// Waits on `ring` (where this slab's SQEs went) until the kernel is
+    /// done with every entry, counting their CQEs off: what a ring that
+    /// its own thread submits and reaps does before its memory may go.
+    /// False when the ring cannot be waited on; dropping the slab then
+    /// leaks what is still in the kernel.
+    pub(crate) fn drain(&mut self, ring: &mut io_uring::IoUring) -> bool {
+        while self.pending > 0 {
+            match ring.submit_and_wait(1) {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                Err(_) => return false,
+            }
+            let cqes: Vec<u64> = ring.completion().map(|c| c.user_data()).collect();
+            for ud in cqes {
+                self.complete(ud);
+            }
+        }
+        true
     }
 }
 

@@ -205,17 +205,7 @@ impl Drop for LoopRing {
     /// Waits until the kernel is done with every job's memory; if it
     /// cannot, the jobs still in the kernel are leaked with the slab.
     fn drop(&mut self) {
-        while self.jobs.pending() > 0 {
-            match self.ring.submit_and_wait(1) {
-                Ok(_) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-                Err(_) => return,
-            }
-            let cqes: Vec<u64> = self.ring.completion().map(|c| c.user_data()).collect();
-            for ud in cqes {
-                self.jobs.complete(ud);
-            }
-        }
+        let _drained = self.jobs.drain(&mut self.ring);
     }
 }
 
