@@ -109,38 +109,33 @@ async fn read_fd(engine: &Engine, fd: i32) -> Result<PoolBuf, OpError> {
         return Ok(buf);
     }
     // Unknown size: read steps until EOF, then gather them in one buffer.
-    let mut parts: Vec<PoolBuf> = Vec::new();
-    let mut total = 0usize;
-    loop {
-        let buf = PoolBuf::with_capacity(UNKNOWN_SIZE_STEP);
-        let (res, buf) = engine
-            .read_at(fd, buf, total as u64, UNKNOWN_SIZE_STEP)
-            .await;
-        match res {
-            Ok(0) => break,
-            Ok(n) => {
-                total += n;
-                parts.push(buf);
-            }
-            Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
-            Err(e) if e.raw_os_error() == Some(libc::ESPIPE) && total == 0 => {
-                return read_sequential(engine, fd).await;
-            }
-            Err(e) => return Err(err(Syscall::Read, e)),
-        }
+    match read_steps(engine, fd, false).await? {
+        Some(whole) => Ok(whole),
+        None => Ok(read_steps(engine, fd, true)
+            .await?
+            .unwrap_or_else(|| PoolBuf::with_capacity(1))),
     }
-    Ok(concat(&parts, total))
 }
 
-/// For descriptors without offsets (pipes, character devices).
-async fn read_sequential(engine: &Engine, fd: i32) -> Result<PoolBuf, OpError> {
+/// Reads `fd` in steps of UNKNOWN_SIZE_STEP until EOF: at offsets from 0,
+/// or, `sequential`, at the descriptor's position (pipes, character
+/// devices). `None`: the first offset read failed with ESPIPE (no
+/// offsets): read sequentially instead.
+async fn read_steps(
+    engine: &Engine,
+    fd: i32,
+    sequential: bool,
+) -> Result<Option<PoolBuf>, OpError> {
     let mut parts: Vec<PoolBuf> = Vec::new();
     let mut total = 0usize;
     loop {
         let buf = PoolBuf::with_capacity(UNKNOWN_SIZE_STEP);
-        let (res, buf) = engine
-            .read_at(fd, buf, CURRENT_POSITION, UNKNOWN_SIZE_STEP)
-            .await;
+        let at = if sequential {
+            CURRENT_POSITION
+        } else {
+            total as u64
+        };
+        let (res, buf) = engine.read_at(fd, buf, at, UNKNOWN_SIZE_STEP).await;
         match res {
             Ok(0) => break,
             Ok(n) => {
@@ -148,10 +143,13 @@ async fn read_sequential(engine: &Engine, fd: i32) -> Result<PoolBuf, OpError> {
                 parts.push(buf);
             }
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ESPIPE) && total == 0 && !sequential => {
+                return Ok(None);
+            }
             Err(e) => return Err(err(Syscall::Read, e)),
         }
     }
-    Ok(concat(&parts, total))
+    Ok(Some(concat(&parts, total)))
 }
 
 fn concat(parts: &[PoolBuf], total: usize) -> PoolBuf {

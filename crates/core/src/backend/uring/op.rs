@@ -35,6 +35,11 @@ impl<T: Send + 'static> Op<T> {
     /// `data` into the future must not move what the kernel sees).
     pub(crate) fn submit(shared: &Arc<Shared>, sqe: squeue::Entry, data: T) -> Op<T> {
         let (key, user_data) = shared.push(sqe);
+        Op::of(shared, key, user_data, data)
+    }
+
+    /// The future of the op in slot `key`, owning `data`.
+    fn of(shared: &Arc<Shared>, key: usize, user_data: u64, data: T) -> Op<T> {
         Op {
             shared: shared.clone(),
             key,
@@ -55,14 +60,7 @@ impl<T: Send + 'static> Op<T> {
         let keys = shared.push_batch(sqes);
         keys.into_iter()
             .zip(data)
-            .map(|((key, user_data), data)| Op {
-                shared: shared.clone(),
-                key,
-                user_data,
-                data: Some(data),
-                result_is_fd: false,
-                finished: false,
-            })
+            .map(|((key, user_data), data)| Op::of(shared, key, user_data, data))
             .collect()
     }
 
