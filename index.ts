@@ -24,6 +24,8 @@ export { writeFiles } from './lib/write-files'
 export type { WriteFilesOptions, WriteFilesEntry, WriteFileData } from './lib/write-files'
 export { sendFile } from './lib/send-file'
 export type { SendFileOptions, SendFileResult } from './lib/send-file'
+export { clearCache as clearSendFileCache, cacheStats as sendFileCacheStats } from './lib/open-file-cache'
+export type { CacheOptions as SendFileCacheOptions } from './lib/open-file-cache'
 export type { PathLike, ReadFileOptions, WriteFileOptions } from './lib/files'
 
 /**

@@ -10,9 +10,9 @@
 // directory redirect into a 404, and the promise reports what happened
 // instead of events.
 
-import { type Stats, fstatSync } from 'node:fs'
+import { type Stats, fstatSync, statSync } from 'node:fs'
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
-import { STATUS_CODES } from 'node:http'
+import { STATUS_CODES, ServerResponse as HttpServerResponse } from 'node:http'
 import { constants as osConstants } from 'node:os'
 import { basename, dirname, extname, join, normalize, resolve, sep } from 'node:path'
 import encodeUrl from 'encodeurl'
@@ -24,6 +24,7 @@ import type { ServedFile } from '../binding'
 import { ServedSlot } from '../binding'
 import { native } from './native'
 import { openServedJs } from './node-fs-backend'
+import { type CacheLimits, type CacheOptions, type CachedFile, cacheOption, cachedOpen, dupCached, rememberUrl, urlHit } from './open-file-cache'
 import { type Encoding, SUFFIX, accepted, encodingsOption } from './precompressed'
 import { type Handoff, type XSendfileOptions, handoffHeader, handoffOption } from './proxy-handoff'
 import { closeFile } from './zero-copy-body'
@@ -86,6 +87,19 @@ export interface SendFileOptions {
    * mapping covers is served as usual. Default false.
    */
   xSendfile?: boolean | XSendfileOptions
+  /**
+   * The open-file cache (per root; nginx's open_file_cache): files already
+   * served are kept with their stat, small ones (up to 64 KiB) with their
+   * bytes, larger ones as an open descriptor, and answered without a path
+   * walk, open, stat or close. Never stale: a change to the file or a
+   * directory on its path (write, truncate, rename, unlink, chmod) is seen
+   * by the next request (inotify, read before each cached answer), and
+   * what inotify cannot see (a write through a shared mmap, a mount over a
+   * served path) within a second. Paths through a symlink are not cached.
+   * `false` turns it off; an object bounds it. Default on, 1024 entries,
+   * 64 MiB, 128 descriptors per root.
+   */
+  cache?: boolean | CacheOptions
 }
 
 export interface SendFileResult {
@@ -127,7 +141,11 @@ interface Settings {
   zeroCopy: boolean
   precompressed: Encoding[]
   xSendfile: Handoff | null
+  cache: CacheLimits | null
 }
+
+/** A file opened to serve: by the usual open, or from the cache. */
+type Opened = ServedFile & { cached?: CachedFile }
 
 /** How a file is served: as itself, or as a precompressed variant of another. */
 interface Variant {
@@ -191,6 +209,7 @@ function settingsOf(o: SendFileOptions): Settings {
     zeroCopy: flag(o.zeroCopy, true),
     precompressed: encodingsOption(o.precompressed),
     xSendfile: handoffOption(o.xSendfile),
+    cache: cacheOption(o.cache),
   }
 }
 
@@ -272,11 +291,24 @@ function contentType(ext: string): string {
 const opened = new Float64Array(ServedSlot.Count)
 
 /**
- * Opens a file beneath the root: inline when the kernel can without I/O;
- * on the JavaScript fallback, by path with the same confinement checked.
+ * Opens a file beneath the root: from the open-file cache when it has it
+ * or takes it (a cached file kept open comes with a descriptor of its own;
+ * a small one with its bytes and no descriptor); else inline when the
+ * kernel can without I/O; on the JavaScript fallback, by path with the
+ * same confinement checked.
  */
-function open(dir: ServedDir, rel: string): ServedFile | Promise<ServedFile> {
+function open(dir: ServedDir, rel: string, cache: CacheLimits | null): Opened | Promise<Opened> {
   if (native === null) return openServedJs(dir.path, rel)
+  if (cache !== null && dir.fd >= 0) {
+    const e = cachedOpen(dir.path, dir.fd, rel, cache)
+    if (e !== null) {
+      if (e.body !== null) return e
+      const fd = dupCached(e)
+      if (fd >= 0) {
+        return { fd, errno: 0, syscall: '', size: e.size, mode: e.mode, mtimeSec: e.mtimeSec, mtimeNsec: e.mtimeNsec, ino: e.ino, cached: e }
+      }
+    }
+  }
   const p = Buffer.from(rel)
   if (!native.openServedCached(dir.fd, p, opened)) return native.openServed(dir.fd, p)
   const errno = opened[ServedSlot.Errno]
@@ -292,11 +324,21 @@ function open(dir: ServedDir, rel: string): ServedFile | Promise<ServedFile> {
   }
 }
 
+/** A regular file to serve: open, or in memory (a cached small file). */
+function servable(f: Opened): boolean {
+  return f.fd >= 0 || f.cached !== undefined
+}
+
+/** Lets go of an opened file: closes its descriptor, if it has one. */
+function release(f: Opened): void {
+  if (f.fd >= 0) closeFile(f.fd)
+}
+
 /** The regular file `rel` beneath the root, open, or null (missing, not regular, failed). */
-async function openVariant(dir: ServedDir, rel: string): Promise<ServedFile | null> {
-  const o = open(dir, rel)
+async function openVariant(dir: ServedDir, rel: string, cache: CacheLimits | null): Promise<Opened | null> {
+  const o = open(dir, rel, cache)
   const f = o instanceof Promise ? await o : o
-  return f.errno === 0 && f.fd >= 0 ? f : null
+  return f.errno === 0 && servable(f) ? f : null
 }
 
 function httpError(status: number, cause?: Error): Error {
@@ -313,6 +355,13 @@ function httpError(status: number, cause?: Error): Error {
 class Response {
   /** The directory the served paths are relative to. */
   base: string = sep
+  /**
+   * The request path as sent, when it names `urlRel` directly beneath the
+   * root (no dotfile part, no trailing '/'): a cached file served for it
+   * is remembered for the fast path.
+   */
+  url: string | null = null
+  urlRel = ''
 
   constructor(
     readonly req: IncomingMessage,
@@ -376,10 +425,15 @@ class Response {
     return this.done()
   }
 
-  setHeaders(f: ServedFile, filePath: string, encoding: Encoding | null): void {
+  setHeaders(f: Opened, filePath: string, encoding: Encoding | null): void {
     const { res, s } = this
     if (s.headers) for (const [k, v] of Object.entries(s.headers)) if (v !== undefined) res.setHeader(k, v)
-    if (s.setHeaders) s.setHeaders(res, join(this.base, filePath), fstatSync(f.fd))
+    if (s.setHeaders) {
+      const path = join(this.base, filePath)
+      // A file cached in memory has no descriptor: its path names it (the
+      // cache answered only because nothing on that path changed).
+      s.setHeaders(res, path, f.fd >= 0 ? fstatSync(f.fd) : statSync(path))
+    }
     if (s.acceptRanges && !res.getHeader('Accept-Ranges')) res.setHeader('Accept-Ranges', 'bytes')
     if (s.cacheControl && !res.getHeader('Cache-Control')) {
       let cc = 'public, max-age=' + Math.floor(s.maxAge / 1000)
@@ -402,7 +456,7 @@ class Response {
    * Serves the regular file `f` found at `filePath`, or, with
    * `precompressed`, the variant of it the request accepts best. Owns `f.fd`.
    */
-  async serve(dir: ServedDir, f: ServedFile, filePath: string): Promise<SendFileResult> {
+  async serve(dir: ServedDir, f: Opened, filePath: string): Promise<SendFileResult> {
     const offered = this.s.precompressed
     if (offered.length === 0) return this.send(f, filePath)
     const order = accepted(this.req, offered)
@@ -410,9 +464,9 @@ class Response {
     for (const enc of order) {
       if (enc === 'identity') break
       tried.add(enc)
-      const v = await openVariant(dir, filePath + SUFFIX[enc as Encoding])
+      const v = await openVariant(dir, filePath + SUFFIX[enc as Encoding], this.s.cache)
       if (v !== null) {
-        closeFile(f.fd)
+        release(f)
         return this.send(v, filePath + SUFFIX[enc as Encoding], { typePath: filePath, encoding: enc as Encoding, vary: true })
       }
     }
@@ -420,9 +474,9 @@ class Response {
     let hasVariant = false
     for (const enc of offered) {
       if (tried.has(enc)) continue
-      const v = await openVariant(dir, filePath + SUFFIX[enc])
+      const v = await openVariant(dir, filePath + SUFFIX[enc], this.s.cache)
       if (v !== null) {
-        closeFile(v.fd)
+        release(v)
         hasVariant = true
         break
       }
@@ -431,10 +485,10 @@ class Response {
   }
 
   /** send's send(): headers, conditionals, range, then the body. Owns `f.fd`. */
-  async send(f: ServedFile, filePath: string, variant?: Variant): Promise<SendFileResult> {
+  async send(f: Opened, filePath: string, variant?: Variant): Promise<SendFileResult> {
     const { req, res, s } = this
     if (res.headersSent) {
-      closeFile(f.fd)
+      release(f)
       const err = new Error("Can't set headers after they are sent.") as Error & { code: string }
       err.code = 'ERR_HTTP_HEADERS_SENT'
       throw err
@@ -443,7 +497,7 @@ class Response {
       this.setHeaders(f, filePath, variant?.encoding ?? null)
     } catch (err) {
       // The hook threw: the file is not served (and its descriptor not kept).
-      closeFile(f.fd)
+      release(f)
       throw err
     }
     if (!res.getHeader('Content-Type')) res.setHeader('Content-Type', contentType(extname(variant?.typePath ?? filePath)))
@@ -452,7 +506,7 @@ class Response {
     const handoff = s.xSendfile && handoffHeader(s.xSendfile, req, join(this.base, filePath))
     if (handoff) {
       // The proxy sends the body, and answers ranges and conditionals itself.
-      closeFile(f.fd)
+      release(f)
       res.setHeader(handoff[0], handoff[1])
       res.setHeader('Content-Length', 0)
       res.end()
@@ -461,12 +515,12 @@ class Response {
     if (isConditional(req.headers)) {
       const v = validatorsOf((n) => res.getHeader(n))
       if (isPreconditionFailure(req.headers, v)) {
-        closeFile(f.fd)
+        release(f)
         return this.error(412)
       }
       const cachable = (res.statusCode >= 200 && res.statusCode < 300) || res.statusCode === 304
       if (cachable && isFresh(req.headers, v)) {
-        closeFile(f.fd)
+        release(f)
         for (const h of ['Content-Encoding', 'Content-Language', 'Content-Length', 'Content-Range', 'Content-Type']) {
           res.removeHeader(h)
         }
@@ -486,7 +540,7 @@ class Response {
       let ranges = parseRange(len, rangeHeader, { combine: true })
       if (!isRangeFresh(req.headers, validatorsOf((n) => res.getHeader(n)))) ranges = -2
       if (ranges === -1) {
-        closeFile(f.fd)
+        release(f)
         return this.error(416, undefined, { 'Content-Range': `bytes */${len}` })
       }
       if (ranges !== -2 && ranges.length === 1) {
@@ -498,9 +552,16 @@ class Response {
     }
     res.setHeader('Content-Length', len)
     if (req.method === 'HEAD' || len === 0) {
-      closeFile(f.fd)
+      release(f)
       res.end()
       return this.done()
+    }
+    const body = f.cached?.body
+    if (body != null) {
+      // A small file cached in memory: written as Node writes any Buffer.
+      if (this.url !== null && filePath === this.urlRel && !variant?.encoding) rememberUrl(f.cached as CachedFile, this.url)
+      res.end(len === body.length ? body : body.subarray(offset, offset + len))
+      return this.done(len)
     }
     const socketFd = s.zeroCopy ? zeroCopySocketFd(res) : -1
     if (socketFd >= 0) {
@@ -540,7 +601,7 @@ class Response {
 
   /** Opens `rel` beneath the root and serves it (send's sendFile). */
   async sendPath(dir: ServedDir, rel: string, shown: string): Promise<SendFileResult> {
-    const o = open(dir, rel || '.')
+    const o = open(dir, rel || '.', this.s.cache)
     const f = o instanceof Promise ? await o : o
     const endsWithSep = rel[rel.length - 1] === sep
     if (f.errno !== 0) {
@@ -550,9 +611,9 @@ class Response {
       return this.statError(f, shown)
     }
     if ((f.mode & S_IFMT) === S_IFDIR) return this.redirect()
-    if (f.fd < 0) return this.error(404)
+    if (!servable(f)) return this.error(404)
     if (endsWithSep) {
-      closeFile(f.fd)
+      release(f)
       return this.error(404)
     }
     return this.serve(dir, f, rel)
@@ -567,14 +628,14 @@ class Response {
     let last: ServedFile | undefined = first
     for (const ext of this.s.extensions) {
       const p = rel + '.' + ext
-      const o = open(dir, p)
+      const o = open(dir, p, this.s.cache)
       const f = o instanceof Promise ? await o : o
       if (f.errno !== 0) {
         last = f
         continue
       }
       last = undefined
-      if (f.fd < 0) continue // a directory (or no regular file)
+      if (!servable(f)) continue // a directory (or no regular file)
       return this.serve(dir, f, p)
     }
     return last ? this.statError(last, shown) : this.error(404)
@@ -585,13 +646,13 @@ class Response {
     let lastError: ServedFile | undefined
     for (const name of this.s.index) {
       const p = join(rel, name)
-      const o = open(dir, p)
+      const o = open(dir, p, this.s.cache)
       const f = o instanceof Promise ? await o : o
       if (f.errno !== 0) {
         lastError = f
         continue
       }
-      if (f.fd < 0) continue // a directory (or no regular file)
+      if (!servable(f)) continue // a directory (or no regular file)
       return this.serve(dir, f, p)
     }
     return lastError ? this.statError(lastError, shown) : this.error(404)
@@ -616,7 +677,120 @@ export function sendFile(
   if (typeof res !== 'object' || res === null) throw invalidArgType('res', 'ServerResponse', res)
   if (typeof path !== 'string') throw invalidArgType('path', 'string', path)
   if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'Object', options)
+  const quick = quickAnswer(req, res, path, options)
+  if (quick !== null) return quick
   return respond(new Response(req, res, path, settingsOf(options)), path)
+}
+
+/** Options with no effect on a plain file's answer other than `root`. */
+function onlyRoot(options: SendFileOptions): boolean {
+  for (const k in options) {
+    const v = (options as Record<string, unknown>)[k]
+    if (k !== 'root' && v !== undefined && !(k === 'cache' && v === true)) return false
+  }
+  return true
+}
+
+/**
+ * Node's own key of a response's headers (`kOutHeaders`: an object of
+ * lower-case name -> [name, value], null until the first is set; the same
+ * from Node 10 to 26). null where it cannot be found: then the public API.
+ */
+let kOutHeaders: symbol | null | undefined
+
+function outHeadersKey(res: ServerResponse): symbol | null {
+  if (kOutHeaders === undefined) {
+    // Learnt from a response with no header set yet, so that it is null.
+    const key = Object.getOwnPropertySymbols(res).find((sym) => sym.description === 'kOutHeaders')
+    if (key === undefined || (res as unknown as Record<symbol, unknown>)[key] !== null) return null
+    kOutHeaders = key
+  }
+  return kOutHeaders
+}
+
+/** Whether any header is set on `res` yet. */
+function hasHeaders(res: ServerResponse): boolean {
+  const key = outHeadersKey(res)
+  if (key === null) return res.getHeaderNames().length > 0
+  return (res as unknown as Record<symbol, unknown>)[key] != null
+}
+
+/**
+ * Whether the request may be conditional or ranged, from its raw header
+ * names (req.headers is built on first use, which costs more than the
+ * rest of a cached answer): a name starting with 'if-' or equal to
+ * 'range', in any case.
+ */
+function maybeConditional(raw: string[]): boolean {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]
+    const c = name.charCodeAt(0) | 0x20
+    if (c === 0x69 /* i */ && name.length > 3 && (name.charCodeAt(1) | 0x20) === 0x66 && name.charCodeAt(2) === 0x2d) return true
+    if (c === 0x72 /* r */ && name.length === 5 && name.toLowerCase() === 'range') return true
+  }
+  return false
+}
+
+/** Fills a cached file's header values once: the same as Response.setHeaders makes. */
+function headerValues(e: CachedFile): void {
+  const mtime = Math.round(e.mtimeSec * 1e3 + e.mtimeNsec / 1e6)
+  e.lastModified = httpDate(mtime)
+  e.etag = `W/"${e.size.toString(16)}-${mtime.toString(16)}"`
+  e.contentType = contentType(extname(e.rel))
+}
+
+/**
+ * The fast path: a GET or HEAD of a small file the open-file cache holds,
+ * already served for this very request path, with sendFile's defaults
+ * (options `{ root }`), nothing conditional, no range, no header set yet.
+ * The same answer as the full path (send's headers, in its order), minus
+ * its steps: no decoding, no normalising, no open, no promise chain. null:
+ * take the full path.
+ */
+function quickAnswer(req: IncomingMessage, res: ServerResponse, path: string, options: SendFileOptions): Promise<SendFileResult> | null {
+  const root = options.root
+  if (native === null || typeof root !== 'string' || root === '' || !onlyRoot(options)) return null
+  const e = urlHit(resolveRoot(root), path)
+  if (e === null) return null
+  const method = req.method
+  if ((method !== 'GET' && method !== 'HEAD') || maybeConditional(req.rawHeaders)) return null
+  // node:http's own response (Express's inherits from it); not HTTP/2's.
+  if (!(res instanceof HttpServerResponse)) return null
+  const socket = res.socket
+  if (res.statusCode !== 200 || res.headersSent || socket === null || socket.destroyed || hasHeaders(res)) return null
+  if (e.etag === '') headerValues(e)
+  const key = outHeadersKey(res)
+  if (key !== null) {
+    // What six setHeader calls would leave, built at once: the values are
+    // valid (made here), and getHeader() sees them as usual.
+    (res as unknown as Record<symbol, unknown>)[key] = {
+      __proto__: null,
+      'accept-ranges': ['Accept-Ranges', 'bytes'],
+      'cache-control': ['Cache-Control', 'public, max-age=0'],
+      'last-modified': ['Last-Modified', e.lastModified],
+      etag: ['ETag', e.etag],
+      'content-type': ['Content-Type', e.contentType],
+      'content-length': ['Content-Length', e.size],
+    }
+  } else {
+    res.setHeader('Accept-Ranges', 'bytes')
+    res.setHeader('Cache-Control', 'public, max-age=0')
+    res.setHeader('Last-Modified', e.lastModified)
+    res.setHeader('ETag', e.etag)
+    res.setHeader('Content-Type', e.contentType)
+    res.setHeader('Content-Length', e.size)
+  }
+  const body = e.body as Buffer
+  const bytes = method === 'HEAD' || body.length === 0 ? 0 : body.length
+  if (bytes === 0) res.end()
+  else res.end(body)
+  const result: SendFileResult = { statusCode: 200, bytes, zeroCopy: false, aborted: false }
+  // Handed to the kernel whole: done, as 'finish' would say a tick later.
+  if (res.writableLength === 0 && !res.destroyed) return Promise.resolve(result)
+  return responseDone(res).then(() => {
+    result.statusCode = res.statusCode
+    return result
+  })
 }
 
 async function respond(r: Response, path: string): Promise<SendFileResult> {
@@ -656,6 +830,10 @@ async function respond(r: Response, path: string): Promise<SendFileResult> {
   }
   const shown = s.root !== null ? path : p
   r.base = dir
+  if (s.root !== null && rel !== '' && rel[rel.length - 1] !== sep && !containsDotFile(parts)) {
+    r.url = path
+    r.urlRel = rel
+  }
   return withRoot(dir, async (served) => {
     if (served.errno < 0) return r.statError({ errno: served.errno, syscall: 'open' }, shown)
     if (s.index.length && r.hasTrailingSlash()) return r.sendIndex(served, rel, shown)

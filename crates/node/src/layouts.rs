@@ -49,6 +49,21 @@ pub enum FileSlot {
     Count,
 }
 
+/// `OpenFileCache.open`'s result: the entry's id (-1: not cached, serve it
+/// the usual way), the descriptor it keeps (-1: it keeps the bytes), and
+/// the file's stat.
+#[napi]
+pub enum CachedSlot {
+    Id,
+    Fd,
+    Size,
+    Mode,
+    MtimeSec,
+    MtimeNsec,
+    Ino,
+    Count,
+}
+
 /// `openServedCached`'s result: the descriptor (-1 on failure or for
 /// anything but a regular file), the open's `-errno` or 0, and the stat.
 #[napi]

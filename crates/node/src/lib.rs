@@ -14,6 +14,7 @@ mod layouts;
 mod lent;
 #[cfg(all(target_os = "linux", feature = "io-uring"))]
 mod loop_ops;
+mod open_file_cache;
 mod read_files;
 mod read_stream;
 mod runtime_info;

@@ -15,6 +15,12 @@ use crate::vocabulary::small_file::LaneRead;
 /// (`Ok(None)` when that would wait for a disk: then use
 /// [`super::Engine::open_beneath`]).
 pub(crate) use crate::backend::fallback::beneath::try_open_cached as try_open_beneath_cached;
+/// What the open-file cache stands on: an inotify instance, a path walked
+/// one confined step at a time, a file's version, a small file read whole
+/// from the page cache.
+pub(crate) use crate::backend::fallback::change_watch::{
+    change_signals, open_step, read_cached_whole, version_of, Change, ChangeWatch, Version, Watched,
+};
 /// Sends what it can of a response without blocking.
 pub use crate::backend::fallback::send_inline::send_inline;
 /// A small file read whole with system calls into a block: its length,

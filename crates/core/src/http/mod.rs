@@ -4,6 +4,7 @@
 //! that cannot wait for a disk ([`send_inline`]). The request and outcome
 //! types are the ground floor's ([`crate::vocabulary::send_body`]).
 
+pub mod open_file_cache;
 pub mod served_file;
 
 /// Sends what it can of `head` then `len` bytes of `file` from `offset`

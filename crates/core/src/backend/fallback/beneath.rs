@@ -37,7 +37,7 @@ struct OpenHow {
 
 /// `openat2(dir, path, {flags | O_CLOEXEC, resolve})`.
 #[cfg(target_os = "linux")]
-fn openat2(dir: RawFd, path: &CStr, flags: i32, resolve: u64) -> io::Result<OwnedFd> {
+pub(crate) fn openat2(dir: RawFd, path: &CStr, flags: i32, resolve: u64) -> io::Result<OwnedFd> {
     let how = OpenHow {
         flags: (flags | libc::O_CLOEXEC) as u64,
         mode: 0,

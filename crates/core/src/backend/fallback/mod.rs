@@ -12,6 +12,7 @@
 //! ([`send_inline`]).
 
 pub(crate) mod beneath;
+pub(crate) mod change_watch;
 pub(crate) mod send_inline;
 pub(crate) mod sendfile_body;
 pub(crate) mod small_file;
