@@ -82,13 +82,19 @@ function memory() {
       'Content-Type', mime.contentType(path.extname(name)) || 'application/octet-stream',
       'Content-Length', String(body.length),
     ]
-    files.set(`/${encodeURIComponent(name)}`, { body, headers })
+    const br = fs.existsSync(`${file}.br`) ? fs.readFileSync(`${file}.br`) : null
+    const brHeaders = br && headers.slice(0, -1).concat(String(br.length), 'Content-Encoding', 'br', 'Vary', 'Accept-Encoding')
+    files.set(`/${encodeURIComponent(name)}`, { body, headers, br, brHeaders })
   }
   return http.createServer((req, res) => {
     const f = files.get(pathnameOf(req))
     if (f === undefined) {
       res.statusCode = 404
       return res.end()
+    }
+    if (f.br !== null && /\bbr\b/.test(req.headers['accept-encoding'] ?? '')) {
+      res.writeHead(200, f.brHeaders)
+      return res.end(f.br)
     }
     res.writeHead(200, f.headers)
     res.end(f.body)
@@ -104,7 +110,10 @@ function uringFs() {
   return http.createServer((req, res) => {
     // sendFile writes every status itself; a rejection is a bug or an I/O
     // failure, answered here so the bench sees it as a non-2xx / error.
-    sendFile(req, res, pathnameOf(req), { root }).catch((err) => {
+    // .js files as a static server with precompressed variants serves them.
+    const pathname = pathnameOf(req)
+    const options = pathname.endsWith('.js') ? { root, precompressed: true } : { root }
+    sendFile(req, res, pathname, options).catch((err) => {
       console.error('uring-fs sendFile:', err)
       if (!res.headersSent) {
         res.statusCode = 500
@@ -118,7 +127,7 @@ function uringFs() {
 
 async function fastifyServer() {
   const app = require('fastify')({ logger: false })
-  await app.register(require('@fastify/static'), { root: path.resolve(root) })
+  await app.register(require('@fastify/static'), { root: path.resolve(root), preCompressed: true })
   await app.listen({ host: '127.0.0.1', port: 0 })
   ready(app.server.address().port)
 }

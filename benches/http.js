@@ -5,6 +5,7 @@
 //   node benches/http.js [--sizes 4k,64k,1m,16m] [--duration 5] [--rounds 3]
 //                        [--only fs-stream,send,fastify,nginx,bun,memory,uring-fs]
 //                        [--connections 32] [--warmup 1] [--nginx PATH]
+//                        [--precompressed 64k|no]
 //   node benches/http.js --slow-clients [N=1000] [--slow-secs 10] [--only ...]
 //
 // Servers, each its own child process listening on 127.0.0.1:
@@ -20,6 +21,11 @@
 //   memory     node:http answering from Buffers read at start, with sendFile's
 //              headers and no I/O: Node's own ceiling for any file server
 //   uring-fs   node:http + require('..').sendFile(req, res, pathname, { root })
+//
+// The precompressed case (--precompressed, default 64k; `no` to skip): a
+// JavaScript file of that size and its .br, requested with
+// Accept-Encoding: br, from the servers that can serve a variant (uring-fs
+// with precompressed for .js, @fastify/static with preCompressed, memory).
 //
 // Files of random bytes are written to a temp dir. Each server is checked
 // once per size (status, Content-Length, length and SHA-256 of the body)
@@ -59,6 +65,10 @@ const opt = (name, def) => {
 const SERVERS = ['fs-stream', 'send', 'fastify', 'nginx', 'bun', 'memory', 'uring-fs']
 const BASELINES = ['send', 'fs-stream', 'fastify', 'nginx', 'bun', 'memory']
 const ALIASES = { fs: 'fs-stream', 'fs.createReadStream': 'fs-stream', '@fastify/static': 'fastify', uring: 'uring-fs' }
+// Servers that serve a precompressed variant: uring-fs (precompressed),
+// @fastify/static (preCompressed) and the in-memory ceiling. send, a plain
+// fs stream and Bun.file have no such option; nginx-light has no brotli.
+const PRECOMPRESSED = ['fastify', 'memory', 'uring-fs']
 const SERVER_SCRIPT = path.join(__dirname, 'http-servers.js')
 const BUN_SCRIPT = path.join(__dirname, 'http-bun.js')
 const NGINX_TEMPLATE = path.join(__dirname, 'nginx.conf.template')
@@ -296,6 +306,31 @@ function fileName(bytes) {
   return `${n}${{ B: 'b', KiB: 'k', MiB: 'm' }[unit]}.bin`
 }
 
+// The precompressed case: a JavaScript file of `bytes` and its .br beside
+// it, requested with Accept-Encoding: br; the body measured is the .br.
+function writeCompressible(tmp, bytes) {
+  const lines = []
+  for (let i = 0, n = 0; n < bytes; i++) {
+    const line = `export function f${i}(a, b) { return a * ${i} + b.map((x) => x + ${(i * 7919) % 1000}).join(',') }\n`
+    lines.push(line)
+    n += line.length
+  }
+  const js = Buffer.from(lines.join('')).subarray(0, bytes)
+  const p = path.join(tmp, 'files', 'app.js')
+  fs.writeFileSync(p, js, { mode: 0o644 })
+  const br = require('node:zlib').brotliCompressSync(js)
+  fs.writeFileSync(`${p}.br`, br, { mode: 0o644 })
+  return {
+    name: 'app.js',
+    size: br.length,
+    path: `${p}.br`,
+    sha: crypto.createHash('sha256').update(br).digest('hex'),
+    encoding: 'br',
+    headers: { 'Accept-Encoding': 'br' },
+    title: `${label(bytes)} JS precompressed (.br of ${label(br.length)}, Accept-Encoding: br)`,
+  }
+}
+
 function writeRandomFile(file, bytes) {
   const fd = fs.openSync(file, 'w', 0o644)
   const chunk = Buffer.allocUnsafe(Math.min(bytes, MiB))
@@ -318,9 +353,9 @@ function warmCache(file) {
 }
 
 // One GET on a fresh connection; resolves to what a broken server would get wrong.
-function fetchSummary(port, urlPath) {
+function fetchSummary(port, urlPath, headers = {}) {
   return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: urlPath, agent: false }, (res) => {
+    const req = http.get({ host: '127.0.0.1', port, path: urlPath, agent: false, headers }, (res) => {
       const hash = crypto.createHash('sha256')
       let length = 0
       res.on('data', (d) => {
@@ -333,7 +368,14 @@ function fetchSummary(port, urlPath) {
         // head and body.
         let head = `HTTP/1.1 ${res.statusCode} ${res.statusMessage}\r\n\r\n`.length
         for (let i = 0; i < res.rawHeaders.length; i += 2) head += `${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}\r\n`.length
-        resolve({ status: res.statusCode, contentLength: res.headers['content-length'], length, sha: hash.digest('hex'), head })
+        resolve({
+          status: res.statusCode,
+          contentLength: res.headers['content-length'],
+          contentEncoding: res.headers['content-encoding'],
+          length,
+          sha: hash.digest('hex'),
+          head,
+        })
       })
     })
     req.setTimeout(30000, () => req.destroy(new Error('timed out')))
@@ -345,22 +387,24 @@ function fetchSummary(port, urlPath) {
 async function verify(server, f) {
   let r
   try {
-    r = await fetchSummary(server.port, `/${f.name}`)
+    r = await fetchSummary(server.port, `/${f.name}`, f.headers)
   } catch (e) {
     return { why: `request failed: ${e.message}` }
   }
   if (r.status !== 200) return { why: `status ${r.status}` }
+  if (f.encoding && r.contentEncoding !== f.encoding) return { why: `Content-Encoding ${r.contentEncoding}, expected ${f.encoding}` }
   if (r.contentLength !== String(f.size)) return { why: `Content-Length ${r.contentLength}, expected ${f.size}` }
   if (r.length !== f.size) return { why: `body ${r.length} bytes, expected ${f.size}` }
   if (r.sha !== f.sha) return { why: 'body differs from the file' }
   return { head: r.head }
 }
 
-function wrk(port, urlPath, secs, connections) {
+function wrk(port, urlPath, secs, connections, headers = {}) {
   const url = `http://127.0.0.1:${port}${urlPath}`
+  const h = Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`])
   // --timeout: wrk counts responses slower than 2 s (16 MiB to 32 clients
   // of a slow server) as errors.
-  const r = spawnSync('wrk', ['-t1', `-c${connections}`, `-d${secs}s`, '--timeout', '60s', url], { encoding: 'utf8' })
+  const r = spawnSync('wrk', ['-t1', `-c${connections}`, `-d${secs}s`, '--timeout', '60s', ...h, url], { encoding: 'utf8' })
   if (r.error) throw new Error(`wrk: ${r.error.message}`)
   if (r.status !== 0) throw new Error(`wrk exited ${r.status}: ${r.stderr}`)
   const out = r.stdout
@@ -406,7 +450,7 @@ function measure(server, f, head, secs, connections) {
   const m0 = machineCpu()
   const cpu0 = treeCpuSeconds(server.pid)
   const t0 = process.hrtime.bigint()
-  const w = wrk(server.port, `/${f.name}`, secs, connections)
+  const w = wrk(server.port, `/${f.name}`, secs, connections, f.headers)
   const wall = Number(process.hrtime.bigint() - t0) / 1e9
   const cpu = treeCpuSeconds(server.pid) - cpu0
   const m1 = machineCpu()
@@ -502,6 +546,7 @@ async function throughput(tmp, files) {
   for (const s of servers) {
     head[s.name] = {}
     for (const f of files) {
+      if (f.encoding && !PRECOMPRESSED.includes(s.name)) continue
       const v = await verify(s, f)
       if (v.why) console.log(`  ${s.name} ${label(f.size)}: FAILED verification (${v.why}); not measured`)
       else head[s.name][f.name] = v.head
@@ -517,7 +562,7 @@ async function throughput(tmp, files) {
       const order = servers.slice(r % servers.length).concat(servers.slice(0, r % servers.length))
       for (const s of order) {
         if (head[s.name][f.name] === undefined) continue
-        if (r === 0 && warmup > 0) wrk(s.port, `/${f.name}`, warmup, connections)
+        if (r === 0 && warmup > 0) wrk(s.port, `/${f.name}`, warmup, connections, f.headers)
         res[f.name][s.name].push(measure(s, f, head[s.name][f.name], duration, connections))
       }
     }
@@ -527,7 +572,7 @@ async function throughput(tmp, files) {
   let otherCores = 0
   let stolenCores = 0
   for (const f of files) {
-    console.log(`\n${label(f.size)}`)
+    console.log(`\n${f.title ?? label(f.size)}`)
     console.log(
       `  ${'server'.padEnd(10)} ${'req/s'.padStart(9)} ${'(wrk)'.padStart(9)} ${'body MiB/s'.padStart(11)} ${'CPU s/GiB'.padStart(10)}`,
     )
@@ -535,6 +580,7 @@ async function throughput(tmp, files) {
     for (const s of servers) {
       const ms = res[f.name][s.name]
       if (!ms.length) {
+        if (f.encoding && !PRECOMPRESSED.includes(s.name)) continue
         console.log(`  ${s.name.padEnd(10)} ${'-'.padStart(9)}   (failed verification)`)
         continue
       }
@@ -682,6 +728,7 @@ async function main() {
       const p = path.join(tmp, 'files', name)
       return { name, size, path: p, sha: writeRandomFile(p, size) }
     })
+    if (!has('slow-clients') && opt('precompressed', '64k') !== 'no') files.push(writeCompressible(tmp, parseSize(opt('precompressed', '64k'))))
     if (has('slow-clients')) await slowClients(tmp, files)
     else await throughput(tmp, files)
   } finally {
