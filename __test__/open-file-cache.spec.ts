@@ -427,3 +427,23 @@ test.serial('a cached answer is the same as an uncached one: headers, HEAD, cond
   t.teardown(() => l.close())
   for (let i = 0; i < 3; i++) t.is((await request(l.port, { path: '/' })).headers['cache-control'], 'no-store')
 })
+
+test.serial('a SIGURG listener added later: changes are still seen, within a second, then at the next request', async (t) => {
+  const root = makeTmpDir('ofc-sigurg')
+  t.teardown(() => removeTmpDir(root))
+  const p = path.join(root, 'x.txt')
+  fs.writeFileSync(p, 'one')
+  const s = await serve(t, root)
+  t.is((await get(s, '/x.txt')).body.toString(), 'one')
+  // Node's own handler replaces the package's (which only counted).
+  const listener = () => {}
+  process.on('SIGURG', listener)
+  t.teardown(() => { process.removeListener('SIGURG', listener) })
+  fs.writeFileSync(p, 'two')
+  await sleep(1100)
+  t.is((await get(s, '/x.txt')).body.toString(), 'two', 'within a second')
+  for (let i = 0; i < 20; i++) {
+    fs.writeFileSync(p, `v${i}`)
+    t.is((await get(s, '/x.txt')).body.toString(), `v${i}`, 'then at the next request')
+  }
+})

@@ -76,6 +76,18 @@ const ENOENT = [...getSystemErrorMap()].find(([, [name]]) => name === 'ENOENT')?
  * ENOENT, as the kernel's RESOLVE_BENEATH makes it natively. Anything but a
  * regular file comes back closed (fd -1) with its mode.
  */
+/** The path the open descriptor `fd` names (Linux's /proc), or null. */
+async function openedPath(fd: number): Promise<string | null> {
+  if (process.platform !== 'linux') return null
+  try {
+    const p = await fs.promises.readlink(`/proc/self/fd/${fd}`)
+    // An unlinked file: still the file that was opened where it was.
+    return p.endsWith(' (deleted)') ? p.slice(0, -' (deleted)'.length) : p
+  } catch {
+    return null
+  }
+}
+
 export async function openServedJs(root: string, rel: string): Promise<ServedFile> {
   const full = rel === '.' ? root : root.endsWith(sep) ? root + rel : root + sep + rel
   let fd = -1
@@ -91,10 +103,22 @@ export async function openServedJs(root: string, rel: string): Promise<ServedFil
       if ((err as NodeJS.ErrnoException).code !== 'EISDIR') return failed(errnoOf(err), 'open')
       st = await fs.promises.stat(full, { bigint: true })
     }
-    const [real, realRoot] = await Promise.all([fs.promises.realpath(full), fs.promises.realpath(root)])
-    const there = await fs.promises.stat(real, { bigint: true })
-    const beneath = real === realRoot || real.startsWith(realRoot.endsWith(sep) ? realRoot : realRoot + sep)
-    if (!beneath || there.ino !== st.ino || there.dev !== st.dev) {
+    const realRoot = await fs.promises.realpath(root)
+    const inside = (p: string): boolean => p === realRoot || p.startsWith(realRoot.endsWith(sep) ? realRoot : realRoot + sep)
+    let beneath: boolean
+    const opened = fd >= 0 ? await openedPath(fd) : null
+    if (opened !== null) {
+      // Where the descriptor really is (Linux): no rename or symlink flip
+      // between the open and this check can make it look inside.
+      beneath = inside(opened)
+    } else {
+      // Elsewhere: the path resolved now, and the same inode there. A
+      // symlink flipped twice between those steps is what this cannot see.
+      const real = await fs.promises.realpath(full)
+      const there = await fs.promises.lstat(real, { bigint: true })
+      beneath = inside(real) && there.ino === st.ino && there.dev === st.dev
+    }
+    if (!beneath) {
       if (fd >= 0) fs.closeSync(fd)
       fd = -1
       return failed(ENOENT, 'open')

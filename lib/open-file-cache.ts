@@ -198,7 +198,13 @@ export function cachedOpen(root: string, dirFd: number, rel: string, limits: Cac
       hit.used = true
       return hit
     }
-    if (c.revalidate(hit.id, dirFd, hit.relPath)) {
+    const valid = c.revalidate(hit.id, dirFd, hit.relPath)
+    // The signal may have been taken over (then every entry went).
+    if (signalled && !c.signalled) {
+      signalled = false
+      applyChanges(c)
+    }
+    if (valid) {
       hit.checkedAt = now
       hit.used = true
       return hit

@@ -19,7 +19,8 @@ pub(crate) use crate::backend::fallback::beneath::try_open_cached as try_open_be
 /// one confined step at a time, a file's version, a small file read whole
 /// from the page cache.
 pub(crate) use crate::backend::fallback::change_watch::{
-    change_signals, open_step, read_cached_whole, version_of, Change, ChangeWatch, Version, Watched,
+    change_signals, change_signals_work, open_step, read_cached_whole, version_of, Change,
+    ChangeWatch, Version, Watched,
 };
 /// Sends what it can of a response without blocking.
 pub use crate::backend::fallback::send_inline::send_inline;

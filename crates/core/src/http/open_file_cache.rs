@@ -38,7 +38,8 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use crate::engine::{
-    change_signals, open_step, read_cached_whole, version_of, Change, ChangeWatch, Version, Watched,
+    change_signals, change_signals_work, open_step, read_cached_whole, version_of, Change,
+    ChangeWatch, Version, Watched,
 };
 
 /// A count that moves whenever any signalled cache of this process may have
@@ -281,8 +282,20 @@ impl OpenFileCache {
 
     /// Whether entry `id` is still what `rel` beneath `root` names: the
     /// path opened again (confined, without symlinks) and compared by
-    /// inode, size, mode, mtime and ctime. Drops it when not.
+    /// inode, size, mode, mtime and ctime. Drops it when not. Also checks,
+    /// when changes are signalled, that they still are (see
+    /// [`Self::signalled`]; if not, drops everything).
     pub fn revalidate(&mut self, id: EntryId, root: RawFd, rel: &CStr) -> bool {
+        if self.signalled && !change_signals_work() {
+            // Our handler was replaced (or SIGURG blocked): from now on the
+            // queue is read before every answer, and nothing kept in the
+            // meantime is trusted.
+            self.signalled = false;
+            let all: Vec<EntryId> = self.entries.keys().copied().collect();
+            for e in all {
+                self.forget(e);
+            }
+        }
         self.check();
         let Some(e) = self.entries.get(&id) else {
             return false;

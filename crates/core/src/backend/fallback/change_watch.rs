@@ -244,6 +244,26 @@ fn install_handler() -> bool {
     })
 }
 
+/// Whether SIGURG still runs our handler (someone may have installed
+/// theirs since, `process.on('SIGURG')` for one): if not, the count no
+/// longer moves and the caller must read the queue itself.
+#[cfg(target_os = "linux")]
+pub fn change_signals_work() -> bool {
+    // SAFETY: all-zero is a valid sigaction to be filled by the kernel.
+    let mut cur = unsafe { std::mem::zeroed::<libc::sigaction>() };
+    // SAFETY: a null new action only reads the current one into `cur`.
+    if unsafe { libc::sigaction(libc::SIGURG, std::ptr::null(), &mut cur) } != 0 {
+        return false;
+    }
+    cur.sa_sigaction == on_change_signal as extern "C" fn(libc::c_int) as libc::sighandler_t
+        && !blocked_here()
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn change_signals_work() -> bool {
+    false
+}
+
 /// Whether the calling thread blocks SIGURG (then it would stay pending
 /// and tell nothing).
 #[cfg(target_os = "linux")]
