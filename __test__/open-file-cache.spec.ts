@@ -12,9 +12,11 @@ import test, { type ExecutionContext } from 'ava'
 import { spawn } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as http from 'node:http'
+import { createRequire } from 'node:module'
+import * as net from 'node:net'
 import * as path from 'node:path'
 import { type SendFileOptions, clearSendFileCache, sendFile, sendFileCacheStats } from 'uring-fs'
-import { ON_ENGINE, makeTmpDir, removeTmpDir, sleep } from './helpers'
+import { ON_ENGINE, REPO, makeTmpDir, removeTmpDir, sleep } from './helpers'
 import { type RequestSpec, listen, request } from './http-helpers'
 
 interface Server {
@@ -445,5 +447,118 @@ test.serial('a SIGURG listener added later: changes are still seen, within a sec
   for (let i = 0; i < 20; i++) {
     fs.writeFileSync(p, `v${i}`)
     t.is((await get(s, '/x.txt')).body.toString(), `v${i}`, 'then at the next request')
+  }
+})
+
+test.serial('cached bytes written straight to the socket: a full socket, pipelined requests, every body whole and in order', async (t) => {
+  const root = makeTmpDir('ofc-pipe')
+  t.teardown(() => removeTmpDir(root))
+  const files = [0, 1, 2].map((i) => {
+    const body = Buffer.alloc(60_000 + i * 1000, String.fromCharCode(97 + i))
+    body.write(`file ${i}|`)
+    fs.writeFileSync(path.join(root, `p${i}.bin`), body)
+    return body
+  })
+  const s = await serve(t, root)
+  // Cached first, so that the pipelined answers take the in-memory path.
+  for (let i = 0; i < files.length; i++) await get(s, `/p${i}.bin`)
+  const N = 60
+  const sock = net.connect(s.port, '127.0.0.1')
+  await new Promise((resolve) => sock.once('connect', resolve))
+  let raw = ''
+  for (let k = 0; k < N; k++) raw += `GET /p${k % 3}.bin HTTP/1.1\r\nHost: x\r\n\r\n`
+  sock.write(raw)
+  // Not read for a while: the server's writes find the socket full.
+  sock.pause()
+  await sleep(300)
+  const chunks: Buffer[] = []
+  sock.on('data', (c: Buffer) => chunks.push(c))
+  sock.resume()
+  const expected = Array.from({ length: N }, (_, k) => files[k % 3])
+  const total = expected.reduce((a, b) => a + b.length, 0)
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('timed out')), 20_000)
+    const check = () => {
+      if (Buffer.concat(chunks).length >= total + N * 100) { clearTimeout(timer); resolve() }
+    }
+    sock.on('data', check)
+  }).catch(() => {})
+  sock.destroy()
+  // Split the stream into responses by Content-Length.
+  let all = Buffer.concat(chunks)
+  for (let k = 0; k < N; k++) {
+    const end = all.indexOf('\r\n\r\n')
+    t.true(end > 0, `response ${k}: a head`)
+    const head = all.subarray(0, end).toString('latin1')
+    const length = Number(/content-length: (\d+)/i.exec(head)?.[1])
+    t.true(head.startsWith('HTTP/1.1 200'), `response ${k}: ${head.split('\r\n')[0]}`)
+    const body = all.subarray(end + 4, end + 4 + length)
+    t.true(body.equals(expected[k]), `response ${k}: the body of p${k % 3}.bin`)
+    all = all.subarray(end + 4 + length)
+  }
+  t.is(all.length, 0, 'nothing more')
+})
+
+test.serial('bytes sent straight to a socket that takes none, or part, of them: the rest follows, in order', async (t) => {
+  const { endWithBytes } = createRequire(path.join(REPO, 'package.json'))('./lib/memory-body.js') as {
+    endWithBytes: (res: http.ServerResponse, body: Buffer) => boolean
+  }
+  // Larger than all the socket buffers hold: some of it always waits.
+  const body = Buffer.alloc(8 * 1024 * 1024)
+  for (let i = 0; i < body.length; i++) body[i] = (i * 31) & 0xff
+  for (const room of [0, 64 * 1024]) {
+    const server = net.createServer()
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve))
+    const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1')
+    client.pause()
+    const peer = await accepted
+    // The kernel's buffers filled behind Node's back: Node has nothing queued.
+    const fd = (peer as unknown as { _handle: { fd: number } })._handle.fd
+    const filler = Buffer.alloc(256 * 1024, 'F')
+    let filled = 0
+    for (;;) {
+      try {
+        filled += fs.writeSync(fd, filler)
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EAGAIN') break
+        throw e
+      }
+    }
+    const chunks: Buffer[] = []
+    let got = 0
+    const take = (c: Buffer) => { chunks.push(c); got += c.length }
+    if (room > 0) {
+      // Some room again: part of what follows fits.
+      client.on('data', take)
+      client.resume()
+      for (const deadline = Date.now() + 10_000; got < room && Date.now() < deadline;) await sleep(5)
+      client.pause()
+      client.removeListener('data', take)
+      await sleep(20)
+    }
+    const req = new http.IncomingMessage(peer)
+    req.method = 'GET'
+    req.httpVersionMajor = 1
+    req.httpVersionMinor = 1
+    const res = new http.ServerResponse(req)
+    res.assignSocket(peer)
+    res.setHeader('Content-Length', body.length)
+    t.true(endWithBytes(res, body), `room ${room}`)
+    client.on('data', take)
+    client.resume()
+    const head = 'HTTP/1.1 200 OK\r\n'
+    const deadline = Date.now() + 10_000
+    while (got < filled + head.length + body.length && Date.now() < deadline) await sleep(5)
+    await sleep(20)
+    const all = Buffer.concat(chunks)
+    t.true(all.subarray(0, filled).every((b) => b === 0x46), `room ${room}: the filler first`)
+    const rest = all.subarray(filled)
+    const end = rest.indexOf('\r\n\r\n')
+    t.true(rest.subarray(0, end).toString('latin1').startsWith('HTTP/1.1 200 OK'), `room ${room}: then the head`)
+    t.true(rest.subarray(end + 4).equals(body), `room ${room}: then the whole body, and nothing else`)
+    client.destroy()
+    peer.destroy()
+    server.close()
   }
 })

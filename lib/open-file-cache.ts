@@ -35,6 +35,8 @@ export interface CacheLimits {
 
 /** Files up to this size are kept in memory; larger ones as a descriptor. */
 export const BODY_LIMIT = 64 * 1024
+/** How often a small file kept as a descriptor is taken again, to keep its bytes. */
+const RETRY_BODY_MS = 250
 /** An entry not checked by reopening its path for this long is, before use. */
 export const REVALIDATE_MS = 1000
 
@@ -193,7 +195,12 @@ export function cachedOpen(root: string, dirFd: number, rel: string, limits: Cac
   const r = rootFiles(root, limits)
   const hit = r.files.get(rel)
   const now = Date.now()
-  if (hit !== undefined) {
+  if (hit !== undefined && hit.body === null && hit.size <= BODY_LIMIT && now - hit.checkedAt >= RETRY_BODY_MS) {
+    // A small file kept as a descriptor because its pages were not all in
+    // the page cache when it was taken: serving it has read them since, so
+    // take it again, bytes and all (at most this often).
+    forget(c, hit)
+  } else if (hit !== undefined) {
     if (now - hit.checkedAt <= REVALIDATE_MS) {
       hit.used = true
       return hit

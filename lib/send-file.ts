@@ -28,6 +28,7 @@ import { type CacheLimits, type CacheOptions, type CachedFile, cacheOption, cach
 import { type Encoding, SUFFIX, accepted, encodingsOption } from './precompressed'
 import { type Handoff, type XSendfileOptions, handoffHeader, handoffOption } from './proxy-handoff'
 import { closeFile } from './zero-copy-body'
+import { endWithBytes } from './memory-body'
 import { invalidArgType, systemError } from './errors'
 import { isConditional, isFresh, isPreconditionFailure, isRangeFresh, validatorsOf } from './http-conditional'
 import { createReadStream } from './read-stream'
@@ -560,7 +561,7 @@ class Response {
     if (body != null) {
       // A small file cached in memory: written as Node writes any Buffer.
       if (this.url !== null && filePath === this.urlRel && !variant?.encoding) rememberUrl(f.cached as CachedFile, this.url)
-      res.end(len === body.length ? body : body.subarray(offset, offset + len))
+      if (!endWithBytes(res, len === body.length ? body : body.subarray(offset, offset + len))) return this.done(0, undefined, false, true)
       return this.done(len)
     }
     const socketFd = s.zeroCopy ? zeroCopySocketFd(res) : -1
@@ -682,11 +683,32 @@ export function sendFile(
   return respond(new Response(req, res, path, settingsOf(options)), path)
 }
 
-/** Options with no effect on a plain file's answer other than `root`. */
-function onlyRoot(options: SendFileOptions): boolean {
+/**
+ * Options given their default value (or one that cannot change the answer
+ * for a file found at its very path), beside `root`: what the fast path
+ * answers for. Anything else (and any value to validate) takes the full path.
+ */
+const FAST_DEFAULTS = new Map<string, (v: unknown) => boolean>([
+  ['root', () => true],
+  ['cache', (v) => v === true],
+  ['precompressed', (v) => v === false],
+  ['xSendfile', (v) => v === false],
+  ['zeroCopy', (v) => typeof v === 'boolean'],
+  ['redirect', (v) => typeof v === 'boolean'],
+  ['etag', (v) => v === true],
+  ['lastModified', (v) => v === true],
+  ['acceptRanges', (v) => v === true],
+  ['cacheControl', (v) => v === true],
+  ['immutable', (v) => v === false],
+  ['maxAge', (v) => v === 0],
+])
+
+function fastOptions(options: SendFileOptions): boolean {
   for (const k in options) {
     const v = (options as Record<string, unknown>)[k]
-    if (k !== 'root' && v !== undefined && !(k === 'cache' && v === true)) return false
+    if (v === undefined) continue
+    const ok = FAST_DEFAULTS.get(k)
+    if (ok === undefined || !ok(v)) return false
   }
   return true
 }
@@ -742,14 +764,15 @@ function headerValues(e: CachedFile): void {
 /**
  * The fast path: a GET or HEAD of a small file the open-file cache holds,
  * already served for this very request path, with sendFile's defaults
- * (options `{ root }`), nothing conditional, no range, no header set yet.
+ * (options `{ root }`, or others at their default), nothing conditional,
+ * no range, no header set yet.
  * The same answer as the full path (send's headers, in its order), minus
  * its steps: no decoding, no normalising, no open, no promise chain. null:
  * take the full path.
  */
 function quickAnswer(req: IncomingMessage, res: ServerResponse, path: string, options: SendFileOptions): Promise<SendFileResult> | null {
   const root = options.root
-  if (native === null || typeof root !== 'string' || root === '' || !onlyRoot(options)) return null
+  if (native === null || typeof root !== 'string' || root === '' || !fastOptions(options)) return null
   const e = urlHit(resolveRoot(root), path)
   if (e === null) return null
   const method = req.method
@@ -783,7 +806,7 @@ function quickAnswer(req: IncomingMessage, res: ServerResponse, path: string, op
   const body = e.body as Buffer
   const bytes = method === 'HEAD' || body.length === 0 ? 0 : body.length
   if (bytes === 0) res.end()
-  else res.end(body)
+  else if (!endWithBytes(res, body)) return Promise.resolve({ statusCode: 200, bytes: 0, zeroCopy: false, aborted: true })
   const result: SendFileResult = { statusCode: 200, bytes, zeroCopy: false, aborted: false }
   // Handed to the kernel whole: done, as 'finish' would say a tick later.
   if (res.writableLength === 0 && !res.destroyed) return Promise.resolve(result)

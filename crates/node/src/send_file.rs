@@ -214,6 +214,41 @@ pub fn send_inline(
     Ok(())
 }
 
+/// Sends, on this thread and without blocking, what the socket takes of
+/// `head` (Node's response head, latin1) then `body` (a cached small
+/// file's bytes), in one system call when it takes them all. Result in
+/// `out` in [`SentSlot`]'s layout; the caller writes what is left.
+#[napi(catch_unwind)]
+pub fn send_bytes_inline(
+    socket_fd: i32,
+    head: JsString,
+    body: Buffer,
+    mut out: Float64ArraySlice,
+) -> Result<()> {
+    // SAFETY: as in `open_served_cached`: the caller's typed array, not
+    // touched by JS during this synchronous call.
+    let out = unsafe { out.as_mut() };
+    if out.len() < SentSlot::Count as usize {
+        return Err(Error::new(Status::InvalidArg, "out is too short"));
+    }
+    let head = head.into_latin1()?;
+    let r = uring_fs_core::http::send_bytes_inline(socket_fd, head.as_slice(), &body);
+    let errno = r.error.as_ref().map_or(0, |e| neg_errno(&e.error));
+    let mut set = |slot: SentSlot, v: f64| out[slot as usize] = v;
+    set(SentSlot::HeadSent, r.head_sent as f64);
+    set(SentSlot::BodySent, r.body_sent as f64);
+    set(SentSlot::Errno, f64::from(errno));
+    set(
+        SentSlot::Syscall,
+        f64::from(if errno != 0 {
+            SentSyscall::Write
+        } else {
+            SentSyscall::None
+        } as u8),
+    );
+    Ok(())
+}
+
 /// One response body on its way from a file to a socket.
 #[napi]
 pub struct BodyTransfer {

@@ -3,12 +3,12 @@
 
 mod on_thread;
 
-pub use on_thread::send_inline;
 pub(crate) use on_thread::{
     change_signals, change_signals_work, open_step, read_cached_whole, version_of, Change,
     ChangeWatch, Version, Watched,
 };
 pub(crate) use on_thread::{read_small_blocking, read_small_on_lane_ring, try_open_beneath_cached};
+pub use on_thread::{send_bytes_inline, send_inline};
 
 use std::ffi::CString;
 use std::io;

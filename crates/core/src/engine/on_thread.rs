@@ -23,7 +23,7 @@ pub(crate) use crate::backend::fallback::change_watch::{
     ChangeWatch, Version, Watched,
 };
 /// Sends what it can of a response without blocking.
-pub use crate::backend::fallback::send_inline::send_inline;
+pub use crate::backend::fallback::send_inline::{send_bytes_inline, send_inline};
 /// A small file read whole with system calls into a block: its length,
 /// `None` for the general path, or the error.
 pub(crate) use crate::backend::fallback::small_file::read_small_blocking;

@@ -13,3 +13,7 @@ pub mod served_file;
 /// cannot tell. `error` set: the connection (or the file) failed. The
 /// rest goes through [`crate::Engine::send_body`].
 pub use crate::engine::send_inline;
+
+/// Sends what it can of `head` then `body` (bytes in memory) without
+/// blocking, on the calling thread; the caller writes the rest.
+pub use crate::engine::send_bytes_inline;

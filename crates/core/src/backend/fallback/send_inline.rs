@@ -33,6 +33,66 @@ pub fn send_inline(
     out
 }
 
+/// Sends what it can of `head` then `body` (bytes in memory: a small file
+/// the open-file cache keeps) to the non-blocking socket `sock`, in one
+/// `sendmsg(2)` when it takes them at once. What the socket does not take
+/// is left to the caller (Node's own write of the rest). `error` set: the
+/// connection failed.
+pub fn send_bytes_inline(sock: RawFd, head: &[u8], body: &[u8]) -> SendOutcome {
+    let mut out = SendOutcome::default();
+    while out.head_sent < head.len() || (out.body_sent as usize) < body.len() {
+        let h = &head[out.head_sent..];
+        let b = &body[out.body_sent as usize..];
+        let iov = [
+            libc::iovec {
+                iov_base: h.as_ptr() as *mut libc::c_void,
+                iov_len: h.len(),
+            },
+            libc::iovec {
+                iov_base: b.as_ptr() as *mut libc::c_void,
+                iov_len: b.len(),
+            },
+        ];
+        // SAFETY: all-zero is a valid msghdr; the fields set point at `iov`,
+        // which lives across the call.
+        let mut msg = unsafe { std::mem::zeroed::<libc::msghdr>() };
+        let first = usize::from(h.is_empty());
+        msg.msg_iov = iov[first..].as_ptr() as *mut libc::iovec;
+        msg.msg_iovlen = (iov.len() - first) as _;
+        // SAFETY: `msg` and the buffers its iovecs name are valid for reads
+        // for the duration of the call.
+        let n = unsafe { libc::sendmsg(sock, &msg, send_flags()) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::Interrupted => continue,
+                io::ErrorKind::WouldBlock => return out,
+                _ => {
+                    out.fail(Syscall::Write, e);
+                    return out;
+                }
+            }
+        }
+        let mut n = n as usize;
+        let took = n.min(h.len());
+        out.head_sent += took;
+        n -= took;
+        out.body_sent += n as u64;
+    }
+    out
+}
+
+/// Never blocks; a peer that went away is an error, not SIGPIPE.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn send_flags() -> libc::c_int {
+    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn send_flags() -> libc::c_int {
+    libc::MSG_DONTWAIT
+}
+
 #[cfg(target_os = "linux")]
 pub(crate) mod imp {
     use super::*;
