@@ -15,7 +15,10 @@
 
 import type { OpenFileCache as NativeCache } from '../binding'
 import { CachedSlot } from '../binding'
+import { constants } from 'node:os'
 import { native } from './native'
+
+const ENOENT = constants.errno.ENOENT
 
 /** sendFile's `cache` option as an object: the bounds of one root's cache. */
 export interface CacheOptions {
@@ -48,8 +51,9 @@ export const DEFAULT_LIMITS: CacheLimits = Object.freeze({ entries: 1024, bytes:
  */
 export class CachedFile {
   readonly fd = -1
-  readonly errno = 0
-  readonly syscall = ''
+  /** 0, or -ENOENT for a path cached as missing (then `syscall` is 'open'). */
+  readonly errno: number
+  readonly syscall: string
   /** Set on use, cleared by the eviction's sweep (second chance). */
   used = true
   /** Request paths (as sent, undecoded) known to name this file: see `byUrl`. */
@@ -72,7 +76,11 @@ export class CachedFile {
     readonly mtimeNsec: number,
     readonly ino: number,
     public checkedAt: number,
-  ) {}
+    missing: boolean,
+  ) {
+    this.errno = missing ? -ENOENT : 0
+    this.syscall = missing ? 'open' : ''
+  }
 
   get cached(): CachedFile {
     return this
@@ -81,6 +89,8 @@ export class CachedFile {
 
 export class RootFiles {
   readonly files = new Map<string, CachedFile>()
+  /** Entries for missing paths, at most a quarter of the entries. */
+  missing = 0
   /**
    * Request paths, as sent, that a plain request (no dotfile part, no
    * index, no extension tried) served this file for: the fast path's key,
@@ -122,6 +132,7 @@ function unlink(e: CachedFile): void {
   for (const u of e.urls) if (r.byUrl.get(u) === e) r.byUrl.delete(u)
   if (e.body !== null) r.bytes -= e.body.length
   if (e.keptFd >= 0) r.fds--
+  if (e.errno !== 0) r.missing--
 }
 
 /**
@@ -195,7 +206,7 @@ export function cachedOpen(root: string, dirFd: number, rel: string, limits: Cac
   const r = rootFiles(root, limits)
   const hit = r.files.get(rel)
   const now = Date.now()
-  if (hit !== undefined && hit.body === null && hit.size <= BODY_LIMIT && now - hit.checkedAt >= RETRY_BODY_MS) {
+  if (hit !== undefined && hit.body === null && hit.errno === 0 && hit.size <= BODY_LIMIT && now - hit.checkedAt >= RETRY_BODY_MS) {
     // A small file kept as a descriptor because its pages were not all in
     // the page cache when it was taken: serving it has read them since, so
     // take it again, bytes and all (at most this often).
@@ -219,14 +230,19 @@ export function cachedOpen(root: string, dirFd: number, rel: string, limits: Cac
     unlink(hit)
   }
   const relPath = Buffer.from(rel)
-  const body = c.open(dirFd, relPath, BODY_LIMIT, slots)
+  // Missing paths (a 404, a precompressed variant or an extension that is
+  // not there) are kept too, but never more than a quarter of the entries:
+  // a scan of random names must not push the files out.
+  const missingOk = r.missing < r.limits.entries >> 2
+  const body = c.open(dirFd, relPath, BODY_LIMIT, missingOk, slots)
   const id = slots[CachedSlot.Id]
   if (id < 0) return null
   const keptFd = slots[CachedSlot.Fd]
+  const missing = slots[CachedSlot.Missing] === 1
   const e = new CachedFile(
     r, rel, relPath, id, keptFd, body,
     slots[CachedSlot.Size], slots[CachedSlot.Mode], slots[CachedSlot.MtimeSec], slots[CachedSlot.MtimeNsec], slots[CachedSlot.Ino],
-    now,
+    now, missing,
   )
   if (!makeRoom(c, r, body !== null ? body.length : 0, keptFd >= 0 ? 1 : 0)) {
     c.forget(id)
@@ -236,6 +252,7 @@ export function cachedOpen(root: string, dirFd: number, rel: string, limits: Cac
   byId.set(id, e)
   if (body !== null) r.bytes += body.length
   if (keptFd >= 0) r.fds++
+  if (missing) r.missing++
   return e
 }
 

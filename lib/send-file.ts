@@ -303,7 +303,8 @@ function open(dir: ServedDir, rel: string, cache: CacheLimits | null): Opened | 
   if (cache !== null && dir.fd >= 0) {
     const e = cachedOpen(dir.path, dir.fd, rel, cache)
     if (e !== null) {
-      if (e.body !== null) return e
+      // A small file's bytes, or a path known to be missing (ENOENT).
+      if (e.body !== null || e.errno !== 0) return e
       const fd = dupCached(e)
       if (fd >= 0) {
         return { fd, errno: 0, syscall: '', size: e.size, mode: e.mode, mtimeSec: e.mtimeSec, mtimeNsec: e.mtimeNsec, ino: e.ino, cached: e }

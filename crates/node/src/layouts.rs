@@ -50,11 +50,13 @@ pub enum FileSlot {
 }
 
 /// `OpenFileCache.open`'s result: the entry's id (-1: not cached, serve it
-/// the usual way), the descriptor it keeps (-1: it keeps the bytes), and
-/// the file's stat.
+/// the usual way), whether it is an entry for a missing path (1) or a
+/// file (0), the descriptor it keeps (-1: it keeps the bytes), and the
+/// file's stat.
 #[napi]
 pub enum CachedSlot {
     Id,
+    Missing,
     Fd,
     Size,
     Mode,

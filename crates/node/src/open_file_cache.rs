@@ -72,13 +72,15 @@ impl OpenFileCache {
     /// [`CachedSlot`]'s layout in `out`; returns the file's bytes when the
     /// cache keeps them (at most `bodyLimit`, all in the page cache), else
     /// nothing (then `out`'s Fd is the descriptor it keeps; Id -1: not
-    /// cached, serve it the usual way).
+    /// cached, serve it the usual way). A missing path is kept as such
+    /// (Missing 1) when `missingOk`.
     #[napi(catch_unwind)]
     pub fn open(
         &mut self,
         dir_fd: i32,
         rel: Buffer,
         body_limit: f64,
+        missing_ok: bool,
         mut out: Float64ArraySlice,
     ) -> Result<Option<Buffer>> {
         // SAFETY: as in `changed`.
@@ -89,7 +91,7 @@ impl OpenFileCache {
         out[CachedSlot::Id as usize] = -1.0;
         let opened = self
             .inner
-            .open(dir_fd, &rel, SERVE_FLAGS, body_limit as u64);
+            .open(dir_fd, &rel, SERVE_FLAGS, body_limit as u64, missing_ok);
         // Entries that changes dropped meanwhile are reported by `changed`.
         self.pending.extend(self.inner.take_dropped());
         let cached = match opened {
@@ -99,6 +101,7 @@ impl OpenFileCache {
         let v = cached.version;
         let mut set = |slot: CachedSlot, x: f64| out[slot as usize] = x;
         set(CachedSlot::Id, f64::from(cached.id));
+        set(CachedSlot::Missing, f64::from(u8::from(cached.missing)));
         set(CachedSlot::Fd, cached.fd.map_or(-1.0, f64::from));
         set(CachedSlot::Size, v.size as f64);
         set(CachedSlot::Mode, f64::from(v.mode));

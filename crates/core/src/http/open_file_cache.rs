@@ -63,10 +63,14 @@ pub struct Cached {
     /// Otherwise the descriptor the cache keeps open (borrowed: see
     /// [`OpenFileCache::fd`]).
     pub fd: Option<RawFd>,
+    /// No such file (ENOENT on the walk): kept as an answer too, until a
+    /// name appears where the walk stopped (the directory's watch).
+    pub missing: bool,
 }
 
 struct Entry {
     fd: Option<OwnedFd>,
+    missing: bool,
     version: Version,
     /// The watches this entry depends on, with the directory entry's name
     /// for a directory's (None for the file's own).
@@ -181,9 +185,10 @@ impl OpenFileCache {
     /// parts) beneath the directory `root`, watching each directory before
     /// stepping into it, opens the file with `flags` and caches it: its
     /// bytes when it has at most `body_limit` and all are in the page
-    /// cache, else its descriptor. `Ok(None)`: not a path the cache takes
-    /// (a symlink, a mount crossing, a lookup or read that would wait, not
-    /// a regular file, missing, changed while cached): serve it the usual
+    /// cache, else its descriptor. A path missing on the way (ENOENT) is
+    /// cached as missing when `missing_ok`. `Ok(None)`: not a path the cache
+    /// takes (a symlink, a mount crossing, a lookup or read that would
+    /// wait, not a regular file, changed while cached): serve it the usual
     /// way, which also reports the usual errors.
     pub fn open(
         &mut self,
@@ -191,6 +196,7 @@ impl OpenFileCache {
         rel: &[u8],
         flags: i32,
         body_limit: u64,
+        missing_ok: bool,
     ) -> io::Result<Option<Cached>> {
         self.check();
         let parts: Vec<&[u8]> = rel.split(|&b| b == b'/').collect();
@@ -203,22 +209,40 @@ impl OpenFileCache {
         let mut deps: Vec<(i32, Option<Box<[u8]>>)> = Vec::with_capacity(parts.len() + 1);
         let mut held: Option<OwnedFd> = None;
         let mut file: Option<OwnedFd> = None;
+        // The lookup of the last name watched found nothing.
+        let mut missing = false;
         let walked = (|| -> io::Result<()> {
             for (i, part) in parts.iter().enumerate() {
                 let dir = held.as_ref().map_or(root, |d| d.as_raw_fd());
                 deps.push((self.watch.watch(dir, Watched::Dir)?, Some((*part).into())));
                 let name =
                     CString::new(*part).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-                if i + 1 < parts.len() {
-                    held = Some(open_step(dir, &name, libc::O_PATH | libc::O_DIRECTORY)?);
+                let step = if i + 1 < parts.len() {
+                    open_step(dir, &name, libc::O_PATH | libc::O_DIRECTORY).map(|d| held = Some(d))
                 } else {
-                    file = Some(open_step(dir, &name, flags)?);
+                    open_step(dir, &name, flags).map(|f| file = Some(f))
+                };
+                if let Err(e) = step {
+                    missing = e.raw_os_error() == Some(libc::ENOENT);
+                    return Err(e);
                 }
             }
             Ok(())
         })();
         let file = match (walked, file) {
             (Ok(()), Some(file)) => file,
+            (Err(_), _) if missing && missing_ok => {
+                // Watched up to the directory that lacks the name: a file
+                // (or directory) appearing there drops the entry.
+                let id = self.register(deps, None, Version::default(), true);
+                return Ok(self.settled(id).then_some(Cached {
+                    id,
+                    version: Version::default(),
+                    body: None,
+                    fd: None,
+                    missing: true,
+                }));
+            }
             _ => {
                 self.unwatch_unused(&deps);
                 return Ok(None);
@@ -238,6 +262,33 @@ impl OpenFileCache {
                 return Ok(None);
             }
         }
+        let body = if version.size <= body_limit {
+            read_cached_whole(file.as_raw_fd(), version.size)
+                .ok()
+                .flatten()
+        } else {
+            None
+        };
+        let fd = if body.is_some() { None } else { Some(file) };
+        let raw = fd.as_ref().map(|f| f.as_raw_fd());
+        let id = self.register(deps, fd, version, false);
+        Ok(self.settled(id).then_some(Cached {
+            id,
+            version,
+            body,
+            fd: raw,
+            missing: false,
+        }))
+    }
+
+    /// Enters an entry that depends on `deps`.
+    fn register(
+        &mut self,
+        deps: Vec<(i32, Option<Box<[u8]>>)>,
+        fd: Option<OwnedFd>,
+        version: Version,
+        missing: bool,
+    ) -> EntryId {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1).max(1);
         for (wd, name) in &deps {
@@ -248,30 +299,28 @@ impl OpenFileCache {
                 Some(n) => d.by_name.entry(n.clone()).or_default().insert(id),
             };
         }
-        let body = if version.size <= body_limit {
-            read_cached_whole(file.as_raw_fd(), version.size)
-                .ok()
-                .flatten()
-        } else {
-            None
-        };
-        let fd = if body.is_some() { None } else { Some(file) };
-        let raw = fd.as_ref().map(|f| f.as_raw_fd());
-        self.entries.insert(id, Entry { fd, version, deps });
-        // A change during the walk or the read: not this version.
-        self.check();
-        if !self.entries.contains_key(&id) {
-            self.dropped.retain(|d| *d != id);
-            return Ok(None);
-        }
-        // Still the version read: a change inotify missed (none expected)
-        // must not make a body and a stat disagree.
-        Ok(Some(Cached {
+        self.entries.insert(
             id,
-            version,
-            body,
-            fd: raw,
-        }))
+            Entry {
+                fd,
+                missing,
+                version,
+                deps,
+            },
+        );
+        id
+    }
+
+    /// Whether the entry just made survived the changes queued meanwhile
+    /// (a change during the walk or the read: not this version); if not,
+    /// it is gone and not reported as dropped.
+    fn settled(&mut self, id: EntryId) -> bool {
+        self.check();
+        if self.entries.contains_key(&id) {
+            return true;
+        }
+        self.dropped.retain(|d| *d != id);
+        false
     }
 
     /// The descriptor entry `id` keeps, borrowed: valid until the entry is
@@ -300,9 +349,11 @@ impl OpenFileCache {
         let Some(e) = self.entries.get(&id) else {
             return false;
         };
-        let same = open_step(root, rel, libc::O_PATH)
-            .and_then(|f| version_of(f.as_raw_fd()))
-            .is_ok_and(|v| v == e.version);
+        let now = open_step(root, rel, libc::O_PATH).and_then(|f| version_of(f.as_raw_fd()));
+        let same = match now {
+            Ok(v) => !e.missing && v == e.version,
+            Err(err) => e.missing && err.raw_os_error() == Some(libc::ENOENT),
+        };
         if !same {
             self.forget(id);
         }
@@ -380,8 +431,14 @@ mod tests {
     }
 
     fn open(c: &mut OpenFileCache, root: &std::fs::File, rel: &str) -> Option<Cached> {
-        c.open(root.as_raw_fd(), rel.as_bytes(), libc::O_RDONLY, 1 << 20)
-            .expect("open")
+        c.open(
+            root.as_raw_fd(),
+            rel.as_bytes(),
+            libc::O_RDONLY,
+            1 << 20,
+            false,
+        )
+        .expect("open")
     }
 
     #[test]
@@ -472,6 +529,43 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_path_is_kept_until_its_name_appears() {
+        let (base, root) = dir();
+        let mut c = OpenFileCache::new().expect("inotify");
+        for (rel, make) in [("sub/new.txt", "sub/new.txt"), ("later/x.txt", "later")] {
+            // A lookup of the kernel's caches only: a name never looked up
+            // has no negative entry there yet (EAGAIN, not cached).
+            assert!(std::fs::metadata(base.join(rel)).is_err());
+            let got = c
+                .open(
+                    root.as_raw_fd(),
+                    rel.as_bytes(),
+                    libc::O_RDONLY,
+                    1 << 20,
+                    true,
+                )
+                .expect("open")
+                .expect("cached as missing");
+            assert!(got.missing, "{rel}");
+            let crel = CString::new(rel).expect("path");
+            assert!(
+                c.revalidate(got.id, root.as_raw_fd(), &crel),
+                "{rel}: still missing"
+            );
+            c.check();
+            assert!(c.take_dropped().is_empty(), "{rel}");
+            if make.ends_with(".txt") {
+                std::fs::write(base.join(make), b"now").expect("write");
+            } else {
+                std::fs::create_dir(base.join(make)).expect("mkdir");
+            }
+            c.check();
+            assert_eq!(c.take_dropped(), vec![got.id], "{rel}: its name appeared");
+        }
+        std::fs::remove_dir_all(&base).ok();
+    }
+
+    #[test]
     fn refuses_symlinks_and_keeps_large_files_open() {
         let (base, root) = dir();
         let mut c = OpenFileCache::new().expect("inotify");
@@ -482,7 +576,7 @@ mod tests {
         assert!(open(&mut c, &root, "sub").is_none(), "a directory");
         assert!(open(&mut c, &root, "missing").is_none());
         let big = c
-            .open(root.as_raw_fd(), b"sub/big", libc::O_RDONLY, 100)
+            .open(root.as_raw_fd(), b"sub/big", libc::O_RDONLY, 100, false)
             .expect("open")
             .expect("cached");
         assert!(big.body.is_none());

@@ -320,7 +320,7 @@ pub fn open_step(_: RawFd, _: &CStr, _: i32) -> io::Result<OwnedFd> {
 
 /// What identifies one version of a file: fstat's inode and times. Any
 /// change through the file system moves ctime (and a write, mtime).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Version {
     pub dev: u64,
     pub ino: u64,
