@@ -173,12 +173,7 @@ pub fn send_inline(
     budget: f64,
     mut out: Float64ArraySlice,
 ) -> Result<()> {
-    // SAFETY: as in `open_served_cached`: the caller's typed array, not
-    // touched by JS during this synchronous call.
-    let out = unsafe { out.as_mut() };
-    if out.len() < SentSlot::Count as usize {
-        return Err(Error::new(Status::InvalidArg, "out is too short"));
-    }
+    let out = sent_slots(&mut out)?;
     let head = head.into_latin1()?;
     let head = head.as_slice();
     let r = uring_fs_core::http::send_inline(
@@ -189,22 +184,7 @@ pub fn send_inline(
         len as u64,
         budget as u64,
     );
-    let (errno, syscall) = match &r.error {
-        Some(e) => (
-            neg_errno(&e.error),
-            if e.syscall.name() == "read" {
-                SentSyscall::Read
-            } else {
-                SentSyscall::Write
-            },
-        ),
-        None => (0, SentSyscall::None),
-    };
-    let mut set = |slot: SentSlot, v: f64| out[slot as usize] = v;
-    set(SentSlot::HeadSent, r.head_sent as f64);
-    set(SentSlot::BodySent, r.body_sent as f64);
-    set(SentSlot::Errno, errno as f64);
-    set(SentSlot::Syscall, f64::from(syscall as u8));
+    write_sent(out, &r);
     let finished = r.error.is_some() || (r.head_sent == head.len() && r.body_sent as f64 == len);
     if finished {
         // SAFETY: in this case the caller hands the descriptor over (it
@@ -225,28 +205,43 @@ pub fn send_bytes_inline(
     body: Buffer,
     mut out: Float64ArraySlice,
 ) -> Result<()> {
+    let out = sent_slots(&mut out)?;
+    let head = head.into_latin1()?;
+    let r = uring_fs_core::http::send_bytes_inline(socket_fd, head.as_slice(), &body);
+    write_sent(out, &r);
+    Ok(())
+}
+
+/// The caller's typed array for an inline send's outcome, checked long
+/// enough for [`SentSlot`]'s layout.
+fn sent_slots<'a>(out: &'a mut Float64ArraySlice<'_>) -> Result<&'a mut [f64]> {
     // SAFETY: as in `open_served_cached`: the caller's typed array, not
     // touched by JS during this synchronous call.
     let out = unsafe { out.as_mut() };
     if out.len() < SentSlot::Count as usize {
         return Err(Error::new(Status::InvalidArg, "out is too short"));
     }
-    let head = head.into_latin1()?;
-    let r = uring_fs_core::http::send_bytes_inline(socket_fd, head.as_slice(), &body);
-    let errno = r.error.as_ref().map_or(0, |e| neg_errno(&e.error));
+    Ok(out)
+}
+
+/// An inline send's outcome into `out`, in [`SentSlot`]'s layout.
+fn write_sent(out: &mut [f64], r: &SendOutcome) {
+    let (errno, syscall) = match &r.error {
+        Some(e) => (
+            neg_errno(&e.error),
+            if e.syscall.name() == "read" {
+                SentSyscall::Read
+            } else {
+                SentSyscall::Write
+            },
+        ),
+        None => (0, SentSyscall::None),
+    };
     let mut set = |slot: SentSlot, v: f64| out[slot as usize] = v;
     set(SentSlot::HeadSent, r.head_sent as f64);
     set(SentSlot::BodySent, r.body_sent as f64);
     set(SentSlot::Errno, f64::from(errno));
-    set(
-        SentSlot::Syscall,
-        f64::from(if errno != 0 {
-            SentSyscall::Write
-        } else {
-            SentSyscall::None
-        } as u8),
-    );
-    Ok(())
+    set(SentSlot::Syscall, f64::from(syscall as u8));
 }
 
 /// One response body on its way from a file to a socket.

@@ -173,11 +173,12 @@ impl ChangeWatch {
             let header = std::mem::size_of::<libc::inotify_event>();
             let mut at = 0;
             while at + header <= bytes.len() {
-                // SAFETY: a whole header lies at `at` (checked above); the
-                // kernel packs events aligned for it, and `read_unaligned`
-                // needs no alignment anyway.
-                let ev: libc::inotify_event =
-                    unsafe { std::ptr::read_unaligned(bytes[at..].as_ptr().cast()) };
+                let ev: libc::inotify_event = {
+                    let at = bytes[at..].as_ptr().cast::<libc::inotify_event>();
+                    // SAFETY: a whole header lies at `at` (checked above), and
+                    // `read_unaligned` needs no alignment.
+                    unsafe { std::ptr::read_unaligned(at) }
+                };
                 let name_at = at + header;
                 let name_end = (name_at + ev.len as usize).min(bytes.len());
                 let raw = &bytes[name_at..name_end];
