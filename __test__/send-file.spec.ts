@@ -832,6 +832,37 @@ test('setHeaders: called once per file served, with its path and fs.Stats, befor
   t.is((await l.results[0]).error, undefined)
 })
 
+test('fallthrough: a 404 writes nothing and puts the headers back; the caller answers; found files are served as usual', async (t) => {
+  const results: SendFileResult[] = []
+  const server = http.createServer(async (req, res) => {
+    res.setHeader('X-Before', 'kept')
+    res.setHeader('Cache-Control', 'private')
+    const r = await serve(req, res, pathnameOf(req.url), { root, fallthrough: true, headers: { 'X-Option': 'taken back' }, extensions: ['html'] })
+    results.push(r)
+    if (r.fellThrough) {
+      t.false(res.headersSent)
+      res.setHeader('X-Fallback', String(res.getHeaderNames().sort()))
+      res.end('fallback body')
+    }
+  })
+  const l = await listen(server)
+  t.teardown(() => l.close())
+  const missing = await request(l.port, { path: '/nothere' })
+  t.is(missing.status, 200)
+  t.is(missing.body.toString(), 'fallback body')
+  t.is(missing.headers['x-fallback'], 'cache-control,x-before', 'only the headers set before the call')
+  t.is(missing.headers['cache-control'], 'private')
+  t.like(results[0], { statusCode: 404, bytes: 0, fellThrough: true })
+  t.is((results[0].error as NodeJS.ErrnoException & { status?: number })?.status, 404)
+  const found = await request(l.port, { path: '/page' })
+  t.true(found.body.equals(bytesOf('page.html')))
+  t.is(found.headers['x-option'], 'taken back')
+  t.is(results[1].fellThrough, undefined)
+  // Other errors are still answered: a '..' is 403, not left to the caller.
+  t.is((await request(l.port, { path: '/../x' })).status, 403)
+  t.is(results[2].fellThrough, undefined)
+})
+
 test.serial('setHeaders that throws: sendFile rejects and closes the file', async (t) => {
   const boom = new Error('hook failed')
   const l = await sendFileServer(t, {

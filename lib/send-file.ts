@@ -101,6 +101,12 @@ export interface SendFileOptions {
    * 64 MiB, 128 descriptors per root.
    */
   cache?: boolean | CacheOptions
+  /**
+   * On a 404, write nothing and leave the response to the caller
+   * (serve-static's `fallthrough`): the result says `fellThrough`, and the
+   * headers are as they were before the call. Default false.
+   */
+  fallthrough?: boolean
 }
 
 export interface SendFileResult {
@@ -114,6 +120,8 @@ export interface SendFileResult {
   aborted: boolean
   /** Why the status is an error (404, 500...), or why the body was cut. */
   error?: Error
+  /** With `fallthrough`: the file was not found and nothing was written. */
+  fellThrough?: boolean
 }
 
 const UP_PATH_REGEXP = /(?:^|[\\/])\.\.(?:[\\/]|$)/
@@ -143,6 +151,7 @@ interface Settings {
   precompressed: Encoding[]
   xSendfile: Handoff | null
   cache: CacheLimits | null
+  fallthrough: boolean
 }
 
 /** A file opened to serve: by the usual open, or from the cache. */
@@ -211,6 +220,7 @@ function settingsOf(o: SendFileOptions): Settings {
     precompressed: encodingsOption(o.precompressed),
     xSendfile: handoffOption(o.xSendfile),
     cache: cacheOption(o.cache),
+    fallthrough: flag(o.fallthrough, false),
   }
 }
 
@@ -364,13 +374,17 @@ class Response {
    */
   url: string | null = null
   urlRel = ''
+  /** With `fallthrough`, the headers set before the call, to put back on a 404. */
+  readonly before: OutgoingHttpHeaders | null
 
   constructor(
     readonly req: IncomingMessage,
     readonly res: ServerResponse,
     readonly path: string,
     readonly s: Settings,
-  ) {}
+  ) {
+    this.before = s.fallthrough ? { ...res.getHeaders() } : null
+  }
 
   async done(bytes = 0, error?: Error, zeroCopy = false, aborted = false): Promise<SendFileResult> {
     await responseDone(this.res)
@@ -382,6 +396,13 @@ class Response {
   /** send's error(): a small HTML page, every header set so far dropped. */
   error(status: number, cause?: Error, headers?: OutgoingHttpHeaders): Promise<SendFileResult> {
     const res = this.res
+    if (status === 404 && this.before !== null) {
+      // Left to the caller as it was found (serve-static's fallthrough):
+      // the headers put back, nothing written.
+      for (const name of res.getHeaderNames()) if (!(name in this.before)) res.removeHeader(name)
+      for (const [name, value] of Object.entries(this.before)) if (value !== undefined) res.setHeader(name, value)
+      return Promise.resolve({ statusCode: 404, bytes: 0, zeroCopy: false, aborted: false, error: httpError(404, cause), fellThrough: true })
+    }
     const doc = htmlDocument('Error', escapeHtml(STATUS_CODES[status] ?? String(status)))
     for (const name of res.getHeaderNames()) res.removeHeader(name)
     if (headers) for (const [k, v] of Object.entries(headers)) if (v !== undefined) res.setHeader(k, v)
@@ -702,6 +723,7 @@ const FAST_DEFAULTS = new Map<string, (v: unknown) => boolean>([
   ['cacheControl', (v) => v === true],
   ['immutable', (v) => v === false],
   ['maxAge', (v) => v === 0],
+  ['fallthrough', (v) => typeof v === 'boolean'],
 ])
 
 function fastOptions(options: SendFileOptions): boolean {

@@ -17,6 +17,8 @@ declare module 'negotiator' {
      * 'identity'.
      */
     encodings(available?: string[], options?: { preferred?: string[] }): string[]
+    /** The best of the `available` media types the request's Accept takes, or undefined. */
+    mediaType(available?: string[]): string | undefined
   }
   export = Negotiator
 }
