@@ -162,6 +162,33 @@ void main
   run(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', app], { cwd: app, env })
   console.log('tsc --strict: ok')
 
+  // The CLI as installed (its bin link, its worker script): serves a.txt, stops on SIGTERM.
+  fs.writeFileSync(
+    path.join(app, 'check-serve.cjs'),
+    `const { spawn } = require('node:child_process')
+const assert = require('node:assert')
+const fs = require('node:fs')
+const child = spawn('node_modules/.bin/uring-fs', ['serve', '.', '--port', '0', '--workers', '1', '--log', 'off'], { stdio: ['ignore', 'pipe', 'inherit'] })
+let out = ''
+const timer = setTimeout(() => { child.kill('SIGKILL'); console.error('no listening line: ' + out); process.exit(1) }, 15000)
+child.stdout.on('data', async (c) => {
+  out += c
+  const m = /at (http:\\/\\/\\S+\\/) /.exec(out)
+  if (!m || child.asked) return
+  child.asked = true
+  const body = Buffer.from(await (await fetch(m[1] + 'a.txt')).arrayBuffer())
+  assert.ok(body.equals(fs.readFileSync('a.txt')), 'the served bytes')
+  child.kill('SIGTERM')
+})
+child.on('exit', (code) => {
+  clearTimeout(timer)
+  assert.strictEqual(code, 0, 'exit code after SIGTERM')
+  console.log('uring-fs serve: ok')
+})
+`,
+  )
+  console.log(node('check-serve.cjs').stdout.trim())
+
   // The binary package taken away: the JavaScript fallback, one warning.
   if (binaryPkg) {
     fs.rmSync(path.join(app, 'node_modules', `uring-fs-${platform}`), { recursive: true, force: true })

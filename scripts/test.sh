@@ -3,9 +3,9 @@
 # without the io_uring backend compiled in), the type checks, the ava suite
 # (with the differential fuzzer against fs) on each backend (io_uring, the
 # native fallback, the JavaScript fallback with no binary) under this Node
-# and under Node 22, 24 and 26, Node's own fs stream tests on each backend
-# and Node, and a packed install used from a fresh project. Fails on the
-# first failure.
+# and under Node 22, 24 and 26, `uring-fs serve` in headless Chromium (once),
+# Node's own fs stream tests on each backend and Node, and a packed install
+# used from a fresh project. Fails on the first failure.
 #
 # URING_FS_NODE_VERSIONS (default 22,24,26; empty: this Node only) picks the
 # other Node versions (fetched once from npm, Linux x64 only). Under those,
@@ -47,6 +47,9 @@ if [ -n "$versions" ]; then
     URING_FS_FUZZ_CASES="${URING_FS_FUZZ_CASES_OTHER_NODES:-2000}" ava_everywhere "$bin" "node $major"
   done < <(node scripts/node-versions.js "$versions")
 fi
+
+echo "== uring-fs serve in a real browser (headless Chromium; skipped, saying why, without one)"
+URING_FS_BROWSER_TESTS=1 node node_modules/ava/entrypoints/cli.mjs target/ava/__test__/browser.spec.js
 
 echo "== the send package's own test suite against sendFile (every backend; skipped without a copy of pillarjs/send)"
 for backend in auto fallback node; do
