@@ -832,6 +832,29 @@ test('setHeaders: called once per file served, with its path and fs.Stats, befor
   t.is((await l.results[0]).error, undefined)
 })
 
+test('start and end: values fs.createReadStream refuses are refused at the call, with its codes; nothing is written', async (t) => {
+  const file = path.join(root, 'page.html')
+  const cases: Array<{ start?: unknown; end?: unknown }> = [{ start: 10.5 }, { end: -2 }, { start: 'abc' }, { end: '5' }, { start: 5, end: 2 }, { start: -1 }, { end: 2 ** 53 }]
+  for (const c of cases) {
+    let fsError: NodeJS.ErrnoException | null = null
+    try {
+      fs.createReadStream(file, c as never).destroy()
+    } catch (err) {
+      fsError = err as NodeJS.ErrnoException
+    }
+    t.truthy(fsError, `fs refuses ${JSON.stringify(c)}`)
+    const req = new http.IncomingMessage(new net.Socket())
+    const res = new http.ServerResponse(req)
+    const err = t.throws(() => sendFile(req, res, '/page.html', { root, ...(c as object) }), undefined, JSON.stringify(c)) as NodeJS.ErrnoException
+    t.is(err?.code, fsError?.code, JSON.stringify(c))
+    t.is(String(err?.name), String(fsError?.name), JSON.stringify(c))
+    t.false(res.headersSent)
+  }
+  const ok = await sendFileServer(t, { start: 2, end: 5 })
+  const r = await request(ok.port, { path: '/page.html' })
+  t.true(r.body.equals(bytesOf('page.html').subarray(2, 6)))
+})
+
 test('fallthrough: a 404 writes nothing and puts the headers back; the caller answers; found files are served as usual', async (t) => {
   const results: SendFileResult[] = []
   const server = http.createServer(async (req, res) => {

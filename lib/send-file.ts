@@ -29,7 +29,8 @@ import { type Encoding, SUFFIX, accepted, encodingsOption } from './precompresse
 import { type Handoff, type XSendfileOptions, handoffHeader, handoffOption } from './proxy-handoff'
 import { closeFile } from './zero-copy-body'
 import { endWithBytes } from './memory-body'
-import { invalidArgType, systemError } from './errors'
+import { invalidArgType, outOfRange, systemError } from './errors'
+import { validateInteger } from './validate'
 import { isConditional, isFresh, isPreconditionFailure, isRangeFresh, validatorsOf } from './http-conditional'
 import { createReadStream } from './read-stream'
 import { type ServedDir, withRoot } from './served-root'
@@ -200,6 +201,10 @@ function settingsOf(o: SendFileOptions): Settings {
   if (o.setHeaders !== undefined && typeof o.setHeaders !== 'function') {
     throw new TypeError('option setHeaders must be function')
   }
+  // fs.createReadStream's rules and errors for the same two options.
+  const start = o.start === undefined ? undefined : validateInteger(o.start, 'start', 0)
+  const end = o.end === undefined ? undefined : validateInteger(o.end, 'end', 0)
+  if (start !== undefined && end !== undefined && start > end) throw outOfRange('start', `<= "end" (here: ${end})`, start)
   return {
     root: o.root ? resolveRoot(o.root) : null,
     index: o.index !== undefined ? normalizeList(o.index, 'index option') : ['index.html'],
@@ -214,8 +219,8 @@ function settingsOf(o: SendFileOptions): Settings {
     dotfiles,
     headers: o.headers,
     setHeaders: o.setHeaders,
-    start: o.start,
-    end: o.end,
+    start,
+    end,
     zeroCopy: flag(o.zeroCopy, true),
     precompressed: encodingsOption(o.precompressed),
     xSendfile: handoffOption(o.xSendfile),
