@@ -5,6 +5,7 @@
 import test, { type ExecutionContext } from 'ava'
 import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
+import * as path from 'node:path'
 import { Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 
@@ -498,4 +499,39 @@ test.serial('workers terminated with reads in flight: no Buffer is freed while t
   fs.unlinkSync(f)
   t.is(res.status, 0, `${res.error ?? ''} ${res.stdout} ${res.stderr}`)
   t.is(res.stdout.trim(), 'ok')
+})
+
+// Every descriptor taken when the package's first call starts the engine:
+// that call fails as fs fails (EMFILE), and once descriptors are free again
+// the package works, on the backend a fresh process would have. It used to
+// keep the failure for the life of the process ("cannot start the uring-fs
+// runtime: Too many open files" for every later call, backend() throwing).
+const EMFILE_SCRIPT = `
+const fs = require('node:fs')
+const u = require(process.argv[1])
+const held = []
+try { for (;;) held.push(fs.openSync('/dev/null', 'r')) } catch (e) { if (e.code !== 'EMFILE') throw e }
+;(async () => {
+  let first = 'ok'
+  try { await u.readFile(process.argv[2]) } catch (e) { first = String(e.code) + ': ' + e.message }
+  for (const fd of held) fs.closeSync(fd)
+  const again = await u.readFile(process.argv[2], 'utf8')
+  const stream = await new Promise((resolve, reject) => {
+    let n = 0
+    u.createReadStream(process.argv[2]).on('data', (c) => (n += c.length)).on('end', () => resolve(n)).on('error', reject)
+  })
+  console.log(JSON.stringify({ first, again: again.length, stream, backend: u.backend() }))
+})().catch((e) => { console.error(e); process.exit(1) })
+`
+
+test.serial('EMFILE at the first call: that call fails like fs, the next ones work once descriptors are free', (t) => {
+  const file = path.join(dir, 'emfile.txt')
+  fs.writeFileSync(file, 'x'.repeat(1000))
+  const res = spawnSync('bash', ['-c', 'ulimit -n 64 && exec "$0" -e "$1" "$2" "$3"', process.execPath, EMFILE_SCRIPT, REPO, file], { encoding: 'utf8', timeout: 20_000 })
+  t.is(res.status, 0, res.stderr)
+  const out = JSON.parse(res.stdout.trim().split('\n').pop() as string)
+  t.regex(out.first, /EMFILE|Too many open files/, 'the first call fails for want of a descriptor')
+  t.is(out.again, 1000)
+  t.is(out.stream, 1000)
+  t.is(out.backend, backend(), 'the same backend as this process: io_uring was not given up')
 })

@@ -1,8 +1,10 @@
 //! The process-wide engine: one tokio runtime (one worker thread, which runs
 //! the ring's driver task and every stream's pump) and one backend, started
-//! on first use.
+//! on first use. A start that fails is not remembered: the next call tries
+//! again (a process out of descriptors at its first call recovers, as fs
+//! does, once some are closed).
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use napi::{Error, Result, Status};
 use tokio::runtime::Runtime;
@@ -13,7 +15,9 @@ pub(crate) struct Global {
     pub engine: Engine,
 }
 
-static GLOBAL: OnceLock<std::result::Result<Global, String>> = OnceLock::new();
+static GLOBAL: OnceLock<Global> = OnceLock::new();
+/// Held while starting, so that two threads never start two engines.
+static STARTING: Mutex<()> = Mutex::new(());
 
 fn start() -> std::result::Result<Global, String> {
     let choice = Choice::from_env().map_err(|e| e.to_string())?;
@@ -30,10 +34,16 @@ fn start() -> std::result::Result<Global, String> {
     Ok(Global { rt, engine })
 }
 
-/// The running engine, or the reason it could not start.
+/// The running engine, or the reason it could not start this time.
 pub(crate) fn global() -> Result<&'static Global> {
-    GLOBAL
-        .get_or_init(start)
-        .as_ref()
-        .map_err(|why| Error::new(Status::GenericFailure, why.clone()))
+    if let Some(g) = GLOBAL.get() {
+        return Ok(g);
+    }
+    // A panic while starting poisons nothing we rely on: the lock guards no data.
+    let _starting = STARTING.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(g) = GLOBAL.get() {
+        return Ok(g);
+    }
+    let started = start().map_err(|why| Error::new(Status::GenericFailure, why))?;
+    Ok(GLOBAL.get_or_init(|| started))
 }

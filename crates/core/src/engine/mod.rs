@@ -106,6 +106,10 @@ impl Engine {
                 why_fallback: None,
             }),
             Err(e) if choice == Choice::IoUring => Err(e),
+            // Out of descriptors for the moment (the ring needs one): an
+            // error the caller can retry, as fs's EMFILE is, not a reason
+            // to give up io_uring for the life of the process.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => Err(e),
             Err(e) => Ok(fallback(format!("io_uring unavailable: {e}"))),
         }
         #[cfg(not(all(target_os = "linux", feature = "io-uring")))]
