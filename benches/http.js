@@ -7,6 +7,13 @@
 //                        [--connections 32] [--warmup 1] [--nginx PATH]
 //                        [--precompressed 64k|no]
 //   node benches/http.js --slow-clients [N=1000] [--slow-secs 10] [--only ...]
+//   node benches/http.js --servers cli [--sizes 4k,64k,1m] [--duration 5]
+//                        [--rounds 3] [--only nginx,sirv,http-server,serve,
+//                        uring-fs-1,uring-fs-2] [--connections 32] [--warmup 1]
+//
+// --servers lib (the default) measures the servers below; --servers cli
+// measures static-server command-line tools instead, each started as its own
+// process tree exactly as a user would start it (see "Command-line tools").
 //
 // Servers, each its own child process listening on 127.0.0.1:
 //   fs-stream  node:http + fs.createReadStream(file) piped to the response,
@@ -39,6 +46,30 @@
 // run. Printed per size: median req/s, transfer rate and server CPU seconds
 // per GiB of file served, and ratios of uring-fs against the others.
 //
+// Command-line tools (--servers cli), each run with this Node, listening on
+// 127.0.0.1, logging off and no compression, with the same files, checks,
+// client and rounds as above (no precompressed case):
+//   nginx       as above (one worker, sendfile on)
+//   sirv        sirv-cli <dir> --port P --host 127.0.0.1 --quiet (production
+//               mode: no --dev; no --etag/--maxage; its .gz/.br lookup finds
+//               no variants of the .bin files)
+//   http-server http-server <dir> -p P -a 127.0.0.1 -s (no -g/-b: no gzip,
+//               no brotli; its default Cache-Control: max-age=3600 does not
+//               matter to wrk)
+//   serve       serve <dir> -l tcp://127.0.0.1:P -L -u -n --no-port-switching
+//               (no request logging, no compression, no clipboard;
+//               NO_UPDATE_CHECK=1; its SHA-1 ETag is computed once per file)
+//   uring-fs-1  node bin/uring-fs.js serve <dir> --port P --host 127.0.0.1
+//               --workers 1 --log off
+//   uring-fs-2  the same with --workers 2
+// A tool is ready when GET of the first file answers 200 (polled, 20 s at
+// most). Server CPU is the whole tree's (cluster primary and workers for
+// uring-fs). A tool that writes to its stdout/stderr while measured (a
+// request log) is named in a warning. Printed besides the tables: uring-fs-1
+// against the best of sirv, http-server and serve at each size (bar: 1.5x at
+// 4 KiB and 64 KiB), against nginx (bar at 1 MiB: 1.0x), uring-fs-2 against
+// uring-fs-1 (bar at 1 MiB: no slower), and the server CPU per GiB at 1 MiB.
+//
 // --slow-clients opens N keep-alive connections that each request the
 // largest file and then read it very slowly (a few KiB per second), samples
 // each selected server's RSS (default: uring-fs and send) for --slow-secs
@@ -62,9 +93,22 @@ const opt = (name, def) => {
   return i >= 0 && i + 1 < args.length && !args[i + 1].startsWith('--') ? args[i + 1] : def
 }
 
-const SERVERS = ['fs-stream', 'send', 'fastify', 'nginx', 'bun', 'memory', 'uring-fs']
+const MODE = opt('servers', 'lib')
+if (MODE !== 'lib' && MODE !== 'cli') {
+  console.error(`--servers ${MODE}: expected lib (the default) or cli`)
+  process.exit(2)
+}
+const LIB_SERVERS = ['fs-stream', 'send', 'fastify', 'nginx', 'bun', 'memory', 'uring-fs']
+// --servers cli: the command-line tools, in this (table) order.
+const CLI_SERVERS = ['nginx', 'sirv', 'http-server', 'serve', 'uring-fs-1', 'uring-fs-2']
+// The Node static-server tools uring-fs-1 has to beat.
+const CLI_TOOLS = ['sirv', 'http-server', 'serve']
+const SERVERS = MODE === 'cli' ? CLI_SERVERS : LIB_SERVERS
 const BASELINES = ['send', 'fs-stream', 'fastify', 'nginx', 'bun', 'memory']
-const ALIASES = { fs: 'fs-stream', 'fs.createReadStream': 'fs-stream', '@fastify/static': 'fastify', uring: 'uring-fs' }
+const ALIASES =
+  MODE === 'cli'
+    ? { 'sirv-cli': ['sirv'], uring: ['uring-fs-1', 'uring-fs-2'], 'uring-fs': ['uring-fs-1', 'uring-fs-2'] }
+    : { fs: 'fs-stream', 'fs.createReadStream': 'fs-stream', '@fastify/static': 'fastify', uring: 'uring-fs' }
 // Servers that serve a precompressed variant: uring-fs (precompressed),
 // @fastify/static (preCompressed) and the in-memory ceiling. send, a plain
 // fs stream and Bun.file have no such option; nginx-light has no brotli.
@@ -155,7 +199,15 @@ function ensureNofile(pid, need) {
 
 const children = new Set()
 process.on('exit', () => {
-  for (const c of children) c.kill('SIGKILL')
+  for (const c of children) {
+    // A command-line tool leads its own process group (uring-fs: the
+    // cluster primary and its workers): kill all of it.
+    if (c.group) {
+      try {
+        process.kill(-c.pid, 'SIGKILL')
+      } catch {}
+    } else c.kill('SIGKILL')
+  }
 })
 for (const sig of ['SIGINT', 'SIGTERM']) {
   process.on(sig, () => process.exit(130))
@@ -244,6 +296,111 @@ async function startNodeServer(kind, root) {
     })
   })
   return { name: kind, pid: child.pid, port, stop: () => stopChild(child) }
+}
+
+// ---- command-line tools (--servers cli) -----------------------------------
+
+const ROOT_DIR = path.join(__dirname, '..')
+
+// The script behind node_modules/.bin/<name> (run with this Node, not with
+// whatever `env node` finds), or null.
+function toolScript(name) {
+  try {
+    return fs.realpathSync(path.join(ROOT_DIR, 'node_modules', '.bin', name))
+  } catch {
+    return null
+  }
+}
+
+// [script, argv, extra env] of a command-line server, or null when missing.
+function cliCommand(name, root, port) {
+  const host = '127.0.0.1'
+  const workers = /^uring-fs-(\d+)$/.exec(name)
+  if (workers) {
+    const script = path.join(ROOT_DIR, 'bin', 'uring-fs.js')
+    return [script, ['serve', root, '--port', String(port), '--host', host, '--workers', workers[1], '--log', 'off'], {}]
+  }
+  const script = toolScript(name)
+  if (!script) return null
+  switch (name) {
+    case 'sirv':
+      // production mode (no --dev), no ETag or Cache-Control options
+      return [script, [root, '--port', String(port), '--host', host, '--quiet'], {}]
+    case 'http-server':
+      // gzip and brotli are off unless -g / -b
+      return [script, [root, '-p', String(port), '-a', host, '-s'], {}]
+    case 'serve':
+      return [
+        script,
+        [root, '-l', `tcp://${host}:${port}`, '--no-request-logging', '--no-compression', '--no-clipboard', '--no-port-switching'],
+        { NO_UPDATE_CHECK: '1' },
+      ]
+  }
+  throw new Error(`no command for ${name}`)
+}
+
+// GET urlPath until it answers 200: the tools say "listening" in many ways
+// (or not at all with their logging off), an answer is the same for all.
+async function waitFor200(port, urlPath, child, ms) {
+  const until = Date.now() + ms
+  let last = 'no answer'
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`exited (${child.signalCode || child.exitCode}) before answering`)
+    try {
+      const status = await new Promise((resolve, reject) => {
+        const req = http.get({ host: '127.0.0.1', port, path: urlPath, agent: false }, (res) => {
+          res.resume()
+          res.on('end', () => resolve(res.statusCode))
+          res.on('error', reject)
+        })
+        req.setTimeout(2000, () => req.destroy(new Error('request timed out')))
+        req.on('error', reject)
+      })
+      if (status === 200) return
+      last = `status ${status}`
+    } catch (e) {
+      last = e.code || e.message
+    }
+    if (Date.now() > until) throw new Error(`GET http://127.0.0.1:${port}${urlPath} did not answer 200 within ${ms / 1000} s (last: ${last})`)
+    await sleep(100)
+  }
+}
+
+async function startCli(name, root, probePath) {
+  const port = await freePort()
+  const cmd = cliCommand(name, root, port)
+  if (!cmd) throw new Error(`${name}: not installed (node_modules/.bin/${name})`)
+  const [script, argv, env] = cmd
+  const child = spawn(process.execPath, [script, ...argv], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+    detached: true, // its own process group, so that the whole tree can be killed
+  })
+  child.group = true
+  children.add(child)
+  // Keep the output's tail for errors and count its bytes: a tool that
+  // writes while it is measured is logging requests.
+  let tail = ''
+  const out = { bytes: 0 }
+  for (const s of [child.stdout, child.stderr]) {
+    s.on('data', (d) => {
+      out.bytes += d.length
+      tail = (tail + d).slice(-2000)
+    })
+  }
+  const stop = async () => {
+    await stopChild(child) // SIGTERM to the leader; uring-fs closes its workers itself
+    try {
+      process.kill(-child.pid, 'SIGKILL') // anything the leader left behind
+    } catch {}
+  }
+  try {
+    await waitFor200(port, probePath, child, 20000)
+  } catch (e) {
+    await stop()
+    throw new Error(`${name} (${path.basename(script)} ${argv.join(' ')}): ${e.message}${tail.trim() ? `\n${tail.trim()}` : ''}`)
+  }
+  return { name, pid: child.pid, port, out, stop }
 }
 
 async function startNginx(nginx, root, tmp, connections) {
@@ -473,8 +630,8 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 
 function selectedServers(def) {
   const only = opt('only', null)
-  const names = only ? only.split(',').map((s) => ALIASES[s.trim()] || s.trim()) : def
-  for (const n of names) if (!SERVERS.includes(n)) throw new Error(`unknown server ${n} (known: ${SERVERS.join(', ')})`)
+  const names = only ? only.split(',').flatMap((s) => ALIASES[s.trim()] || s.trim()) : def
+  for (const n of names) if (!SERVERS.includes(n)) throw new Error(`unknown server ${n} (known${MODE === 'cli' ? ' with --servers cli' : ''}: ${SERVERS.join(', ')})`)
   return SERVERS.filter((n) => names.includes(n)) // fixed order, uring-fs last
 }
 
@@ -494,7 +651,11 @@ function available(names) {
       }
       console.log(`  (bun ${bun.version}: ${bun.bin})`)
     }
-    if (n === 'uring-fs') {
+    if (CLI_TOOLS.includes(n) && !toolScript(n)) {
+      console.log(`  (${n}: no node_modules/.bin/${n}, npm install; skipped)`)
+      return false
+    }
+    if (n === 'uring-fs' || n.startsWith('uring-fs-')) {
       let u
       try {
         u = require('..')
@@ -511,8 +672,11 @@ function available(names) {
   })
 }
 
-function start(name, root, tmp, connections) {
-  return name === 'nginx' ? startNginx(findNginx(), root, tmp, connections) : startNodeServer(name, root)
+// probePath: a file that a command-line tool answers with 200 once it is ready.
+function start(name, root, tmp, connections, probePath) {
+  if (name === 'nginx') return startNginx(findNginx(), root, tmp, connections)
+  if (MODE === 'cli') return startCli(name, root, probePath)
+  return startNodeServer(name, root)
 }
 
 function machineNote(clients) {
@@ -539,7 +703,18 @@ async function throughput(tmp, files) {
   console.log(machineNote('wrk'))
   const names = available(selected)
   const servers = []
-  for (const n of names) servers.push(await start(n, tmp + '/files', tmp, Math.max(1024, connections * 4)))
+  for (const n of names) {
+    if (MODE !== 'cli') {
+      servers.push(await start(n, tmp + '/files', tmp, Math.max(1024, connections * 4)))
+      continue
+    }
+    try {
+      servers.push(await start(n, tmp + '/files', tmp, Math.max(1024, connections * 4), `/${files[0].name}`))
+    } catch (e) {
+      console.log(`  ${n}: FAILED to start; not measured\n    ${e.message.replace(/\n/g, '\n    ')}`)
+    }
+  }
+  const width = Math.max(10, ...servers.map((s) => s.name.length))
 
   // head[server][file]: size of the response head, once verified
   const head = {}
@@ -553,6 +728,8 @@ async function throughput(tmp, files) {
     }
   }
 
+  // what each command-line tool has written so far (its startup banner)
+  const outBefore = new Map(servers.filter((s) => s.out).map((s) => [s, s.out.bytes]))
   const res = {} // res[file][server] = [measurement per round]
   for (const f of files) res[f.name] = Object.fromEntries(servers.map((s) => [s.name, []]))
   for (let r = 0; r < rounds; r++) {
@@ -567,21 +744,23 @@ async function throughput(tmp, files) {
       }
     }
   }
+  const chatty = [...outBefore].filter(([s, n]) => s.out.bytes > n).map(([s, n]) => `${s.name} (${s.out.bytes - n} bytes)`)
   for (const s of servers) await s.stop()
 
   let otherCores = 0
+  const meds = {} // meds[file][server] = { rps, cpu }
   let stolenCores = 0
   for (const f of files) {
     console.log(`\n${f.title ?? label(f.size)}`)
     console.log(
-      `  ${'server'.padEnd(10)} ${'req/s'.padStart(9)} ${'(wrk)'.padStart(9)} ${'body MiB/s'.padStart(11)} ${'CPU s/GiB'.padStart(10)}`,
+      `  ${'server'.padEnd(width)} ${'req/s'.padStart(9)} ${'(wrk)'.padStart(9)} ${'body MiB/s'.padStart(11)} ${'CPU s/GiB'.padStart(10)}`,
     )
-    const med = {}
+    const med = (meds[f.name] = {})
     for (const s of servers) {
       const ms = res[f.name][s.name]
       if (!ms.length) {
         if (f.encoding && !PRECOMPRESSED.includes(s.name)) continue
-        console.log(`  ${s.name.padEnd(10)} ${'-'.padStart(9)}   (failed verification)`)
+        console.log(`  ${s.name.padEnd(width)} ${'-'.padStart(9)}   (failed verification)`)
         continue
       }
       const m = (key) => median(ms.map((x) => x[key]))
@@ -590,10 +769,14 @@ async function throughput(tmp, files) {
       stolenCores = Math.max(stolenCores, ...ms.map((x) => x.stolenCores))
       const errors = ms.reduce((a, x) => a + x.errors, 0)
       console.log(
-        `  ${s.name.padEnd(10)} ${m('rps').toFixed(0).padStart(9)} ${m('wrkRps').toFixed(0).padStart(9)} ` +
+        `  ${s.name.padEnd(width)} ${m('rps').toFixed(0).padStart(9)} ${m('wrkRps').toFixed(0).padStart(9)} ` +
           `${m('bodyMiBs').toFixed(0).padStart(11)} ${m('cpuPerGiB').toFixed(3).padStart(10)}` +
           `${errors ? `   (${errors} wrk errors / non-2xx)` : ''}`,
       )
+    }
+    if (MODE === 'cli') {
+      cliRatios(med, width)
+      continue
     }
     const u = med['uring-fs']
     if (!u) continue
@@ -607,12 +790,63 @@ async function throughput(tmp, files) {
     `\nreq/s: from the bytes wrk read, a partly received response counted by its fraction; (wrk): completed responses only.` +
       `\nCPU s/GiB: server process tree utime+stime per GiB of file bodies served.`,
   )
+  if (MODE === 'cli') cliBars(files, meds)
+  if (chatty.length) console.log(`warning: wrote to stdout/stderr while measured (request logging?): ${chatty.join(', ')}`)
   if (otherCores > 0.15 || stolenCores > 0.15) {
     console.log(
       `warning: during a measured run other processes used up to ${otherCores.toFixed(2)} cores ` +
         `and the hypervisor stole up to ${stolenCores.toFixed(2)}; the figures are disturbed`,
     )
   }
+}
+
+// The best (highest median req/s) of the Node static-server tools measured.
+function bestTool(med) {
+  let best = null
+  for (const t of CLI_TOOLS) if (med[t] && (!best || med[t].rps > med[best].rps)) best = t
+  return best
+}
+
+// Per size, under its table: uring-fs-1 against the best tool, nginx and
+// uring-fs-2.
+function cliRatios(med, width) {
+  const u = med['uring-fs-1']
+  const ratio = (a, b, what) =>
+    `  ${what.padEnd(width + 24)} req/s ${(a.rps / b.rps).toFixed(2)}x   CPU per GiB ${(a.cpu / b.cpu).toFixed(2)}x`
+  const best = bestTool(med)
+  if (u && best) console.log(ratio(u, med[best], `uring-fs-1 / best tool (${best})`))
+  if (u) for (const t of CLI_TOOLS) if (med[t] && t !== best) console.log(ratio(u, med[t], `uring-fs-1 / ${t}`))
+  if (u && med.nginx) console.log(ratio(u, med.nginx, 'uring-fs-1 / nginx'))
+  if (u && med['uring-fs-2']) console.log(ratio(med['uring-fs-2'], u, 'uring-fs-2 / uring-fs-1'))
+}
+
+// The bars, together at the end: uring-fs-1 >= 1.5x the best tool at 4 KiB
+// and 64 KiB, >= nginx at 1 MiB, and uring-fs-2 no slower than uring-fs-1 at
+// 1 MiB; then the server CPU per GiB at 1 MiB.
+function cliBars(files, meds) {
+  const lines = []
+  const bar = (what, r, min) => {
+    const shown = r === null ? 'n/a (not measured)' : `${r.toFixed(2)}x`
+    const verdict = r === null ? '' : r >= min ? '  met' : '  MISSED'
+    lines.push(`  ${what.padEnd(68)} ${shown.padStart(6)}   bar >= ${min.toFixed(1)}x${verdict}`)
+  }
+  const rpsRatio = (med, a, b) => (med && med[a] && med[b] ? med[a].rps / med[b].rps : null)
+  for (const f of files) {
+    const med = meds[f.name]
+    const best = med && bestTool(med)
+    const what = `${label(f.size)}: uring-fs-1 / best of ${CLI_TOOLS.join(', ')}${best ? ` (${best})` : ''}`
+    if (f.size <= 64 * 1024) bar(what, best ? rpsRatio(med, 'uring-fs-1', best) : null, 1.5)
+    else if (best && med['uring-fs-1']) lines.push(`  ${what.padEnd(68)} ${`${rpsRatio(med, 'uring-fs-1', best).toFixed(2)}x`.padStart(6)}   (no bar)`)
+  }
+  const mib = files.find((f) => f.size === MiB)
+  if (mib) {
+    bar('1 MiB: uring-fs-1 / nginx', rpsRatio(meds[mib.name], 'uring-fs-1', 'nginx'), 1.0)
+    bar('1 MiB: uring-fs-2 / uring-fs-1', rpsRatio(meds[mib.name], 'uring-fs-2', 'uring-fs-1'), 1.0)
+    const med = meds[mib.name] || {}
+    const cpu = CLI_SERVERS.filter((n) => med[n]).map((n) => `${n} ${med[n].cpu.toFixed(3)}`)
+    lines.push(`  1 MiB server CPU s/GiB (whole process tree): ${cpu.join(', ')}`)
+  }
+  console.log(`\nbars (ratios of median req/s, same run):\n${lines.join('\n')}`)
 }
 
 // N connections that each ask for `f` and then take a few KiB now and then:
@@ -715,8 +949,9 @@ async function slowClients(tmp, files) {
 }
 
 async function main() {
+  if (has('slow-clients') && MODE === 'cli') throw new Error('--slow-clients measures the lib servers only (not with --servers cli)')
   // the slow-client test only uses the largest file
-  const sizes = opt('sizes', has('slow-clients') ? '16m' : '4k,64k,1m,16m').split(',').map(parseSize)
+  const sizes = opt('sizes', has('slow-clients') ? '16m' : MODE === 'cli' ? '4k,64k,1m' : '4k,64k,1m,16m').split(',').map(parseSize)
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'uring-fs-http-'))
   try {
     // nginx's worker drops to `nobody` when started as root: it must be able
@@ -728,7 +963,8 @@ async function main() {
       const p = path.join(tmp, 'files', name)
       return { name, size, path: p, sha: writeRandomFile(p, size) }
     })
-    if (!has('slow-clients') && opt('precompressed', '64k') !== 'no') files.push(writeCompressible(tmp, parseSize(opt('precompressed', '64k'))))
+    // (not with --servers cli: the tools' own compression is off)
+    if (MODE !== 'cli' && !has('slow-clients') && opt('precompressed', '64k') !== 'no') files.push(writeCompressible(tmp, parseSize(opt('precompressed', '64k'))))
     if (has('slow-clients')) await slowClients(tmp, files)
     else await throughput(tmp, files)
   } finally {
