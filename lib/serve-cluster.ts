@@ -41,6 +41,7 @@ export function runPrimary(s: ServeSettings): void {
   const env = { URING_FS_SERVE: encodeSettings(s) }
   const startedAt = new Map<number, number>()
   let announced = false
+  let fatalSaid = false
   let stopping = false
   let exitCode = 0
   let backoff = 0
@@ -61,7 +62,8 @@ export function runPrimary(s: ServeSettings): void {
         const scheme = s.cert !== null ? 'https' : 'http'
         const notes = [`backend: ${m.backend}`, ...(m.reason ? [m.reason] : []), `${s.workers} worker${s.workers === 1 ? '' : 's'}`]
         process.stdout.write(`uring-fs serving ${shownDir(s.dir)} at ${scheme}://${host}:${m.port}/ (${notes.join('; ')})\n`)
-      } else if (m?.cmd === 'uring-fs:fatal' && exitCode === 0) {
+      } else if (m?.cmd === 'uring-fs:fatal' && !fatalSaid) {
+        fatalSaid = true
         process.stderr.write(`uring-fs: ${m.message}\n`)
         exitCode = 1
         stopping = true
@@ -79,7 +81,7 @@ export function runPrimary(s: ServeSettings): void {
         exitCode = 1
         for (const other of alive()) other.process.kill('SIGKILL')
       }
-      if (alive().length === 0) process.exit(exitCode)
+      if (alive().length === 0) finish()
       return
     }
     backoff = lived >= STABLE_MS ? 0 : Math.min(Math.max(backoff * 2, 100), MAX_BACKOFF_MS)
@@ -89,6 +91,18 @@ export function runPrimary(s: ServeSettings): void {
       if (!stopping) fork()
     }, backoff)
   })
+
+  /** Every worker is gone: exit, once a failed worker's message (which may come after its exit) is printed. */
+  function finish(): void {
+    if (exitCode === 0 || fatalSaid) process.exit(exitCode)
+    const waited = Date.now()
+    const check = setInterval(() => {
+      if (!fatalSaid && Date.now() - waited < 1000) return
+      clearInterval(check)
+      if (!fatalSaid) process.stderr.write('uring-fs: a worker could not start serving\n')
+      process.exit(exitCode)
+    }, 10)
+  }
 
   function shutdown(signal: NodeJS.Signals): void {
     if (stopping) {

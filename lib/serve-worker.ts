@@ -20,8 +20,10 @@ const stop = startServer(settings, {
     send({ cmd: 'uring-fs:ready', port, backend: backend(), reason })
   },
   fatal(message) {
-    send({ cmd: 'uring-fs:fatal', message })
-    process.exit(78) // EX_CONFIG: the primary does not start another
+    // EX_CONFIG: the primary does not start another. Exit once the message
+    // is handed to the channel (an exit right after send() can lose it).
+    if (!process.connected || process.send === undefined) process.exit(78)
+    process.send({ cmd: 'uring-fs:fatal', message }, () => process.exit(78))
   },
   say(message) {
     process.stdout.write(`uring-fs: worker ${process.pid}: ${message}\n`)
