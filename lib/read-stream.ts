@@ -274,7 +274,12 @@ ReadStream.prototype._destroy = function (this: ReadStream, err: Error | null, c
   this[kNative] = null
   this[kTaken] = []
   native.destroy(false).then(
-    () => fsDestroy.call(this, err, callback),
+    () => {
+      // fs's close is about to close the descriptor: the environment no
+      // longer does when it ends (a worker's), even once the number is reused.
+      if (typeof this.fd === 'number') engine().releaseFd(this.fd)
+      fsDestroy.call(this, err, callback)
+    },
     (e: Error) => callback(e),
   )
 }

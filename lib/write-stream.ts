@@ -251,6 +251,9 @@ WriteStream.prototype._destroy = function (this: WriteStream, err: Error | null,
     writer.release()
     this[kWriter] = null
   }
+  // The descriptor the engine opened is the environment's to close when it
+  // ends (a worker's) until here: fs's close takes it from now on.
+  if (typeof this.fd === 'number') engine().releaseFd(this.fd)
   fsDestroy.call(this, err, cb)
 }
 

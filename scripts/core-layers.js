@@ -152,7 +152,7 @@ function cycles(edges) {
 
 /** The floors, ground up, and the top-level modules on each. */
 const FLOORS = [
-  ['ground', ['vocabulary', 'op_error', 'fd_stat', 'stats', 'buffer_pool', 'write_source']],
+  ['ground', ['vocabulary', 'op_error', 'fd_stat', 'owned_fds', 'stats', 'buffer_pool', 'write_source']],
   ['backend', ['backend']],
   ['engine', ['engine']],
   ['features', ['stream', 'whole_file', 'batch', 'http']],

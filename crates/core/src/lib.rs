@@ -5,8 +5,9 @@
 //!
 //! - the ground: [`vocabulary`] (positions, sync modes, the write plan,
 //!   stat fields, the small-file rules, a response body's types),
-//!   [`op_error`], [`fd_stat`], [`stats`], and the memory the kernel reads
-//!   or fills ([`buffer_pool`], [`write_source`]);
+//!   [`op_error`], [`fd_stat`], [`owned_fds`] (descriptors closed
+//!   together when their owner goes away), [`stats`], and the memory the
+//!   kernel reads or fills ([`buffer_pool`], [`write_source`]);
 //! - [`backend`]: an io_uring ring driven inside tokio
 //!   ([`uring`](backend::uring), Linux with the default `io-uring`
 //!   feature) and a thread-pool [`fallback`](backend::fallback) with the
@@ -24,6 +25,7 @@
 pub mod buffer_pool;
 pub mod fd_stat;
 pub mod op_error;
+pub mod owned_fds;
 pub mod stats;
 pub mod vocabulary;
 pub mod write_source;
@@ -41,6 +43,7 @@ pub use engine::{Backend, Choice, Engine};
 pub use engine::{LoopDone, LoopRing};
 pub use fd_stat::FileStat;
 pub use op_error::{OpError, Syscall};
+pub use owned_fds::OwnedFds;
 pub use stats::Stats;
 pub use stream::pump::{PumpOptions, ReadPump, Source, Taken};
 pub use stream::reader::{Reader, ReaderOptions};

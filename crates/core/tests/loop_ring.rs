@@ -237,3 +237,49 @@ async fn small_reads_read_regular_files_and_leave_the_rest_alone() {
     drop(ring);
     engine.shutdown().await;
 }
+
+/// A ring dropped with a write that can never complete (into a full pipe
+/// that nobody reads) does not wait forever: after a moment it cancels the
+/// write, and frees the write's memory only once the kernel has returned
+/// it. (The ring is dropped when a worker thread's environment goes away;
+/// waiting forever there hangs the worker, and the process joining it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_ring_dropped_with_a_write_that_never_completes_cancels_it() {
+    let engine = start(Choice::IoUring);
+    let mut ring = engine.loop_ring().expect("loop ring");
+    let mut fds = [0; 2];
+    // SAFETY: fds is an array of two ints, as pipe(2) wants.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let (rd, wr) = (fds[0], fds[1]);
+    // Fill the pipe (non-blocking), then make the write end blocking again.
+    // SAFETY: fcntl and write take the descriptors and a local buffer.
+    unsafe {
+        libc::fcntl(wr, libc::F_SETFL, libc::O_NONBLOCK);
+        let block = [0u8; 4096];
+        while libc::write(wr, block.as_ptr().cast(), block.len()) > 0 {}
+        libc::fcntl(wr, libc::F_SETFL, 0);
+    }
+    let data = std::sync::Arc::new(vec![5u8; 1 << 16]);
+    let parts = vec![(data.as_ptr(), data.len())];
+    // SAFETY: the part is the Vec's heap block, kept alive (and never
+    // moved) by the Arc clone the source owns.
+    let src = unsafe { WriteSource::from_parts(Box::new(data.clone()), parts) };
+    ring.write(wr, src, CURRENT_POSITION, SyncMode::None)
+        .map_err(|_| ())
+        .expect("queued");
+    let started = std::time::Instant::now();
+    drop(ring);
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(8),
+        "drop took {took:?}"
+    );
+    // The write's memory was let go with the job, after its CQE.
+    assert_eq!(std::sync::Arc::strong_count(&data), 1);
+    // SAFETY: both ends are ours, closed once.
+    unsafe {
+        libc::close(rd);
+        libc::close(wr);
+    }
+    engine.shutdown().await;
+}

@@ -69,14 +69,22 @@ pub(crate) fn c_path(path: &[u8]) -> Result<CString> {
         .map_err(|_| Error::new(Status::InvalidArg, "path contains a NUL byte"))
 }
 
-/// `open(2)`: resolves with the descriptor or `-errno`.
+/// `open(2)`: resolves with the descriptor or `-errno`. The descriptor is
+/// the calling environment's until closed with `close` or released with
+/// `releaseFd`: a worker that ends first has it closed (`crate::lent`).
 #[napi(catch_unwind, ts_return_type = "Promise<number>")]
 pub fn open<'env>(env: &'env Env, path: Buffer, flags: i32, mode: u32) -> Result<Object<'env>> {
     let path = c_path(&path)?;
     let engine = global()?.engine.clone();
+    let fds = lent::fds(env);
     promise(env, async move {
         match engine.open(path, flags, mode).await {
-            Ok(fd) => fd,
+            Ok(fd) => {
+                // Adopted on the runtime, as soon as it is open: an
+                // environment gone by now has it closed at once.
+                fds.adopt(fd);
+                fd
+            }
             Err(e) => neg_errno(&e),
         }
     })
@@ -86,12 +94,24 @@ pub fn open<'env>(env: &'env Env, path: Buffer, flags: i32, mode: u32) -> Result
 #[napi(catch_unwind, ts_return_type = "Promise<number>")]
 pub fn close<'env>(env: &'env Env, fd: i32) -> Result<Object<'env>> {
     let engine = global()?.engine.clone();
+    // Out of the environment's table before the number can be reused.
+    lent::fds(env).release(fd);
     promise(env, async move {
         match engine.close(fd).await {
             Ok(()) => 0,
             Err(e) => neg_errno(&e),
         }
     })
+}
+
+/// JavaScript closes `fd` itself (fs's close, as a stream's destroy does):
+/// the environment no longer closes it when it ends. Called before that
+/// close, so that the number, once reused, is never closed again here.
+/// Returns whether the environment held it (opened by `open`, `readFile`
+/// or a read stream of this environment).
+#[napi(catch_unwind)]
+pub fn release_fd(env: &Env, fd: i32) -> bool {
+    lent::fds(env).release(fd)
 }
 
 /// A write of no bytes at `position` (`-1`: the current position), as fs
@@ -312,13 +332,18 @@ pub struct LargeFile {
 pub fn read_file<'env>(env: &'env Env, path: Buffer, flags: i32) -> Result<Object<'env>> {
     let path = c_path(&path)?;
     let engine = global()?.engine.clone();
+    let fds = lent::fds(env);
     promise(env, async move {
         match files::read_file_or_open(&engine, path, flags).await {
             Ok(Opened::Read(buf)) => Either3::A(JsPoolBuf(buf)),
-            Ok(Opened::Large { fd, size }) => Either3::C(LargeFile {
-                fd,
-                size: size as f64,
-            }),
+            Ok(Opened::Large { fd, size }) => {
+                // The environment's until JavaScript closes it (`close`).
+                fds.adopt(fd);
+                Either3::C(LargeFile {
+                    fd,
+                    size: size as f64,
+                })
+            }
             Err(e) => Either3::B(file_error(&e)),
         }
     })

@@ -6,8 +6,9 @@
 //! time (and of a small file's).
 //!
 //! One ring per JavaScript thread (each worker thread has its own loop),
-//! set up on first use and torn down by an environment cleanup hook, which
-//! waits for the kernel to be done with every write still out.
+//! set up on first use and torn down with its environment (a stopper of
+//! `crate::lent`'s cleanup hook, run before that hook waits for lent
+//! memory), waiting for the kernel to be done with every write still out.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -26,6 +27,7 @@ use uring_fs_core::{PoolBuf, WriteSource};
 use crate::engine::global;
 use crate::errors::{neg_errno, neg_errno_or_zero};
 use crate::file_ops::{c_path, JsPoolBuf};
+use crate::lent;
 
 // libuv, as exported by the node binary that loaded this addon.
 extern "C" {
@@ -175,9 +177,10 @@ impl JsRing {
         }
         // SAFETY: handle was initialised above.
         unsafe { uv_unref(handle) };
-        // SAFETY: env is live; the hook runs on this thread before the
-        // environment (and its loop) goes away.
-        unsafe { sys::napi_add_env_cleanup_hook(env, Some(cleanup), ptr::null_mut()) };
+        // Torn down with the environment, by its one cleanup hook, before
+        // that waits for lent memory (`crate::lent`): the writes here hold
+        // some, and nothing else would reap them once the hook runs.
+        lent::on_teardown(&Env::from_raw(env), Box::new(teardown));
         Ok(JsRing {
             ring,
             env,
@@ -370,8 +373,9 @@ fn call(
 }
 
 /// The environment is going away: stop watching, close the handle, and
-/// drop the ring, which waits until the kernel is done with every write.
-extern "C" fn cleanup(_arg: *mut c_void) {
+/// drop the ring, which waits until the kernel is done with every write
+/// (cancelling what does not finish: `LoopRing`'s drop).
+fn teardown() {
     let ring = RING.with(|cell| cell.borrow_mut().take());
     let Some(Ok(w)) = ring else { return };
     // SAFETY: handle is an initialised uv_poll_t of this thread's loop,

@@ -11,6 +11,7 @@
 //! destroying are one-off and answer with promises.
 
 use std::ffi::CString;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use napi::bindgen_prelude::{Array, Buffer, Function, Null, Object};
@@ -18,7 +19,7 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Either, Env, Error, JsDeferred, Result, Status};
 use napi_derive::napi;
 use uring_fs_core::CURRENT_POSITION;
-use uring_fs_core::{PoolBuf, PumpOptions, ReadPump, ReaderOptions, Source};
+use uring_fs_core::{OwnedFds, PoolBuf, PumpOptions, ReadPump, ReaderOptions, Source};
 
 use crate::engine::global;
 use crate::errors::neg_errno;
@@ -46,8 +47,18 @@ pub struct NativeReadStream {
     /// Size of the Buffers lent to the reads (0: none lent).
     lend_size: usize,
     /// Registered to stop the reads if the environment goes away first
-    /// (its Buffers are freed then, whoever holds them: `crate::lent`).
+    /// (its Buffers are freed then, whoever holds them: `crate::lent`),
+    /// and to close the descriptor the stream opened; kept until
+    /// `destroy()`.
     teardown: Option<u64>,
+    /// The stream opens its descriptor itself (from `path`), so it is the
+    /// environment's to close if JavaScript does not: as Node closes what
+    /// fs opened in a worker that ends.
+    opens_fd: bool,
+    /// That descriptor once open (-1 before, or if the open failed).
+    fd: Arc<AtomicI32>,
+    /// The environment's descriptors (`crate::lent::fds`), once started.
+    fds: Option<Arc<OwnedFds>>,
 }
 
 fn settle(deferred: Deferred, value: i32) {
@@ -107,6 +118,7 @@ impl NativeReadStream {
             .callee_handled::<false>()
             .weak::<true>()
             .build()?;
+        let opens_fd = fd.is_none();
         let source = if let Some(fd) = fd {
             Source::Fd(fd)
         } else {
@@ -144,6 +156,9 @@ impl NativeReadStream {
             destroyed: false,
             lend_size: chunk_size.max(1) as usize,
             teardown: None,
+            opens_fd,
+            fd: Arc::new(AtomicI32::new(-1)),
+            fds: None,
         })
     }
 
@@ -157,6 +172,7 @@ impl NativeReadStream {
             return Err(Error::new(Status::GenericFailure, "stream already started"));
         };
         let deferred = Mutex::new(Some(deferred));
+        let opened = self.fd.clone();
         let pump = ReadPump::start(
             g.rt.handle(),
             g.engine.clone(),
@@ -164,7 +180,10 @@ impl NativeReadStream {
             opts,
             Box::new(move |res| {
                 let value = match res {
-                    Ok(fd) => fd,
+                    Ok(fd) => {
+                        opened.store(fd, Ordering::SeqCst);
+                        fd
+                    }
                     Err(e) => neg_errno(&e.error),
                 };
                 if let Some(d) = deferred.lock().ok().and_then(|mut d| d.take()) {
@@ -175,12 +194,19 @@ impl NativeReadStream {
         // The first read fills a Buffer lent now; the next ones, Buffers
         // lent as chunks are taken.
         pump.lend(js_buffers(env, &mut self.lend_size, 1));
+        self.fds = Some(lent::fds(env));
+        // At teardown: the reads stop (their Buffers come back before the
+        // isolate frees them), and the pump closes the descriptor it
+        // opened once they have. Nothing happens if JavaScript destroyed
+        // the stream first (only the first destroy counts): that one's
+        // callback hands the descriptor to the environment instead.
         let stop = pump.clone();
+        let close_fd = self.opens_fd;
         self.teardown = Some(lent::on_teardown(
             env,
             Box::new(move || {
                 drop(stop.reclaim());
-                stop.destroy(false, Box::new(|_| {}));
+                stop.destroy(close_fd, Box::new(|_| {}));
             }),
         ));
         self.pump = Some(pump);
@@ -237,20 +263,25 @@ impl NativeReadStream {
 
     /// Stops reading, waits for the kernel to return every read in flight,
     /// closes the descriptor when `close_fd`, then resolves with 0 or the
-    /// close's `-errno`.
+    /// close's `-errno`. Without `close_fd`, a descriptor the stream opened
+    /// is the environment's until JavaScript takes it to close
+    /// (`releaseFd`): closed at teardown should the environment go first.
     #[napi(catch_unwind, ts_return_type = "Promise<number>")]
     pub fn destroy<'env>(&mut self, env: &'env Env, close_fd: bool) -> Result<Object<'env>> {
         let (deferred, promise) = env.create_deferred::<i32, Resolver>()?;
         self.release();
         if !self.destroyed {
             self.end_lending();
+            self.forget_teardown();
         }
+        let hand_over = self.hand_over(close_fd);
         match self.pump.as_ref() {
             Some(pump) if !self.destroyed => {
                 self.destroyed = true;
                 pump.destroy(
                     close_fd,
                     Box::new(move |res| {
+                        hand_over();
                         settle(
                             deferred,
                             match res {
@@ -293,14 +324,32 @@ fn js_buffers(env: &Env, size: &mut usize, n: usize) -> Vec<PoolBuf> {
 
 impl NativeReadStream {
     /// The reads need no more Buffers: those lent and not in use are
-    /// released here, on the JS thread, and teardown has no reads to stop
-    /// (any still in flight keep their guards: `crate::lent`).
+    /// released here, on the JS thread (any still in flight keep their
+    /// guards: `crate::lent`).
     fn end_lending(&mut self) {
         if let Some(pump) = self.pump.as_ref() {
             drop(pump.reclaim());
         }
+    }
+
+    /// Teardown has nothing to stop: the stream is destroyed.
+    fn forget_teardown(&mut self) {
         if let Some(id) = self.teardown.take() {
             lent::forget(id);
+        }
+    }
+
+    /// What a destroy that leaves the descriptor open does once the reads
+    /// are back (on the runtime): a descriptor the stream opened goes to the
+    /// environment's table, closed at teardown unless JavaScript releases
+    /// it first to close it itself (or, the environment gone, closed now).
+    fn hand_over(&self, close_fd: bool) -> impl FnOnce() + Send + 'static {
+        let table = self.fds.clone().filter(|_| self.opens_fd && !close_fd);
+        let fd = self.fd.clone();
+        move || {
+            if let Some(table) = table {
+                table.adopt(fd.load(Ordering::SeqCst));
+            }
         }
     }
 }
@@ -309,10 +358,13 @@ impl Drop for NativeReadStream {
     fn drop(&mut self) {
         // Collected without destroy(): stop the pump so that its reads come
         // back and its buffers return to the pool. Like an fs stream that is
-        // never destroyed, the descriptor is left open.
+        // never destroyed, the descriptor is left open: until the
+        // environment ends (a worker's), as fs's is.
         self.end_lending();
+        self.forget_teardown();
         if let (Some(pump), false) = (self.pump.as_ref(), self.destroyed) {
-            pump.destroy(false, Box::new(|_| {}));
+            let hand_over = self.hand_over(false);
+            pump.destroy(false, Box::new(move |_| hand_over()));
         }
     }
 }

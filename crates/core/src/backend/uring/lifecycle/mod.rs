@@ -40,8 +40,12 @@
 //! - **Cancel.** `AsyncCancel` only asks: memory stays owned until the CQE
 //!   of the op itself, never until the cancel's.
 //! - **Shutdown.** The engine's `Driver::shutdown` cancels every op still
-//!   in the kernel and waits until each CQE is in. The loop ring's and a
-//!   lane window's `Drop` wait for every CQE ([`InFlight::drain`]).
+//!   in the kernel and waits until each CQE is in. A lane window's `Drop`
+//!   waits for every CQE ([`InFlight::drain`]); the loop ring's lets the
+//!   kernel finish for a moment ([`InFlight::drain_for`]), then cancels
+//!   what is left (a write to a pipe nobody reads) and waits for every CQE.
+//!   Its thread's JavaScript environment is being torn down then, and the
+//!   JavaScript memory the jobs write from is freed once the wait is over.
 //! - **When waiting is impossible** (a runtime torn down abruptly, an
 //!   `io_uring_enter` that fails while draining): the [`InFlight`] slab is
 //!   dropped with entries still in the kernel, and their memory is leaked,
@@ -69,6 +73,8 @@
 
 pub(crate) mod engine_ops;
 pub(crate) use engine_ops::{Ops, Slot};
+
+use std::time::{Duration, Instant};
 
 use slab::Slab;
 
@@ -220,6 +226,38 @@ impl<T> InFlight<T> {
     /// Every entry, with its key.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (usize, &T)> {
         self.slab.iter().map(|(k, e)| (k, &e.value))
+    }
+
+    /// [`InFlight::drain`] for at most `grace`: true once the kernel is
+    /// done with every entry; false when some are still in at the end (or
+    /// the ring cannot be waited on), for the caller to cancel them.
+    pub(crate) fn drain_for(&mut self, ring: &mut io_uring::IoUring, grace: Duration) -> bool {
+        let deadline = Instant::now() + grace;
+        while self.pending > 0 {
+            // Hands over what is queued and runs the ring's pending task
+            // work; waits for nothing.
+            match ring.submit() {
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)
+                    ) => {}
+                Err(_) => return false,
+            }
+            let cqes: Vec<u64> = ring.completion().map(|c| c.user_data()).collect();
+            if cqes.is_empty() {
+                if Instant::now() >= deadline {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_micros(200));
+                continue;
+            }
+            for ud in cqes {
+                self.complete(ud);
+            }
+        }
+        true
     }
 
     /// Waits on `ring` (where this slab's SQEs went) until the kernel is

@@ -204,8 +204,47 @@ impl LoopRing {
 impl Drop for LoopRing {
     /// Waits until the kernel is done with every job's memory; if it
     /// cannot, the jobs still in the kernel are leaked with the slab.
+    ///
+    /// The ring is dropped when its thread's environment goes away
+    /// (`process.exit()` in a worker, `worker.terminate()`): what is in the
+    /// kernel then is given [`DRAIN_GRACE`] to finish (a write stream's
+    /// last batch lands, as fs's write in progress would), then cancelled,
+    /// so that a request that may never complete (a write to a pipe nobody
+    /// reads) cannot hold the thread, and its whole process, forever.
     fn drop(&mut self) {
+        if self.jobs.drain_for(&mut self.ring, DRAIN_GRACE) {
+            return;
+        }
+        self.cancel_everything();
         let _drained = self.jobs.drain(&mut self.ring);
+    }
+}
+
+/// How long a dropped ring lets the kernel finish before cancelling.
+const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The `user_data` of the cancel at drop: no job's (its key is beyond any
+/// slab's), so its CQE is counted off nowhere.
+const CANCEL_ALL_USER_DATA: u64 = u64::MAX;
+
+impl LoopRing {
+    /// Asks the kernel to cancel every request of the ring (Linux 5.19+;
+    /// an older kernel refuses, and the requests run their course). A
+    /// request in progress on a regular file is not interrupted: it
+    /// completes. Memory stays owned until each request's own CQE.
+    fn cancel_everything(&mut self) {
+        let sqe = io_uring::opcode::AsyncCancel2::new(io_uring::types::CancelBuilder::any())
+            .build()
+            .user_data(CANCEL_ALL_USER_DATA);
+        for _ in 0..2 {
+            // SAFETY: the cancel points to no memory.
+            if unsafe { self.ring.submission().push(&sqe) }.is_ok() {
+                break;
+            }
+            // The SQ is full: hand it over to make room, then try again.
+            let _ = self.ring.submit();
+        }
+        let _ = self.ring.submit();
     }
 }
 
