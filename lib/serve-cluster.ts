@@ -46,7 +46,9 @@ export function runPrimary(s: ServeSettings): void {
   let exitCode = 0
   let backoff = 0
 
-  const alive = (): Worker[] => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined)
+  // cluster.workers still holds a worker while its 'exit' is emitted (it is
+  // removed after): isDead() is already true then.
+  const alive = (): Worker[] => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead())
 
   function say(line: string): void {
     process.stdout.write(`uring-fs: ${line}\n`)
@@ -55,6 +57,12 @@ export function runPrimary(s: ServeSettings): void {
   function fork(): void {
     const w = cluster.fork(env)
     startedAt.set(w.id, Date.now())
+    // A message to a worker that just died (cluster's own, such as a listen
+    // error answered to every worker) fails with EPIPE: its 'exit' follows,
+    // which is what counts. Unheard, that error would end the primary.
+    w.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE' && err.code !== 'ERR_IPC_CHANNEL_CLOSED') process.stderr.write(`uring-fs: worker ${w.process.pid}: ${err.message}\n`)
+    })
     w.on('message', (m: Ready | Fatal) => {
       if (m?.cmd === 'uring-fs:ready' && !announced) {
         announced = true
