@@ -248,7 +248,8 @@ function maxAgeOf(raw: unknown): number {
   return Math.min(Math.max(0, value), MAX_MAXAGE)
 }
 
-function escapeHtml(s: string): string {
+/** send's escape-html: the five characters that could open markup or an attribute. */
+export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
 }
 

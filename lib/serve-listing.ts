@@ -7,6 +7,7 @@
 
 import { promises as fsp, type Stats } from 'node:fs'
 import { join, sep } from 'node:path'
+import { escapeHtml } from './send-file'
 import type { Dotfiles } from './serve-options'
 
 export interface ListingTarget {
@@ -14,10 +15,6 @@ export interface ListingTarget {
   dir: string
   /** The decoded URL path, ending in '/'. */
   shown: string
-}
-
-function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
 }
 
 function beneath(realRoot: string, real: string): boolean {
