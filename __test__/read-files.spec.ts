@@ -2,7 +2,7 @@ import test from 'ava'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { readFiles, stats, backend } from 'uring-fs'
+import { readFiles, readFilesEach, stats, backend } from 'uring-fs'
 import { fdCount, settleFdCount, spawnAsync } from './helpers'
 
 // A tree of files of random sizes (some on buffer-size boundaries) with
@@ -293,5 +293,40 @@ test('readFiles: a FIFO with a writer among small files gives its whole stream',
       const want = paths[i] === fifo ? content : Buffer.from(`small ${i}`)
       t.true(Buffer.isBuffer(got[i]) && (got[i] as Buffer).equals(want), `${count} paths, #${i}`)
     }
+  }
+})
+
+// fs.promises.readFile refuses a file of more than 2 GiB - 1 bytes
+// (kIoMaxLength) with ERR_FS_FILE_TOO_LARGE, before reading it. readFiles
+// and readFilesEach give that error for that entry, in a short list (one
+// task per file) and in a long one (the lanes), without reading 2 GiB.
+test('readFiles and readFilesEach: a file over 2 GiB gives the ERR_FS_FILE_TOO_LARGE of fs.promises, the others are read', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'uring-fs-rf-big-'))
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const big = path.join(dir, 'big')
+  fs.closeSync(fs.openSync(big, 'w'))
+  fs.truncateSync(big, 2 ** 31 + 5) // sparse
+  const small = path.join(dir, 'small')
+  fs.writeFileSync(small, 'small')
+  const want = await fs.promises.readFile(big).then(
+    () => null,
+    (e: NodeJS.ErrnoException) => e,
+  )
+  t.is(want?.code, 'ERR_FS_FILE_TOO_LARGE')
+  for (const list of [[big, small], [...Array(40).fill(small), big]]) {
+    const started = process.hrtime.bigint()
+    const got = await readFiles(list)
+    const ms = Number(process.hrtime.bigint() - started) / 1e6
+    const i = list.indexOf(big)
+    const e = got[i] as NodeJS.ErrnoException
+    t.true(e instanceof RangeError, `${list.length} files: ${String(e)}`)
+    t.is(e.code, 'ERR_FS_FILE_TOO_LARGE')
+    t.is(e.message, String(want?.message))
+    t.deepEqual(got[list.indexOf(small)], Buffer.from('small'))
+    // Reading 2 GiB of a sparse file takes seconds; refusing it, a stat.
+    t.true(ms < 1000, `${list.length} files: ${ms} ms`)
+    const each = new Map<string, unknown>()
+    for await (const [p, res] of readFilesEach(list)) each.set(String(p), res)
+    t.is((each.get(big) as NodeJS.ErrnoException).code, 'ERR_FS_FILE_TOO_LARGE')
   }
 })

@@ -107,7 +107,14 @@ async fn read_files_equal_std_on_lanes_and_tasks() {
         // Lanes with wide and narrow windows, then short lists (tasks).
         for concurrency in [256, 7, 1] {
             let before = engine.stats();
-            let got = read_files(&engine, cpaths.clone(), libc::O_RDONLY, concurrency).await;
+            let got = read_files(
+                &engine,
+                cpaths.clone(),
+                libc::O_RDONLY,
+                concurrency,
+                u64::MAX,
+            )
+            .await;
             let after = engine.stats();
             let (ok, failed) = check(&paths, &got);
             assert!(ok > 1000 && failed > 100, "{ok} ok, {failed} failed");
@@ -129,7 +136,10 @@ async fn read_files_equal_std_on_lanes_and_tasks() {
         }
         for chunk in paths.chunks(17).take(20) {
             let c: Vec<_> = chunk.iter().map(|p| cpath(p)).collect();
-            check(chunk, &read_files(&engine, c, libc::O_RDONLY, 64).await);
+            check(
+                chunk,
+                &read_files(&engine, c, libc::O_RDONLY, 64, u64::MAX).await,
+            );
         }
         engine.shutdown().await;
         assert_nothing_pending(&engine).await;
@@ -146,7 +156,7 @@ async fn read_files_leave_no_descriptor_open() {
         let cpaths: Vec<_> = paths.iter().map(|p| cpath(p)).collect();
         let base = open_file_fds();
         for _ in 0..3 {
-            let got = read_files(&engine, cpaths.clone(), libc::O_RDONLY, 64).await;
+            let got = read_files(&engine, cpaths.clone(), libc::O_RDONLY, 64, u64::MAX).await;
             check(&paths, &got);
         }
         assert_eq!(open_file_fds(), base, "{choice:?}");

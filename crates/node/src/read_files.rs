@@ -21,6 +21,11 @@ use crate::errors::file_error;
 use crate::file_ops::{promise, JsPoolBuf};
 use crate::layouts::FileSlot;
 
+/// fs's kIoMaxLength: fs.promises.readFile refuses a larger file
+/// (ERR_FS_FILE_TOO_LARGE) before reading it. The engine refuses it too, and
+/// lib/ then asks fs for that error, so that it is the running Node's own.
+const K_IO_MAX_LENGTH: u64 = i32::MAX as u64;
+
 /// What `readFiles` resolves with, built on the JavaScript thread.
 struct JsFilesRead(FilesRead);
 
@@ -83,7 +88,9 @@ pub fn read_files<'env>(
     let paths = split_paths(&paths, count as usize)?;
     let engine = global()?.engine.clone();
     promise(env, async move {
-        JsFilesRead(files::read_files(&engine, paths, flags, concurrency as usize).await)
+        JsFilesRead(
+            files::read_files(&engine, paths, flags, concurrency as usize, K_IO_MAX_LENGTH).await,
+        )
     })
 }
 

@@ -30,13 +30,20 @@ fn err(syscall: Syscall, error: io::Error) -> OpError {
 
 /// Reads the file at `path` (opened with `flags`) whole. A regular file is
 /// read up to the size `fstat` reports (fewer bytes if it shrinks meanwhile,
-/// as fs does); anything else is read until EOF.
-pub async fn read_file(engine: &Engine, path: CString, flags: i32) -> Result<PoolBuf, OpError> {
+/// as fs does); anything else is read until EOF. A regular file of more than
+/// `max_len` bytes is refused with EFBIG (syscall fstat) before any read:
+/// the caller's buffers cannot hold it, so reading it would be wasted work.
+pub async fn read_file(
+    engine: &Engine,
+    path: CString,
+    flags: i32,
+    max_len: u64,
+) -> Result<PoolBuf, OpError> {
     let fd = engine
         .open(path, flags, 0o666)
         .await
         .map_err(|e| err(Syscall::Open, e))?;
-    let res = read_fd(engine, fd).await;
+    let res = read_fd(engine, fd, max_len).await;
     let closed = engine.close(fd).await;
     let buf = res?;
     closed.map_err(|e| err(Syscall::Close, e))?;
@@ -69,7 +76,8 @@ pub async fn read_file_or_open(
         Ok(st) if st.is_regular() && st.size >= read_parts::PARTS_MIN as u64 => {
             return Ok(Opened::Large { fd, size: st.size });
         }
-        Ok(_) => read_fd(engine, fd).await,
+        // Below PARTS_MIN: no size limit can apply.
+        Ok(_) => read_fd(engine, fd, u64::MAX).await,
         Err(e) => Err(err(Syscall::Fstat, e)),
     };
     let closed = engine.close(fd).await;
@@ -78,8 +86,14 @@ pub async fn read_file_or_open(
     Ok(Opened::Read(buf))
 }
 
-async fn read_fd(engine: &Engine, fd: i32) -> Result<PoolBuf, OpError> {
+async fn read_fd(engine: &Engine, fd: i32, max_len: u64) -> Result<PoolBuf, OpError> {
     let st = engine.fstat(fd).await.map_err(|e| err(Syscall::Fstat, e))?;
+    if st.is_regular() && st.size > max_len {
+        return Err(err(
+            Syscall::Fstat,
+            io::Error::from_raw_os_error(libc::EFBIG),
+        ));
+    }
     if st.is_regular() && st.size > 0 {
         let size = usize::try_from(st.size)
             .map_err(|_| err(Syscall::Read, io::Error::from_raw_os_error(libc::EFBIG)))?;
@@ -235,12 +249,14 @@ impl FilesRead {
 /// task per file on the engine (one linked chain each, sharing the
 /// engine's submissions). Files too large for one read, or not readable at
 /// an offset, then take the general path: open -> fstat -> reads -> close
-/// on the engine.
+/// on the engine. A regular file of more than `max_len` bytes fails with
+/// EFBIG before any read, as in [`read_file`].
 pub async fn read_files(
     engine: &Engine,
     paths: Vec<CString>,
     flags: i32,
     concurrency: usize,
+    max_len: u64,
 ) -> FilesRead {
     let total = paths.len();
     let concurrency = concurrency.max(1);
@@ -268,7 +284,7 @@ pub async fn read_files(
                 };
                 let res = match small {
                     Some(res) => res,
-                    None => read_file(&engine, path, flags).await,
+                    None => read_file(&engine, path, flags, max_len).await,
                 };
                 (i, res)
             });
