@@ -21,6 +21,12 @@
 //! with a poll for room. Nothing waits in a kernel worker: the pipe and the
 //! socket are non-blocking, and a client that stops reading costs one
 //! pending poll.
+//!
+//! The pipe is taken from the pool only for a round that splices, and goes
+//! back as soon as a round leaves it empty: a response on the `sendfile`
+//! path never holds one, and neither does one waiting for room with its
+//! pipe drained. A client that stops reading then costs the socket's
+//! duplicate and the file, not two more descriptors.
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -49,8 +55,11 @@ struct Keep {
     _socket: Arc<SocketHandle>,
     head: Vec<u8>,
     file: Arc<OwnedFd>,
-    pipe: Pipe,
 }
+
+/// What one request holds: the transfer's share, and the pipe's while the
+/// round has one (the pipe is taken and given back between rounds).
+type Held = (Arc<Keep>, Option<Arc<Pipe>>);
 
 /// One request of a round, to read its result back.
 enum Step {
@@ -82,22 +91,15 @@ impl Driver {
             out.fail(Syscall::Write, io::Error::from_raw_os_error(libc::EBADF));
             return out;
         };
-        let pipe = match Pipe::take() {
-            Ok(p) => p,
-            Err(e) => {
-                out.fail(Syscall::Write, e);
-                return out;
-            }
-        };
         let keep = Arc::new(Keep {
             _socket: socket.clone(),
             head,
             file: file.clone(),
-            pipe,
         });
         let file_fd = keep.file.as_raw_fd();
-        let (pipe_r, pipe_w) = (keep.pipe.read.as_raw_fd(), keep.pipe.write.as_raw_fd());
-        let capacity = u64::from(keep.pipe.capacity);
+        // Taken for a round that splices; `Some` between rounds only while
+        // it holds bytes still to send.
+        let mut pipe: Option<Arc<Pipe>> = None;
         let end = offset + len;
         let mut at = offset; // next file byte to go into the pipe
         let mut in_pipe: u64 = 0;
@@ -132,7 +134,8 @@ impl Driver {
                             continue;
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            let res = Op::submit(&self.shared, poll_out_sqe(sock), keep.clone())
+                            let held: Held = (keep.clone(), None);
+                            let res = Op::submit(&self.shared, poll_out_sqe(sock), held)
                                 .await
                                 .result;
                             if res < 0 {
@@ -148,6 +151,20 @@ impl Driver {
                     }
                 }
             }
+            if wait_for_room && in_pipe == 0 && head_left == 0 {
+                // Wait for room holding no pipe: a client that stopped
+                // reading may keep this waiting for a long time.
+                let held: Held = (keep.clone(), None);
+                let res = Op::submit(&self.shared, poll_out_sqe(sock), held)
+                    .await
+                    .result;
+                if res < 0 {
+                    out.fail(Syscall::Write, io::Error::from_raw_os_error(-res));
+                    break;
+                }
+                wait_for_room = false;
+                continue;
+            }
             let mut steps = Vec::with_capacity(4);
             let mut sqes = Vec::with_capacity(4);
             if wait_for_room {
@@ -161,6 +178,24 @@ impl Driver {
                 steps.push(Step::Head);
                 sqes.push(send_sqe(sock, rest.as_ptr(), rest.len() as u32, len > 0));
             }
+            let splices = in_pipe > 0 || at < end;
+            if splices && pipe.is_none() {
+                match Pipe::take() {
+                    Ok(p) => pipe = Some(Arc::new(p)),
+                    Err(e) => {
+                        out.fail(Syscall::Write, e);
+                        break;
+                    }
+                }
+            }
+            let (pipe_r, pipe_w, capacity) = match &pipe {
+                Some(p) => (
+                    p.read.as_raw_fd(),
+                    p.write.as_raw_fd(),
+                    u64::from(p.capacity),
+                ),
+                None => (-1, -1, 0),
+            };
             let mut to_send = in_pipe;
             if in_pipe == 0 && at < end {
                 let n = (end - at).min(capacity);
@@ -196,7 +231,8 @@ impl Driver {
                     } else {
                         sqe
                     };
-                    (sqe, keep.clone())
+                    let held: Held = (keep.clone(), pipe.clone());
+                    (sqe, held)
                 })
                 .collect();
             let ops = Op::submit_batch(&self.shared, reqs);
@@ -240,15 +276,25 @@ impl Driver {
                 break;
             }
             wait_for_room = round.wait_for_room;
-        }
-        // Every request has completed, so `keep` is this future's alone;
-        // a pipe that still holds bytes (a transfer cut short) is dropped.
-        if in_pipe == 0 {
-            if let Ok(keep) = Arc::try_unwrap(keep) {
-                keep.pipe.give_back();
+            if in_pipe == 0 {
+                give_back(&mut pipe);
             }
         }
+        // A pipe that still holds bytes (a transfer cut short) is dropped.
+        if in_pipe == 0 {
+            give_back(&mut pipe);
+        }
         out
+    }
+}
+
+/// Returns an empty pipe to the pool. Every request of the round has
+/// completed, so the pipe is this future's alone.
+fn give_back(pipe: &mut Option<Arc<Pipe>>) {
+    if let Some(p) = pipe.take() {
+        if let Ok(p) = Arc::try_unwrap(p) {
+            p.give_back();
+        }
     }
 }
 
