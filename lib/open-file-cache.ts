@@ -13,7 +13,7 @@
 // use; where it cannot be (no inotify, no native binary) every file is
 // served uncached.
 
-import type { OpenFileCache as NativeCache } from '../binding'
+import type { OpenFileCache as NativeCache, SharedFile } from '../binding'
 import { CachedSlot } from '../binding'
 import { constants } from 'node:os'
 import { native } from './native'
@@ -283,10 +283,15 @@ export function urlHit(root: string, url: string): CachedFile | null {
   return e
 }
 
-/** A descriptor of its own (the caller closes it) for a cached file kept open, or -1. */
-export function dupCached(e: CachedFile): number {
+/**
+ * A share of the descriptor a cached file is kept open with, or null: the
+ * caller uses `share.fd` and calls `share.release()` when done (the
+ * descriptor stays open until then, whatever happens to the entry). Every
+ * response of one file shares that one descriptor, however long each takes.
+ */
+export function shareCached(e: CachedFile): SharedFile | null {
   const c = cache()
-  return c === null || e.keptFd < 0 ? -1 : c.dup(e.id)
+  return c === null || e.keptFd < 0 ? null : c.share(e.id)
 }
 
 /** Every entry of every root dropped (tests; a deploy that wants a clean start). */

@@ -20,11 +20,11 @@ import mime from 'mime-types'
 import ms from 'ms'
 import parseRange from 'range-parser'
 import vary from 'vary'
-import type { ServedFile } from '../binding'
+import type { ServedFile, SharedFile } from '../binding'
 import { ServedSlot } from '../binding'
 import { native } from './native'
 import { openServedJs } from './node-fs-backend'
-import { type CacheLimits, type CacheOptions, type CachedFile, cacheOption, cachedOpen, dupCached, rememberUrl, urlHit } from './open-file-cache'
+import { type CacheLimits, type CacheOptions, type CachedFile, cacheOption, cachedOpen, rememberUrl, shareCached, urlHit } from './open-file-cache'
 import { type Encoding, SUFFIX, accepted, encodingsOption } from './precompressed'
 import { type Handoff, type XSendfileOptions, handoffHeader, handoffOption } from './proxy-handoff'
 import { closeFile } from './zero-copy-body'
@@ -156,7 +156,8 @@ interface Settings {
 }
 
 /** A file opened to serve: by the usual open, or from the cache. */
-type Opened = ServedFile & { cached?: CachedFile }
+/** An open file: its descriptor is its own, or `share`'s (then released, not closed). */
+type Opened = ServedFile & { cached?: CachedFile; share?: SharedFile }
 
 /** How a file is served: as itself, or as a precompressed variant of another. */
 interface Variant {
@@ -321,9 +322,9 @@ function open(dir: ServedDir, rel: string, cache: CacheLimits | null): Opened | 
     if (e !== null) {
       // A small file's bytes, or a path known to be missing (ENOENT).
       if (e.body !== null || e.errno !== 0) return e
-      const fd = dupCached(e)
-      if (fd >= 0) {
-        return { fd, errno: 0, syscall: '', size: e.size, mode: e.mode, mtimeSec: e.mtimeSec, mtimeNsec: e.mtimeNsec, ino: e.ino, cached: e }
+      const share = shareCached(e)
+      if (share !== null) {
+        return { fd: share.fd, errno: 0, syscall: '', size: e.size, mode: e.mode, mtimeSec: e.mtimeSec, mtimeNsec: e.mtimeNsec, ino: e.ino, cached: e, share }
       }
     }
   }
@@ -347,9 +348,10 @@ function servable(f: Opened): boolean {
   return f.fd >= 0 || f.cached !== undefined
 }
 
-/** Lets go of an opened file: closes its descriptor, if it has one. */
+/** Lets go of an opened file: closes its descriptor, or releases its share. */
 function release(f: Opened): void {
-  if (f.fd >= 0) closeFile(f.fd)
+  if (f.share !== undefined) f.share.release()
+  else if (f.fd >= 0) closeFile(f.fd)
 }
 
 /** The regular file `rel` beneath the root, open, or null (missing, not regular, failed). */
@@ -596,6 +598,7 @@ class Response {
     if (socketFd >= 0) {
       const pending = sendZeroCopy(res, socketFd, f.fd, offset, len)
       const out = pending instanceof Promise ? await pending : pending
+      release(f)
       if (out.failed) {
         const error = out.errno ? systemError(out.errno, out.syscall || 'write') : undefined
         // A file error (it shrank, EIO) is not the client's doing.
@@ -605,12 +608,19 @@ class Response {
       res.end()
       return this.done(out.bytes, undefined, true)
     }
-    return this.stream(f.fd, filePath, offset, len)
+    return this.stream(f, filePath, offset, len)
   }
 
   /** The body through a read stream (TLS, HTTP/2, transforms). */
-  stream(fd: number, filePath: string, offset: number, len: number): Promise<SendFileResult> {
+  stream(f: Opened, filePath: string, offset: number, len: number): Promise<SendFileResult> {
     const res = this.res
+    // The stream closes what it is given, even when destroyed: a shared
+    // descriptor goes to it as a duplicate of its own.
+    let fd = f.fd
+    if (f.share !== undefined) {
+      fd = f.share.dup()
+      f.share.release()
+    }
     const stream = createReadStream(filePath, { fd, start: offset, end: offset + len - 1 })
     return new Promise((settle) => {
       let error: Error | undefined

@@ -27,11 +27,20 @@ import { OutgoingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { BodyResult } from '../binding'
 import { SentSlot, SentSyscall } from '../binding'
-import { closeSync } from 'node:fs'
+import { closeSync, read } from 'node:fs'
 import { engine, native } from './native'
 
 /** Bytes a response may send inline on the event loop's thread. */
 const INLINE_BUDGET = 4 * 1024 * 1024
+/**
+ * How long a native transfer waits for room in the socket before it ends,
+ * holding nothing, and Node waits instead (sendHeld). A client reading at
+ * any useful rate makes room far sooner; a longer wait is a client that
+ * stopped, or one so slow that a copy of STALL_CHUNK bytes is nothing.
+ */
+const STALL_AFTER_MS = 200
+/** What Node writes itself to wait for room after a stall. */
+const STALL_CHUNK = 16 * 1024
 const EMPTY = Buffer.alloc(0)
 /** sendInline's result, in SentSlot's layout. */
 const sent = new Float64Array(SentSlot.Count)
@@ -141,7 +150,8 @@ const failure = (bytes: number, errno = 0, syscall = ''): BodyOutcome => ({ byte
 
 /**
  * Sends `res`'s head, then `len` bytes of `fileFd` from `offset`, to the
- * socket `socketFd` in the kernel. Takes `fileFd` over (always closed).
+ * socket `socketFd` in the kernel. `fileFd` stays the caller's, to close
+ * (or release, a shared one) once this settles.
  */
 export function sendZeroCopy(res: ServerResponse, socketFd: number, fileFd: number, offset: number, len: number): BodyOutcome | Promise<BodyOutcome> {
   const socket = res.socket as Socket & SocketInternals
@@ -153,7 +163,6 @@ export function sendZeroCopy(res: ServerResponse, socketFd: number, fileFd: numb
     const headSent = sent[SentSlot.HeadSent]
     const bodySent = sent[SentSlot.BodySent]
     const errno = sent[SentSlot.Errno]
-    // sendInline closed the file if the response is complete or failed.
     if (headSent > 0) r._headerSent = true
     if (errno !== 0) {
       socket.destroy()
@@ -179,7 +188,17 @@ export function sendZeroCopy(res: ServerResponse, socketFd: number, fileFd: numb
  * The asynchronous part: holds the socket's Writable busy (the write
  * `trigger` makes), sends `head` (or, when null, the bytes of that write)
  * and the body range natively, then lets the Writable go on. `sent`: body
- * bytes already sent inline.
+ * bytes already sent inline. `fileFd` stays the caller's.
+ *
+ * A client that stops reading: each native transfer gives up after
+ * STALL_AFTER_MS without room, holding nothing (its duplicates of the
+ * socket and the file closed). Node then waits for room the way it always
+ * does, on its own descriptor: the next STALL_CHUNK bytes are read and
+ * written through the socket's own _write (past the held write, which
+ * keeps everything else queued behind). Once libuv has handed them to the
+ * kernel the client reads again, and the next transfer goes on from there.
+ * So a stalled response costs its socket and the file, as with `send`,
+ * not also a duplicate and a pipe for as long as the client waits.
  */
 async function sendHeld(
   res: ServerResponse,
@@ -193,28 +212,91 @@ async function sendHeld(
 ): Promise<BodyOutcome> {
   const socket = res.socket as Socket & SocketInternals
   const held = await holdNextWrite(socket, trigger)
-  if (!held) {
-    closeFile(fileFd)
-    return failure(sent)
-  }
-  const bytes = head ?? held.bytes
-  const transfer = new (engine().BodyTransfer)()
-  let done: Promise<BodyResult>
-  try {
-    done = transfer.start(socketFd, bytes, fileFd, offset, len)
-  } catch {
-    // The socket's descriptor was unusable (closed under us): the
-    // transfer closed the file; cut the response.
-    socket.destroy()
-    held.release()
-    return failure(sent)
-  }
+  if (!held) return failure(sent)
+  let bytes = head ?? held.bytes
+  const transfer = new (engine().BodyTransfer)(STALL_AFTER_MS)
   const onClose = (): void => transfer.abort()
   socket.once('close', onClose)
-  const out = await done
-  socket.removeListener('close', onClose)
-  const failed = out.errno !== 0 || out.headSent < bytes.length || out.bodySent < len
+  let at = offset
+  let left = len
+  let total = sent
+  let errno = 0
+  let syscall = ''
+  let failed = false
+  try {
+    for (;;) {
+      let done: Promise<BodyResult>
+      try {
+        done = transfer.start(socketFd, bytes, fileFd, at, left)
+      } catch {
+        // The socket's descriptor was unusable (closed under us).
+        failed = true
+        break
+      }
+      const out = await done
+      total += out.bodySent
+      at += out.bodySent
+      left -= out.bodySent
+      if (out.errno !== 0 || out.headSent < bytes.length) {
+        ;[failed, errno, syscall] = [true, out.errno, out.syscall]
+        break
+      }
+      bytes = EMPTY
+      if (left === 0) break
+      if (!out.stalled || socket.destroyed) {
+        failed = true
+        break
+      }
+      const moved = await writeThroughNode(socket, fileFd, at, Math.min(left, STALL_CHUNK))
+      if (moved.errno !== 0 || moved.bytes === 0) {
+        ;[failed, errno, syscall] = [true, moved.errno, moved.syscall]
+        break
+      }
+      total += moved.bytes
+      at += moved.bytes
+      left -= moved.bytes
+      if (left === 0) break
+      // Node's descriptor, still this socket's: nothing else ran on this
+      // thread between the check and the start that duplicates it.
+      const fd = socket.destroyed ? -1 : (socket._handle?.fd ?? -1)
+      if (fd < 0) {
+        failed = true
+        break
+      }
+      socketFd = fd
+    }
+  } finally {
+    socket.removeListener('close', onClose)
+  }
   if (failed) socket.destroy()
   held.release()
-  return { bytes: sent + out.bodySent, failed, errno: out.errno, syscall: out.syscall }
+  return { bytes: total, failed, errno, syscall }
+}
+
+/**
+ * Reads up to `n` bytes of `fd` at `at` and writes them through the
+ * socket's own _write, bypassing its Writable (busy with the held write):
+ * resolves once libuv has handed them to the kernel, that is, once the
+ * client made room. `bytes` 0 with errno 0: the file ended early.
+ */
+async function writeThroughNode(
+  socket: Socket & SocketInternals,
+  fd: number,
+  at: number,
+  n: number,
+): Promise<{ bytes: number; errno: number; syscall: string }> {
+  const buf = Buffer.allocUnsafe(n)
+  let got: number
+  try {
+    got = await new Promise<number>((resolve, reject) => read(fd, buf, 0, n, at, (err, r) => (err ? reject(err) : resolve(r))))
+  } catch (err) {
+    return { bytes: 0, errno: (err as NodeJS.ErrnoException).errno ?? 0, syscall: 'read' }
+  }
+  if (got === 0) return { bytes: 0, errno: 0, syscall: '' }
+  const chunk = got === n ? buf : buf.subarray(0, got)
+  return new Promise((resolve) => {
+    socket._write(chunk, 'buffer', (err) =>
+      resolve(err ? { bytes: 0, errno: (err as NodeJS.ErrnoException).errno ?? 0, syscall: 'write' } : { bytes: got, errno: 0, syscall: '' }),
+    )
+  })
 }

@@ -4,6 +4,9 @@
 //! what JavaScript needs of each entry (the bytes, the headers) and bounds
 //! the cache; this converts arguments and results.
 
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::{Arc, Mutex};
+
 use napi::bindgen_prelude::{Buffer, Float64ArraySlice};
 use napi::{Error, Result, Status};
 use napi_derive::napi;
@@ -125,16 +128,14 @@ impl OpenFileCache {
         Ok(self.inner.revalidate(id, dir_fd, &rel))
     }
 
-    /// A descriptor of its own for the file entry `id` keeps open (the
-    /// caller closes it), or -1.
+    /// A share of the descriptor entry `id` keeps open, or null: the
+    /// descriptor stays open until the share is released (or collected),
+    /// even if the entry is dropped meanwhile.
     #[napi(catch_unwind)]
-    pub fn dup(&self, id: u32) -> i32 {
-        match self.inner.fd(id) {
-            // SAFETY: fcntl takes no pointers; the entry's descriptor is open
-            // for as long as the entry exists, and this call holds the cache.
-            Some(fd) => unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) },
-            None => -1,
-        }
+    pub fn share(&self, id: u32) -> Option<SharedFile> {
+        self.inner.file(id).map(|f| SharedFile {
+            file: Mutex::new(Some(f)),
+        })
     }
 
     /// Drops entry `id`: closes its descriptor, releases its watches.
@@ -159,4 +160,43 @@ impl OpenFileCache {
 #[napi]
 pub fn open_file_changes() -> f64 {
     open_file_cache::change_count() as f64
+}
+
+/// A response's share of a descriptor the cache keeps (see
+/// [`OpenFileCache::share`]).
+#[napi]
+pub struct SharedFile {
+    file: Mutex<Option<Arc<OwnedFd>>>,
+}
+
+#[napi]
+impl SharedFile {
+    /// The descriptor, valid until `release()`; -1 after.
+    #[napi(getter)]
+    pub fn fd(&self) -> i32 {
+        self.lock().as_ref().map_or(-1, |f| f.as_raw_fd())
+    }
+
+    /// A descriptor of the caller's own (to close) for the same open file,
+    /// or -1 (released, or no descriptor left): for a reader that closes
+    /// what it is given.
+    #[napi]
+    pub fn dup(&self) -> i32 {
+        match self.lock().as_ref() {
+            // SAFETY: fcntl takes no pointers; the share keeps the
+            // descriptor open while the lock is held.
+            Some(f) => unsafe { libc::fcntl(f.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) },
+            None => -1,
+        }
+    }
+
+    /// Lets go of the share (the last one closes the descriptor).
+    #[napi]
+    pub fn release(&self) {
+        drop(self.lock().take());
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Arc<OwnedFd>>> {
+        self.file.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }

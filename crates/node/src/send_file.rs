@@ -3,8 +3,9 @@
 //! socket inside the kernel (`uring_fs_core::Engine::send_body`). The HTTP logic
 //! lives in lib/send-file.ts; this converts arguments and results.
 
-use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{BorrowedFd, IntoRawFd};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use napi::bindgen_prelude::{Buffer, Float64ArraySlice, Object};
 use napi::JsString;
@@ -130,13 +131,16 @@ pub fn open_served_cached(dir_fd: i32, path: Buffer, mut out: Float64ArraySlice)
 }
 
 /// How far a body transfer got: bytes of the head and of the body that
-/// reached the socket; errno 0, or `-errno` of the call that failed.
+/// reached the socket; errno 0, or `-errno` of the call that failed;
+/// `stalled`: it stopped after waiting `stallAfterMs` for room, holding
+/// nothing, for the caller to go on with.
 #[napi(object)]
 pub struct BodyResult {
     pub head_sent: f64,
     pub body_sent: f64,
     pub errno: i32,
     pub syscall: String,
+    pub stalled: bool,
 }
 
 impl From<SendOutcome> for BodyResult {
@@ -150,6 +154,7 @@ impl From<SendOutcome> for BodyResult {
             body_sent: out.body_sent as f64,
             errno,
             syscall,
+            stalled: out.stalled,
         }
     }
 }
@@ -158,11 +163,9 @@ impl From<SendOutcome> for BodyResult {
 /// response head Node built, a latin1 string) then of `len` bytes of
 /// `fileFd` from `offset` (at most `budget`), when the file range is all in
 /// the page cache (else nothing). Result in `out` (a typed array, cheaper
-/// than an object through napi) in [`SentSlot`]'s layout. When the whole
-/// response went
-/// out, or the transfer failed (errno set), the file is closed here: one
-/// less call into Node's fs per response. Otherwise the caller keeps both
-/// descriptors and sends the rest with a `BodyTransfer`.
+/// than an object through napi) in [`SentSlot`]'s layout. Both descriptors
+/// stay the caller's (the file may be a share of the open-file cache's):
+/// it sends the rest, if any, with a `BodyTransfer`.
 #[napi(catch_unwind)]
 pub fn send_inline(
     socket_fd: i32,
@@ -185,12 +188,6 @@ pub fn send_inline(
         budget as u64,
     );
     write_sent(out, &r);
-    let finished = r.error.is_some() || (r.head_sent == head.len() && r.body_sent as f64 == len);
-    if finished {
-        // SAFETY: in this case the caller hands the descriptor over (it
-        // neither uses nor closes it again, see above).
-        drop(unsafe { OwnedFd::from_raw_fd(file_fd) });
-    }
     Ok(())
 }
 
@@ -244,27 +241,34 @@ fn write_sent(out: &mut [f64], r: &SendOutcome) {
     set(SentSlot::Syscall, f64::from(syscall as u8));
 }
 
-/// One response body on its way from a file to a socket.
+/// One response body on its way from a file to a socket, in one transfer
+/// or several (after each stall, the caller starts the next).
 #[napi]
 pub struct BodyTransfer {
     socket: Mutex<Option<Arc<SocketHandle>>>,
+    stall_after: Option<Duration>,
 }
 
 #[napi]
 impl BodyTransfer {
+    /// `stallAfterMs` > 0: each transfer stops, `stalled`, after waiting
+    /// that long for room in the socket; 0: it waits as long as it takes.
     #[napi(constructor)]
-    #[allow(clippy::new_without_default)] // a JS class
-    pub fn new() -> Self {
+    pub fn new(stall_after_ms: f64) -> Self {
         BodyTransfer {
             socket: Mutex::new(None),
+            // NaN, negative or infinite: no limit (try_from refuses them).
+            stall_after: Duration::try_from_secs_f64(stall_after_ms / 1000.0)
+                .ok()
+                .filter(|d| !d.is_zero()),
         }
     }
 
     /// Sends `head`, then `len` bytes of `fileFd` from `offset`, to the
-    /// stream socket `socketFd`; settles when done or failed. Takes `fileFd`
-    /// over (closed when done, or now if this throws); works on its own
-    /// duplicate of `socketFd`, so the caller may close that at any time
-    /// (then call `abort`).
+    /// stream socket `socketFd`; settles when done, failed or stalled. Works on its own duplicates of `fileFd`
+    /// and `socketFd`, so the caller keeps both and may close them at any
+    /// time (the socket: then call `abort`); the duplicates are closed when
+    /// the transfer ends.
     #[napi(catch_unwind, ts_return_type = "Promise<BodyResult>")]
     pub fn start<'env>(
         &self,
@@ -275,9 +279,21 @@ impl BodyTransfer {
         offset: f64,
         len: f64,
     ) -> Result<Object<'env>> {
-        // SAFETY: the caller hands the descriptor over (see above); from here
-        // this OwnedFd is its only owner.
-        let file = unsafe { OwnedFd::from_raw_fd(file_fd) };
+        let cannot = |e: std::io::Error| {
+            Error::new(
+                Status::GenericFailure,
+                format!("uring-fs: cannot use the file: {e}"),
+            )
+        };
+        if file_fd < 0 {
+            return Err(cannot(std::io::Error::from_raw_os_error(libc::EBADF)));
+        }
+        // SAFETY: the caller's descriptor is open for the length of this
+        // call (it closes it only after the transfer settles, or never uses
+        // it again); the duplicate made here is the transfer's own.
+        let file = unsafe { BorrowedFd::borrow_raw(file_fd) }
+            .try_clone_to_owned()
+            .map_err(cannot)?;
         let socket = SocketHandle::dup(socket_fd).map_err(|e| {
             Error::new(
                 Status::GenericFailure,
@@ -291,6 +307,7 @@ impl BodyTransfer {
             file,
             offset: offset as u64,
             len: len as u64,
+            stall_after: self.stall_after,
         };
         promise(env, async move {
             BodyResult::from(engine.send_body(socket, req).await)

@@ -193,8 +193,15 @@ impl Engine {
         let out = match &self.imp {
             #[cfg(all(target_os = "linux", feature = "io-uring"))]
             Imp::Uring(d) if d.shared.optional.splice_body => {
-                d.splice_body(&socket, req.head, &file, req.offset, req.len)
-                    .await
+                d.splice_body(
+                    &socket,
+                    req.head,
+                    &file,
+                    req.offset,
+                    req.len,
+                    req.stall_after,
+                )
+                .await
             }
             _ => {
                 crate::backend::fallback::sendfile_body::send_body(
@@ -203,6 +210,7 @@ impl Engine {
                     &file,
                     req.offset,
                     req.len,
+                    req.stall_after,
                     &self.counters,
                 )
                 .await

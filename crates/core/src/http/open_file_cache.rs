@@ -36,6 +36,7 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
 
 use crate::engine::{
     change_signals, change_signals_work, open_step, read_cached_whole, version_of, Change,
@@ -69,7 +70,8 @@ pub struct Cached {
 }
 
 struct Entry {
-    fd: Option<OwnedFd>,
+    /// Shared with the responses using it (see [`OpenFileCache::file`]).
+    fd: Option<Arc<OwnedFd>>,
     missing: bool,
     version: Version,
     /// The watches this entry depends on, with the directory entry's name
@@ -269,7 +271,11 @@ impl OpenFileCache {
         } else {
             None
         };
-        let fd = if body.is_some() { None } else { Some(file) };
+        let fd = if body.is_some() {
+            None
+        } else {
+            Some(Arc::new(file))
+        };
         let raw = fd.as_ref().map(|f| f.as_raw_fd());
         let id = self.register(deps, fd, version, false);
         Ok(self.settled(id).then_some(Cached {
@@ -285,7 +291,7 @@ impl OpenFileCache {
     fn register(
         &mut self,
         deps: Vec<(i32, Option<Box<[u8]>>)>,
-        fd: Option<OwnedFd>,
+        fd: Option<Arc<OwnedFd>>,
         version: Version,
         missing: bool,
     ) -> EntryId {
@@ -327,6 +333,14 @@ impl OpenFileCache {
     /// dropped, which only a call on this cache does.
     pub fn fd(&self, id: EntryId) -> Option<RawFd> {
         self.entries.get(&id)?.fd.as_ref().map(|f| f.as_raw_fd())
+    }
+
+    /// A share of the descriptor entry `id` keeps: open for as long as any
+    /// share lives, even after the entry is dropped. A response holds one
+    /// instead of a duplicate, so that any number of responses of one file
+    /// (clients that stopped reading, say) cost one descriptor between them.
+    pub fn file(&self, id: EntryId) -> Option<Arc<OwnedFd>> {
+        self.entries.get(&id)?.fd.clone()
     }
 
     /// Whether entry `id` is still what `rel` beneath `root` names: the
@@ -581,11 +595,23 @@ mod tests {
             .expect("cached");
         assert!(big.body.is_none());
         assert_eq!(c.fd(big.id), big.fd);
+        // A share outlives the entry: still the file once it is forgotten.
+        let share = c.file(big.id).expect("a share");
+        let names = |fd: i32| std::fs::read_link(format!("/proc/self/fd/{fd}")).ok();
+        let big_path = base.join("sub/big");
+        assert_eq!(names(share.as_raw_fd()), Some(big_path.clone()));
         assert_eq!(big.version.size, 4096);
         let rel = CString::new("sub/big").expect("path");
         assert!(c.revalidate(big.id, root.as_raw_fd(), &rel));
         c.forget(big.id);
         assert_eq!(c.take_dropped(), vec![big.id]);
+        assert!(c.file(big.id).is_none());
+        assert_eq!(
+            names(share.as_raw_fd()),
+            Some(big_path),
+            "the share is still the file"
+        );
+        drop(share);
         assert!(!c.revalidate(big.id, root.as_raw_fd(), &rel));
         assert!(c.dependents.is_empty(), "every watch released");
         std::fs::remove_dir_all(&base).ok();

@@ -11,10 +11,19 @@
 //! into someone else's file while a request is in the kernel. Node stops a
 //! transfer by [`SocketHandle::abort`], which shuts the connection down;
 //! every pending operation on it then fails promptly and the transfer ends.
+//!
+//! A client that stops reading would keep a transfer waiting for room, and
+//! with it the duplicate, the file and (on io_uring) a pipe: descriptors a
+//! server runs out of long before sockets. With `stall_after`, a transfer
+//! that waited that long for room with nothing of its own in flight ends
+//! instead, `stalled`, holding nothing; the caller waits for room its own
+//! way (Node: its own write of the next bytes) and starts another for the
+//! rest.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use crate::op_error::{OpError, Syscall};
 
@@ -92,6 +101,9 @@ pub struct BodyRequest {
     pub file: OwnedFd,
     pub offset: u64,
     pub len: u64,
+    /// Stop, `stalled`, after waiting this long for room in the socket
+    /// (once the head is out); `None`: wait as long as it takes.
+    pub stall_after: Option<Duration>,
 }
 
 /// How far a transfer got.
@@ -104,6 +116,9 @@ pub struct SendOutcome {
     /// Why it stopped early: `write` for the socket (EPIPE, ECONNRESET...),
     /// `read` for the file (EIO; also when the file ended before `len`).
     pub error: Option<OpError>,
+    /// It stopped without an error after waiting `stall_after` for room:
+    /// the head is out, the body up to `body_sent`, and nothing is held.
+    pub stalled: bool,
 }
 
 impl SendOutcome {

@@ -8,6 +8,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
@@ -83,12 +84,24 @@ async fn writable(afd: &AsyncFd<Registered>) -> io::Result<()> {
     Ok(())
 }
 
+/// As [`writable`], giving up after `stall_after`: `Ok(false)`.
+async fn room(afd: &AsyncFd<Registered>, stall_after: Option<Duration>) -> io::Result<bool> {
+    match stall_after {
+        None => writable(afd).await.map(|()| true),
+        Some(d) => match tokio::time::timeout(d, writable(afd)).await {
+            Ok(r) => r.map(|()| true),
+            Err(_) => Ok(false),
+        },
+    }
+}
+
 pub(crate) async fn send_body(
     socket: &Arc<SocketHandle>,
     head: &[u8],
     file: &Arc<OwnedFd>,
     offset: u64,
     len: u64,
+    stall_after: Option<Duration>,
     counters: &Counters,
 ) -> SendOutcome {
     let mut out = SendOutcome::default();
@@ -161,7 +174,16 @@ pub(crate) async fn send_body(
             }
             Err(e) => {
                 let waited = match e.kind() {
-                    io::ErrorKind::WouldBlock => writable(&afd).await,
+                    io::ErrorKind::WouldBlock => match room(&afd, stall_after).await {
+                        Ok(true) => Ok(()),
+                        Ok(false) => {
+                            // The job that got EAGAIN has returned: nothing
+                            // of this transfer is in flight.
+                            out.stalled = true;
+                            break;
+                        }
+                        Err(e) => Err(e),
+                    },
                     io::ErrorKind::Interrupted => Ok(()),
                     _ => Err(e),
                 };

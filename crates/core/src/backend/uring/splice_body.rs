@@ -25,12 +25,14 @@
 //! The pipe is taken from the pool only for a round that splices, and goes
 //! back as soon as a round leaves it empty: a response on the `sendfile`
 //! path never holds one, and neither does one waiting for room with its
-//! pipe drained. A client that stops reading then costs the socket's
-//! duplicate and the file, not two more descriptors.
+//! pipe drained. A transfer that stalls (`stall_after`) with bytes left in
+//! the pipe closes it: those bytes are still in the file, and the caller's
+//! next transfer starts from the first byte that reached the socket.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
+use std::time::Duration;
 
 use io_uring::squeue;
 
@@ -84,6 +86,7 @@ impl Driver {
         file: &Arc<OwnedFd>,
         offset: u64,
         len: u64,
+        stall_after: Option<Duration>,
     ) -> SendOutcome {
         let mut out = SendOutcome::default();
         // Open until the transfer closes it, after this returns.
@@ -134,15 +137,17 @@ impl Driver {
                             continue;
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            let held: Held = (keep.clone(), None);
-                            let res = Op::submit(&self.shared, poll_out_sqe(sock), held)
-                                .await
-                                .result;
-                            if res < 0 {
-                                out.fail(Syscall::Write, io::Error::from_raw_os_error(-res));
-                                break;
+                            match self.room(sock, &keep, stall_after).await {
+                                Ok(true) => continue,
+                                Ok(false) => {
+                                    out.stalled = true;
+                                    break;
+                                }
+                                Err(e) => {
+                                    out.fail(Syscall::Write, e);
+                                    break;
+                                }
                             }
-                            continue;
                         }
                         Err(e) => {
                             out.fail(Syscall::Write, e);
@@ -151,16 +156,28 @@ impl Driver {
                     }
                 }
             }
-            if wait_for_room && in_pipe == 0 && head_left == 0 {
-                // Wait for room holding no pipe: a client that stopped
-                // reading may keep this waiting for a long time.
-                let held: Held = (keep.clone(), None);
-                let res = Op::submit(&self.shared, poll_out_sqe(sock), held)
-                    .await
-                    .result;
-                if res < 0 {
-                    out.fail(Syscall::Write, io::Error::from_raw_os_error(-res));
-                    break;
+            if wait_for_room && head_left == 0 {
+                // A lone wait, which may stall: a client that stopped
+                // reading may keep it waiting for a long time. An empty
+                // pipe went back to the pool after the last round.
+                match self.room(sock, &keep, stall_after).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        // Bytes still in the pipe never reached the socket
+                        // (`body_sent` does not count them): the pipe is
+                        // closed with them, and the next transfer reads
+                        // them from the file again. Nothing is held.
+                        if in_pipe > 0 {
+                            pipe = None;
+                            in_pipe = 0;
+                        }
+                        out.stalled = true;
+                        break;
+                    }
+                    Err(e) => {
+                        out.fail(Syscall::Write, e);
+                        break;
+                    }
                 }
                 wait_for_room = false;
                 continue;
@@ -285,6 +302,33 @@ impl Driver {
             give_back(&mut pipe);
         }
         out
+    }
+}
+
+impl Driver {
+    /// Waits for room in `sock` with a lone POLL_ADD; `Ok(false)` when
+    /// `stall_after` passed first. The poll is then dropped: the driver
+    /// cancels it, and it holds its own share of `keep` until its
+    /// completion, so nothing it refers to closes before.
+    async fn room(
+        &self,
+        sock: RawFd,
+        keep: &Arc<Keep>,
+        stall_after: Option<Duration>,
+    ) -> io::Result<bool> {
+        let held: Held = (keep.clone(), None);
+        let poll = Op::submit(&self.shared, poll_out_sqe(sock), held);
+        let res = match stall_after {
+            None => poll.await.result,
+            Some(d) => match tokio::time::timeout(d, poll).await {
+                Ok(done) => done.result,
+                Err(_) => return Ok(false),
+            },
+        };
+        if res < 0 {
+            return Err(io::Error::from_raw_os_error(-res));
+        }
+        Ok(true)
     }
 }
 
