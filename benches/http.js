@@ -7,6 +7,7 @@
 //                        [--connections 32] [--warmup 1] [--nginx PATH]
 //                        [--precompressed 64k|no]
 //   node benches/http.js --slow-clients [N=1000] [--slow-secs 10] [--only ...]
+//                        [--slow-read 4096] [--server-nofile N] [--sizes 4k,64m]
 //   node benches/http.js --servers cli [--sizes 4k,64k,1m] [--duration 5]
 //                        [--rounds 3] [--only nginx,sirv,http-server,serve,
 //                        uring-fs-1,uring-fs-2] [--connections 32] [--warmup 1]
@@ -71,9 +72,15 @@
 // uring-fs-1 (bar at 1 MiB: no slower), and the server CPU per GiB at 1 MiB.
 //
 // --slow-clients opens N keep-alive connections that each request the
-// largest file and then read it very slowly (a few KiB per second), samples
-// each selected server's RSS (default: uring-fs and send) for --slow-secs
-// seconds and prints the peak: what a server holds per stalled download.
+// largest file and then read it very slowly (--slow-read bytes per second,
+// 4096 by default; 0: never), samples each selected server's RSS (default:
+// uring-fs and send) for --slow-secs seconds and prints the peak: what a
+// server holds per stalled download. Halfway through it counts the
+// server's descriptors and times one well-behaved client's GET of the
+// smallest file (with --sizes 4k,64m: 4 KiB while 64 MiB downloads stall).
+// --server-nofile lowers each server's open-file limit (prlimit) once it
+// listens: `--server-nofile 1024 --slow-clients 500 --slow-read 0` is
+// issue 18's hostile-client bar.
 
 'use strict'
 const { spawn, spawnSync, execFileSync } = require('node:child_process')
@@ -852,7 +859,7 @@ function cliBars(files, meds) {
 // N connections that each ask for `f` and then take a few KiB now and then:
 // the server has to hold every response half-sent. Returns the server tree's
 // RSS before and at its peak.
-async function slowClientsAgainst(server, f, n, secs, readPerTick) {
+async function slowClientsAgainst(server, f, n, secs, readPerTick, probe) {
   const rssIdle = treeRssBytes(server.pid)
   let peak = rssIdle
   const sample = setInterval(() => {
@@ -882,11 +889,20 @@ async function slowClientsAgainst(server, f, n, secs, readPerTick) {
     }
     await Promise.allSettled(batch)
   }
+  // Halfway: the server's descriptors, and a well-behaved client's wait.
+  const midway = sleep((secs * 1000) / 2).then(async () => ({
+    fds: fdCount(server.pid),
+    probe: probe ? await timedGet(server.port, probe) : null,
+  }))
   const tick = setInterval(() => {
     for (const s of sockets) {
       // At most readPerTick of what is buffered; with nothing buffered,
-      // read(1) returns null and asks the socket for more.
-      const c = s.read(Math.min(readPerTick, Math.max(s.readableLength, 1)))
+      // read(1) returns null and asks the socket for more. Clients that
+      // never read take only the status line, once.
+      const st0 = state.get(s)
+      if (readPerTick === 0 && st0.head !== null) continue
+      const want = readPerTick === 0 ? 12 : readPerTick
+      const c = s.read(Math.min(want, Math.max(s.readableLength, 1)))
       if (!c) continue
       const st = state.get(s)
       if (st.head === null) st.head = c.subarray(0, 12).toString('latin1')
@@ -894,6 +910,7 @@ async function slowClientsAgainst(server, f, n, secs, readPerTick) {
     }
   }, 1000)
   await sleep(secs * 1000)
+  const mid = await midway
   clearInterval(tick)
   clearInterval(sample)
   let started = 0
@@ -903,17 +920,46 @@ async function slowClientsAgainst(server, f, n, secs, readPerTick) {
     bytes += st.bytes
     s.destroy()
   }
-  return { rssIdle, peak, started, bytesPerConn: bytes / n }
+  return { rssIdle, peak, started, bytesPerConn: bytes / n, ...mid }
+}
+
+/** How many descriptors process `pid` has open. */
+function fdCount(pid) {
+  try {
+    return fs.readdirSync(`/proc/${pid}/fd`).length
+  } catch {
+    return NaN
+  }
+}
+
+/** One GET of `f` on a fresh connection: its status and milliseconds (5 s at most). */
+function timedGet(port, f) {
+  const t0 = process.hrtime.bigint()
+  const ms = () => Number(process.hrtime.bigint() - t0) / 1e6
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path: `/${f.name}`, agent: false, timeout: 5000 }, (res) => {
+      let bytes = 0
+      res.on('data', (c) => (bytes += c.length))
+      res.on('end', () => resolve({ status: res.statusCode === 200 && bytes === f.size ? 'ok' : `${res.statusCode}, ${bytes} bytes`, ms: ms() }))
+      res.on('error', (e) => resolve({ status: e.code || e.message, ms: ms() }))
+    })
+    req.on('timeout', () => req.destroy(new Error('no answer in 5 s')))
+    req.on('error', (e) => resolve({ status: e.code || e.message, ms: ms() }))
+  })
 }
 
 async function slowClients(tmp, files) {
   const n = Number(opt('slow-clients', 1000))
   const secs = Number(opt('slow-secs', 10))
-  const readPerTick = 4096
+  const readPerTick = Number(opt('slow-read', 4096))
+  const serverNofile = has('server-nofile') ? Number(opt('server-nofile', 1024)) : null
   const f = files.reduce((a, b) => (b.size > a.size ? b : a))
+  const small = files.reduce((a, b) => (b.size < a.size ? b : a))
+  const probe = small === f ? null : small
   const selected = selectedServers(['send', 'uring-fs'])
   console.log(
-    `http slow clients: ${n} connections each GET ${label(f.size)} and read ${readPerTick / 1024} KiB/s, ` +
+    `http slow clients: ${n} connections each GET ${label(f.size)} and read ${readPerTick ? `${readPerTick / 1024} KiB/s` : 'nothing'}, ` +
+      (serverNofile ? `server open-file limit ${serverNofile}, ` : '') +
       `server RSS (whole process tree) sampled every 100 ms for ${secs} s`,
   )
   console.log(machineNote('the slow clients (this process)'))
@@ -925,21 +971,35 @@ async function slowClients(tmp, files) {
     warmCache(f.path)
     const server = await start(name, tmp + '/files', tmp, n + 128)
     try {
+      if (serverNofile) {
+        for (const pid of processTree(server.pid)) {
+          const r = spawnSync('prlimit', ['--pid', String(pid), `--nofile=${serverNofile}:${serverNofile}`], { encoding: 'utf8' })
+          if (r.status !== 0) throw new Error(`prlimit failed: ${r.stderr || r.error}`)
+        }
+      }
       const { why } = await verify(server, f)
       if (why) {
         console.log(`  ${name}: FAILED verification (${why}); not measured`)
         continue
       }
-      results[name] = await slowClientsAgainst(server, f, n, secs, readPerTick)
+      if (probe) {
+        const { why: probeWhy } = await verify(server, probe)
+        if (probeWhy) throw new Error(`${name}: the probe file fails verification (${probeWhy})`)
+      }
+      results[name] = await slowClientsAgainst(server, f, n, secs, readPerTick, probe)
     } finally {
       await server.stop()
     }
   }
-  console.log(`  ${'server'.padEnd(10)} ${'RSS idle'.padStart(10)} ${'RSS peak'.padStart(10)} ${'per conn'.padStart(10)}  responses started`)
+  console.log(
+    `  ${'server'.padEnd(10)} ${'RSS idle'.padStart(10)} ${'RSS peak'.padStart(10)} ${'per conn'.padStart(10)} ${'fds'.padStart(6)}  responses started` +
+      (probe ? `; a GET of ${label(probe.size)} meanwhile` : ''),
+  )
   for (const [name, r] of Object.entries(results)) {
     console.log(
       `  ${name.padEnd(10)} ${(r.rssIdle / MiB).toFixed(1).padStart(6)} MiB ${(r.peak / MiB).toFixed(1).padStart(6)} MiB ` +
-        `${((r.peak - r.rssIdle) / n / 1024).toFixed(1).padStart(6)} KiB  ${r.started}/${n} (read ${(r.bytesPerConn / 1024).toFixed(0)} KiB each)`,
+        `${((r.peak - r.rssIdle) / n / 1024).toFixed(1).padStart(6)} KiB ${String(r.fds).padStart(6)}  ${r.started}/${n} (read ${(r.bytesPerConn / 1024).toFixed(0)} KiB each)` +
+        (r.probe ? `; ${r.probe.status} in ${r.probe.ms.toFixed(0)} ms` : ''),
     )
   }
   const u = results['uring-fs']
