@@ -84,7 +84,19 @@ if (ONLY !== undefined) {
     test.serial(`fuzz cases ${first}-${last - 1} against fs (seed ${SEED})`, async (t) => {
       const before = openFds()
       const indices = Array.from({ length: last - first }, (_, i) => first + i)
-      const found = (await mapLimit(indices, CONCURRENCY, runCase)).filter((d): d is string => d !== null)
+      const differing = (await mapLimit(indices, CONCURRENCY, (i) => runCase(i).then((d) => [i, d] as const))).filter(
+        (r): r is readonly [number, string] => r[1] !== null,
+      )
+      // A trace that just stops (one side's events end: "(none)") is a
+      // stream that had no event for STALL_MS. On two cores shared with
+      // other specs that happens to fs as well as to uring-fs: such a case
+      // runs again, alone, and counts only if it differs again.
+      const found: string[] = []
+      for (const [i, d] of differing) {
+        const again = d.includes('(none)') ? await runCase(i) : d
+        if (again === null) t.log(`case ${i} stalled once under load and matched fs when run again alone:\n${d.split('\n')[0]}`)
+        else found.push(again)
+      }
       for (const f of found.slice(0, 3)) t.log(f)
       t.is(found.length, 0, `${found.length} of ${indices.length} cases differ from fs (logged above)`)
       // Descriptors on uring-fs's copy of the files: fs's own leaks (its

@@ -177,7 +177,10 @@ export function sendZeroCopy(res: ServerResponse, socketFd: number, fileFd: numb
       return sendHeld(res, socketFd, fileFd, offset, len, 0, () => res.flushHeaders(), null)
     }
     const rest = Buffer.from(head.slice(headSent), 'latin1')
-    return sendHeld(res, socketFd, fileFd, offset + bodySent, len - bodySent, bodySent, () => socket.write(EMPTY), rest)
+    // The whole head and part of a range that was all cached: the socket
+    // was full (not the budget spent). Node waits for its room.
+    const full = headSent === head.length && bodySent < Math.min(len, INLINE_BUDGET)
+    return sendHeld(res, socketFd, fileFd, offset + bodySent, len - bodySent, bodySent, () => socket.write(EMPTY), rest, full)
   }
   // Bytes of an earlier response are still queued: the head goes out
   // behind them, through the held write.
@@ -198,7 +201,9 @@ export function sendZeroCopy(res: ServerResponse, socketFd: number, fileFd: numb
  * keeps everything else queued behind). Once libuv has handed them to the
  * kernel the client reads again, and the next transfer goes on from there.
  * So a stalled response costs its socket and the file, as with `send`,
- * not also a duplicate and a pipe for as long as the client waits.
+ * not also a duplicate and a pipe for as long as the client waits. A
+ * socket the inline start left full (`waitFirst`) gets Node's wait first:
+ * a burst of clients that never read costs no duplicate at all.
  */
 async function sendHeld(
   res: ServerResponse,
@@ -209,6 +214,7 @@ async function sendHeld(
   sent: number,
   trigger: () => void,
   head: Buffer | null,
+  waitFirst = false,
 ): Promise<BodyOutcome> {
   const socket = res.socket as Socket & SocketInternals
   const held = await holdNextWrite(socket, trigger)
@@ -223,8 +229,34 @@ async function sendHeld(
   let errno = 0
   let syscall = ''
   let failed = false
+  // Node waits for room first (a socket the inline start filled): no
+  // transfer, and so no duplicate, for a client that never reads.
+  let needRoom = waitFirst && bytes.length === 0
   try {
     for (;;) {
+      if (needRoom) {
+        if (socket.destroyed) {
+          failed = true
+          break
+        }
+        const moved = await writeThroughNode(socket, fileFd, at, Math.min(left, STALL_CHUNK))
+        if (moved.errno !== 0 || moved.bytes === 0) {
+          ;[failed, errno, syscall] = [true, moved.errno, moved.syscall]
+          break
+        }
+        total += moved.bytes
+        at += moved.bytes
+        left -= moved.bytes
+        if (left === 0) break
+        // Node's descriptor, still this socket's: nothing else ran on this
+        // thread between the check and the start that duplicates it.
+        const fd = socket.destroyed ? -1 : (socket._handle?.fd ?? -1)
+        if (fd < 0) {
+          failed = true
+          break
+        }
+        socketFd = fd
+      }
       let done: Promise<BodyResult>
       try {
         done = transfer.start(socketFd, bytes, fileFd, at, left)
@@ -243,27 +275,11 @@ async function sendHeld(
       }
       bytes = EMPTY
       if (left === 0) break
-      if (!out.stalled || socket.destroyed) {
+      if (!out.stalled) {
         failed = true
         break
       }
-      const moved = await writeThroughNode(socket, fileFd, at, Math.min(left, STALL_CHUNK))
-      if (moved.errno !== 0 || moved.bytes === 0) {
-        ;[failed, errno, syscall] = [true, moved.errno, moved.syscall]
-        break
-      }
-      total += moved.bytes
-      at += moved.bytes
-      left -= moved.bytes
-      if (left === 0) break
-      // Node's descriptor, still this socket's: nothing else ran on this
-      // thread between the check and the start that duplicates it.
-      const fd = socket.destroyed ? -1 : (socket._handle?.fd ?? -1)
-      if (fd < 0) {
-        failed = true
-        break
-      }
-      socketFd = fd
+      needRoom = true
     }
   } finally {
     socket.removeListener('close', onClose)
