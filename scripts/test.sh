@@ -3,7 +3,8 @@
 # without the io_uring backend compiled in), the type checks, the ava suite
 # (with the differential fuzzer against fs) on each backend (io_uring, the
 # native fallback, the JavaScript fallback with no binary) under this Node
-# and under Node 22, 24 and 26, `uring-fs serve` in headless Chromium (once),
+# and under Node 22, 24 and 26, a 60-second soak per backend
+# (URING_FS_SOAK_SECONDS), `uring-fs serve` in headless Chromium (once),
 # Node's own fs stream tests on each backend and Node, and a packed install
 # used from a fresh project. Fails on the first failure.
 #
@@ -47,6 +48,15 @@ if [ -n "$versions" ]; then
     URING_FS_FUZZ_CASES="${URING_FS_FUZZ_CASES_OTHER_NODES:-2000}" ava_everywhere "$bin" "node $major"
   done < <(node scripts/node-versions.js "$versions")
 fi
+
+echo "== soak, 60 s per backend: streams destroyed at random points, readFiles, sendFile clients that cut, stall and read slowly (scripts/soak.js)"
+for b in auto fallback node; do
+  if [ "$b" = auto ]; then
+    env -u URING_FS_BACKEND node scripts/soak.js --seconds "${URING_FS_SOAK_SECONDS:-60}"
+  else
+    URING_FS_BACKEND=$b node scripts/soak.js --seconds "${URING_FS_SOAK_SECONDS:-60}"
+  fi | tail -4
+done
 
 echo "== uring-fs serve in a real browser (headless Chromium; skipped, saying why, without one)"
 URING_FS_BROWSER_TESTS=1 node node_modules/ava/entrypoints/cli.mjs target/ava/__test__/browser.spec.js
