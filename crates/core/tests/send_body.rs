@@ -129,11 +129,7 @@ fn sends_head_and_ranges() {
 /// then sees the connection end once the server's own socket closes).
 #[test]
 fn abort_ends_a_stalled_transfer() {
-    let mut rng = rng("abort_ends_a_stalled_transfer");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = random_bytes(&mut rng, 32 * 1024 * 1024);
-    let path = dir.path().join("big");
-    std::fs::write(&path, &data).expect("write");
+    let (_dir, data, path) = big_file("abort_ends_a_stalled_transfer");
     for choice in choices() {
         let rt = runtime();
         rt.block_on(async {
@@ -182,11 +178,7 @@ fn abort_ends_a_stalled_transfer() {
 /// splices through a pipe and stalls with bytes still in it.
 #[test]
 fn a_stalled_transfer_ends_holding_nothing_and_resumes() {
-    let mut rng = rng("a_stalled_transfer_ends_holding_nothing_and_resumes");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = random_bytes(&mut rng, 32 * 1024 * 1024);
-    let path = dir.path().join("big");
-    std::fs::write(&path, &data).expect("write");
+    let (_dir, data, path) = big_file("a_stalled_transfer_ends_holding_nothing_and_resumes");
     // Written back, so that POSIX_FADV_DONTNEED can drop the pages.
     std::fs::File::open(&path)
         .and_then(|f| f.sync_all())
@@ -267,11 +259,7 @@ fn a_stalled_transfer_ends_holding_nothing_and_resumes() {
 /// The peer going away mid-body ends the transfer with a socket error.
 #[test]
 fn peer_reset_ends_the_transfer() {
-    let mut rng = rng("peer_reset_ends_the_transfer");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = random_bytes(&mut rng, 32 * 1024 * 1024);
-    let path = dir.path().join("big");
-    std::fs::write(&path, &data).expect("write");
+    let (_dir, data, path) = big_file("peer_reset_ends_the_transfer");
     for choice in choices() {
         let rt = runtime();
         rt.block_on(async {
@@ -560,4 +548,15 @@ fn links_to(target: &str) -> usize {
                 .count()
         })
         .unwrap_or(0)
+}
+
+/// A file of 32 MiB of random bytes (seeded by `test`) in a directory of
+/// its own: the directory (removed when dropped), the bytes and the path.
+fn big_file(test: &str) -> (tempfile::TempDir, Vec<u8>, std::path::PathBuf) {
+    let mut rng = rng(test);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = random_bytes(&mut rng, 32 * 1024 * 1024);
+    let path = dir.path().join("big");
+    std::fs::write(&path, &data).expect("write");
+    (dir, data, path)
 }
