@@ -4,6 +4,11 @@
 // caller's options ask fs to do the work. Node's lib/internal/fs/streams.js
 // shares its _construct/close/importFd the same way, as functions.
 
+import fs = require('node:fs')
+import { isMainThread } from 'node:worker_threads'
+import { engine } from './native'
+import { systemError } from './errors'
+
 /**
  * Makes `ctor` inherit from fs's stream class `parent` as fs's own classes
  * inherit (prototype and statics), so that `instanceof parent` holds and
@@ -94,4 +99,34 @@ export function constructedWithoutEngine(
     return true
   }
   return false
+}
+
+/** fs's own symbol for a stream's fs functions (`options.fs || fs`); null on a Node without it. */
+function kFsOf(stream: object): symbol | null {
+  return Object.getOwnPropertySymbols(stream).find((s) => s.description === 'kFs') ?? null
+}
+
+/**
+ * Hands the stream's descriptor, about to be closed by fs's own _destroy,
+ * from the environment that would close it at its end to whoever closes it
+ * now; call right before fs's _destroy.
+ *
+ * On the main thread fs's close takes it. In a worker, Node counts the
+ * descriptors fs opened there and warns when fs's close closes one it did
+ * not open ("File descriptor N closed but not opened in unmanaged mode"),
+ * which every stream would then print: a descriptor the engine opened is
+ * closed by the engine instead, still from fs's own _destroy (its order,
+ * its fsync first for `flush`, which error wins), through the stream's fs
+ * functions, which become fs's with the engine's close for this stream.
+ */
+export function handOverFd(stream: { fd: unknown }): void {
+  const fd = stream.fd
+  if (typeof fd !== 'number' || !engine().releaseFd(fd) || isMainThread) return
+  const kFs = kFsOf(stream)
+  const own = kFs === null ? undefined : (stream as unknown as Record<symbol, unknown>)[kFs as symbol]
+  if (own !== fs) return // a custom fs: fs does the I/O and the closing
+  const close = (n: number, cb: (err: Error | null) => void): void => {
+    engine().close(n).then((r) => cb(r < 0 ? systemError(r, 'close') : null), cb)
+  }
+  ;(stream as unknown as Record<symbol, unknown>)[kFs as symbol] = Object.assign(Object.create(fs), { close })
 }

@@ -17,7 +17,7 @@ import * as fs from 'node:fs'
 import type { NativeReadStream } from '../binding'
 import { engine, nativeLoaded } from './native'
 import { outOfRange, systemError } from './errors'
-import { constructedWithoutEngine, fsDoesTheWork, fsOpenOf, inheritFsStream, kEngine, nodeStreamMethod } from './fs-stream-base'
+import { constructedWithoutEngine, fsDoesTheWork, fsOpenOf, handOverFd, inheritFsStream, kEngine, nodeStreamMethod } from './fs-stream-base'
 import { parseFileMode, stringToFlags } from './validate'
 
 export interface ReadStreamOptions {
@@ -275,9 +275,9 @@ ReadStream.prototype._destroy = function (this: ReadStream, err: Error | null, c
   this[kTaken] = []
   native.destroy(false).then(
     () => {
-      // fs's close is about to close the descriptor: the environment no
+      // fs's _destroy is about to close the descriptor: the environment no
       // longer does when it ends (a worker's), even once the number is reused.
-      if (typeof this.fd === 'number') engine().releaseFd(this.fd)
+      handOverFd(this)
       fsDestroy.call(this, err, callback)
     },
     (e: Error) => callback(e),

@@ -22,7 +22,7 @@ import * as fs from 'node:fs'
 import type { NativeWriter } from '../binding'
 import { engine, nativeLoaded } from './native'
 import { invalidArgType, streamDestroyed, systemError } from './errors'
-import { constructedWithoutEngine, fsDoesTheWork, fsOpenOf, inheritFsStream, kEngine, nodeStreamMethod } from './fs-stream-base'
+import { constructedWithoutEngine, fsDoesTheWork, fsOpenOf, handOverFd, inheritFsStream, kEngine, nodeStreamMethod } from './fs-stream-base'
 import { parseFileMode, stringToFlags } from './validate'
 
 export interface WriteStreamOptions {
@@ -252,8 +252,8 @@ WriteStream.prototype._destroy = function (this: WriteStream, err: Error | null,
     this[kWriter] = null
   }
   // The descriptor the engine opened is the environment's to close when it
-  // ends (a worker's) until here: fs's close takes it from now on.
-  if (typeof this.fd === 'number') engine().releaseFd(this.fd)
+  // ends (a worker's) until here: fs's _destroy closes it from now on.
+  handOverFd(this)
   fsDestroy.call(this, err, cb)
 }
 
