@@ -21,8 +21,21 @@ command -v valgrind >/dev/null || { echo "memcheck: valgrind is not installed (a
 
 out=target/memcheck
 mkdir -p "$out"
+# --max-threads: a test binary running the engine's tests two at a time
+# starts more threads over its life than valgrind's default table holds.
 VG=(valgrind --tool=memcheck --undef-value-errors=no --leak-check=full
-  --errors-for-leak-kinds=definite --show-leak-kinds=definite --num-callers=40)
+  --errors-for-leak-kinds=definite --show-leak-kinds=definite --num-callers=40
+  --max-threads=4096)
+# The open-file cache exists only where the kernel's openat2 resolves a path
+# beneath a root; under valgrind openat2 is ENOSYS, so its tests, which
+# check that files are cached, cannot pass there (sendFile then opens every
+# time, which the send_body tests check under valgrind).
+# One test leaks on purpose: memory the kernel may still write into is never
+# freed, and that test checks that it is not (memcheck rightly calls it lost).
+# And valgrind answers for /proc/self itself, so std's stat of it (the
+# reference) and the engine's (the kernel's) differ there.
+SKIP=(--skip http::open_file_cache:: --skip dropped_with_entries_in_the_kernel_it_leaks_them
+  --skip relative_paths_and_special_files)
 failed=0
 
 rust() {
@@ -34,7 +47,7 @@ rust() {
     local name log
     name=$(basename "$bin")
     log="$out/$name.log"
-    if "${VG[@]}" --error-exitcode=99 --log-file="$log" "$bin" --test-threads=2 >"$out/$name.out" 2>&1; then
+    if "${VG[@]}" --error-exitcode=99 --log-file="$log" "$bin" --test-threads=2 "${SKIP[@]}" >"$out/$name.out" 2>&1; then
       echo "ok   $name ($(grep -o 'ERROR SUMMARY: [0-9]* errors' "$log" | tail -1))"
     else
       echo "FAIL $name: see $log and $out/$name.out"
