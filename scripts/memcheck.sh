@@ -68,6 +68,10 @@ node_part() {
   "${VG[@]}" --trace-children=yes --log-file="$log" \
     node scripts/soak.js --seconds "${MEMCHECK_SECONDS:-30}" >"$out/node.out" 2>&1 ||
     echo "note: the soak under valgrind said: $(tail -1 "$out/node.out")"
+  echo "== memcheck: worker threads ended with I/O in flight (scripts/worker-churn.js --rounds ${MEMCHECK_ROUNDS:-3})"
+  "${VG[@]}" --trace-children=yes --log-file="$log" \
+    node scripts/worker-churn.js --rounds "${MEMCHECK_ROUNDS:-3}" >"$out/node-workers.out" 2>&1 ||
+    echo "note: worker-churn under valgrind said: $(tail -1 "$out/node-workers.out")"
   local ours
   ours=$(node -e '
     const fs = require("fs"), dir = process.argv[1]
