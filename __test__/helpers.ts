@@ -20,6 +20,16 @@ import { backend, createReadStream, createWriteStream } from 'uring-fs'
 export const BACKEND = backend()
 /** The native engine is live: its counters, zero-copy bodies and batching can be checked. */
 export const ON_ENGINE = BACKEND !== 'node'
+/**
+ * How io_uring is kept from this process when the suite runs with it
+ * unavailable (scripts/test.sh: 'sysctl' for kernel.io_uring_disabled=2,
+ * 'seccomp' for the testkit's no-io-uring wrapper), or '' when it is
+ * available. Then the backend chosen without URING_FS_BACKEND is the
+ * fallback, with the kernel's EPERM as its reason.
+ */
+export const IO_URING_BLOCKED = process.env.URING_FS_IO_URING_BLOCKED ?? ''
+/** The backend a process gets without URING_FS_BACKEND (or with 'auto'). */
+export const AUTO_BACKEND = IO_URING_BLOCKED ? 'fallback' : 'io_uring'
 
 
 /** The root of the repository: ava runs every spec with the project dir as cwd. */

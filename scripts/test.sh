@@ -3,7 +3,8 @@
 # without the io_uring backend compiled in), the type checks, the ava suite
 # (with the differential fuzzer against fs) on each backend (io_uring, the
 # native fallback, the JavaScript fallback with no binary) under this Node
-# and under Node 22, 24 and 26, a 60-second soak per backend
+# and under Node 22, 24 and 26, once more with io_uring disabled (the
+# automatic fallback), a 60-second soak per backend
 # (URING_FS_SOAK_SECONDS), `uring-fs serve` in headless Chromium (once),
 # Node's own fs stream tests on each backend and Node, and a packed install
 # used from a fresh project. Fails on the first failure.
@@ -43,6 +44,32 @@ ava_everywhere() {
   done
 }
 ava_everywhere "$(command -v node)" "node $(node --version)"
+
+# The whole suite once more with io_uring unavailable to the process, as in
+# a container whose seccomp profile blocks it: the backend chosen by itself
+# is then the native fallback. The kernel's own switch where this may set
+# it (root, kernel.io_uring_disabled exists), put back afterwards; the
+# testkit's seccomp wrapper otherwise.
+io_uring_blocked() {
+  local sysctl=/proc/sys/kernel/io_uring_disabled
+  if [ -w "$sysctl" ] && [ "$(id -u)" = 0 ]; then
+    local was
+    was=$(cat "$sysctl")
+    echo "== ava with io_uring disabled by the kernel (kernel.io_uring_disabled=2): the automatic fallback"
+    trap 'echo "$was" >'"$sysctl" EXIT
+    echo 2 >"$sysctl"
+    local rc=0
+    env -u URING_FS_BACKEND URING_FS_IO_URING_BLOCKED=sysctl node node_modules/ava/entrypoints/cli.mjs || rc=$?
+    echo "$was" >"$sysctl"
+    trap - EXIT
+    return "$rc"
+  else
+    echo "== ava with io_uring blocked by seccomp (kernel.io_uring_disabled cannot be set here): the automatic fallback"
+    cargo build -q -p uring-fs-testkit
+    env -u URING_FS_BACKEND URING_FS_IO_URING_BLOCKED=seccomp target/debug/no-io-uring node node_modules/ava/entrypoints/cli.mjs
+  fi
+}
+io_uring_blocked
 if [ -n "$versions" ]; then
   while read -r major bin; do
     URING_FS_FUZZ_CASES="${URING_FS_FUZZ_CASES_OTHER_NODES:-2000}" ava_everywhere "$bin" "node $major"
