@@ -9,7 +9,7 @@ import * as path from 'node:path'
 import { REPO, sleep } from './helpers'
 
 export const BIN = path.join(REPO, 'bin', 'uring-fs.js')
-export const LISTENING = /^uring-fs serving (.+) at (https?:\/\/\S+\/) \(backend: ([a-z_]+)(?:; [^)]*)?\)$/m
+export const LISTENING = /^uring-fs serving (.+) at (https?:\/\/\S+\/) \(backend: ([a-z_]+)(?:; .*)?\)$/m
 /** A response log line: ISO time, remote address, method, url, status, bytes, duration, how. */
 export const LOG_LINE = /^\d{4}-\d\d-\d\dT\S+Z \S+ [A-Z]+ \S+ \d{3} \d+ [\d.]+ms \S+/
 
