@@ -8,6 +8,7 @@
 //                        [--precompressed 64k|no]
 //   node benches/http.js --slow-clients [N=1000] [--slow-secs 10] [--only ...]
 //                        [--slow-read 4096] [--server-nofile N] [--sizes 4k,64m]
+//                        [--cold]
 //   node benches/http.js --servers cli [--sizes 4k,64k,1m] [--duration 5]
 //                        [--rounds 3] [--only nginx,sirv,http-server,serve,
 //                        uring-fs-1,uring-fs-2] [--connections 32] [--warmup 1]
@@ -80,7 +81,9 @@
 // smallest file (with --sizes 4k,64m: 4 KiB while 64 MiB downloads stall).
 // --server-nofile lowers each server's open-file limit (prlimit) once it
 // listens: `--server-nofile 1024 --slow-clients 500 --slow-read 0` is
-// issue 18's hostile-client bar.
+// issue 18's hostile-client bar. --cold drops the large file from the page
+// cache after each server's check of it, so that the stalled downloads read
+// from disk.
 
 'use strict'
 const { spawn, spawnSync, execFileSync } = require('node:child_process')
@@ -953,6 +956,7 @@ async function slowClients(tmp, files) {
   const secs = Number(opt('slow-secs', 10))
   const readPerTick = Number(opt('slow-read', 4096))
   const serverNofile = has('server-nofile') ? Number(opt('server-nofile', 1024)) : null
+  const cold = has('cold')
   const f = files.reduce((a, b) => (b.size > a.size ? b : a))
   const small = files.reduce((a, b) => (b.size < a.size ? b : a))
   const probe = small === f ? null : small
@@ -960,6 +964,7 @@ async function slowClients(tmp, files) {
   console.log(
     `http slow clients: ${n} connections each GET ${label(f.size)} and read ${readPerTick ? `${readPerTick / 1024} KiB/s` : 'nothing'}, ` +
       (serverNofile ? `server open-file limit ${serverNofile}, ` : '') +
+      (cold ? 'the file out of the page cache first, ' : '') +
       `server RSS (whole process tree) sampled every 100 ms for ${secs} s`,
   )
   console.log(machineNote('the slow clients (this process)'))
@@ -968,7 +973,7 @@ async function slowClients(tmp, files) {
   const names = available(selected)
   const results = {}
   for (const name of names) {
-    warmCache(f.path)
+    if (!cold) warmCache(f.path)
     const server = await start(name, tmp + '/files', tmp, n + 128)
     try {
       if (serverNofile) {
@@ -986,6 +991,9 @@ async function slowClients(tmp, files) {
         const { why: probeWhy } = await verify(server, probe)
         if (probeWhy) throw new Error(`${name}: the probe file fails verification (${probeWhy})`)
       }
+      // --cold: the large file leaves the page cache (GNU dd's nocache
+      // drops a file's pages), so that every stalled download reads disk.
+      if (cold) execFileSync('dd', [`if=${f.path}`, 'iflag=nocache', 'count=0', 'status=none'])
       results[name] = await slowClientsAgainst(server, f, n, secs, readPerTick, probe)
     } finally {
       await server.stop()
