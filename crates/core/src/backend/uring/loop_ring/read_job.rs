@@ -135,8 +135,12 @@ impl LoopRing {
         };
         // A small file is read into a block of FIRST_READ bytes (read_len
         // then tells a pseudo file, whose size says 0, from an empty one);
-        // a larger one in one READ of its size.
-        let asked = (job.size as usize).max(FIRST_READ);
+        // a larger one in one READ of its size and one byte more (see
+        // whole_len).
+        let asked = match job.size as usize {
+            size if size >= FIRST_READ => size + 1,
+            _ => FIRST_READ,
+        };
         job.asked = asked;
         let mut buf = PoolBuf::with_capacity(asked);
         let Some(chain) = whole_file_chain(
@@ -227,13 +231,19 @@ fn whole_readable(mode: u32, size: u64) -> bool {
 }
 
 /// [`read_len`] for a READ that asked for `asked` bytes of a file whose stat
-/// said `size`. A file of FIRST_READ bytes or more was asked for exactly its
-/// size: what came is the file (fewer bytes if it shrank; if it grew, its
-/// first `size` bytes, as fs.readFile reads them).
+/// said `size`. A file of FIRST_READ bytes or more was asked for its size
+/// and one byte more, because the stat was of the path and the open came
+/// after it: the file opened may be another one (the path renamed over) or
+/// have grown. A read that stops short of the extra byte reached the end of
+/// the file opened: that is the file, whatever its size. One that gets the
+/// extra byte read a longer file than the stat said: the general path,
+/// which stats what it opens as fs.readFile does, reads it instead (taking
+/// its first `size` bytes could give a file that never was: a longer
+/// file's start at the length of the one the stat saw).
 fn whole_len(opened: i32, read: i32, size: u64, asked: usize) -> Result<Option<usize>, OpError> {
-    let exact = asked > FIRST_READ || (asked == FIRST_READ && size == FIRST_READ as u64);
-    if exact && opened >= 0 && read >= 0 {
-        return Ok(Some(read as usize));
+    if asked > FIRST_READ && opened >= 0 && read >= 0 {
+        let n = read as usize;
+        return Ok((n as u64 <= size).then_some(n));
     }
     read_len(opened, read, size)
 }
@@ -279,4 +289,36 @@ fn cached_stat(path: &CStr, flags: i32) -> Option<(u32, u64)> {
         return None;
     }
     Some((st.st_mode, st.st_size as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_large_read_that_gets_the_extra_byte_is_not_the_file() {
+        let size = 100_000u64;
+        let asked = size as usize + 1;
+        // The whole file, or a shorter file opened in its place.
+        assert_eq!(whole_len(3, 100_000, size, asked).ok(), Some(Some(100_000)));
+        assert_eq!(whole_len(3, 60_000, size, asked).ok(), Some(Some(60_000)));
+        // A longer file than the stat saw: read again the general way,
+        // never its first `size` bytes.
+        assert_eq!(whole_len(3, 100_001, size, asked).ok(), Some(None));
+        // Errors keep their system call.
+        assert!(whole_len(-libc::ENOENT, 0, size, asked).is_err());
+        assert!(whole_len(3, -libc::EIO, size, asked).is_err());
+    }
+
+    #[test]
+    fn a_small_read_is_judged_by_read_len() {
+        let asked = FIRST_READ;
+        assert_eq!(whole_len(3, 10, 10, asked).ok(), Some(Some(10)));
+        assert_eq!(whole_len(3, FIRST_READ as i32, 10, asked).ok(), Some(None));
+        // A file of exactly FIRST_READ bytes is a large one: asked one more.
+        assert_eq!(
+            whole_len(3, FIRST_READ as i32, FIRST_READ as u64, FIRST_READ + 1).ok(),
+            Some(Some(FIRST_READ))
+        );
+    }
 }
