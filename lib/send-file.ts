@@ -131,6 +131,7 @@ const MAX_MAXAGE = 60 * 60 * 24 * 365 * 1000
 const S_IFMT = 0o170000
 const S_IFDIR = 0o040000
 const ENOENT = osConstants.errno.ENOENT
+const EIO = osConstants.errno.EIO
 
 interface Settings {
   root: string | null
@@ -630,11 +631,23 @@ class Response {
         error = err
         res.destroy()
       })
+      // A file that ends short of the length announced (it shrank since its
+      // stat) cannot complete the response: the connection is cut, as the
+      // engine's paths cut it, so that a keep-alive client does not wait
+      // for the rest, and the result says why (EIO from read, as there).
+      stream.once('end', () => {
+        if (stream.bytesRead >= len) {
+          res.end()
+          return
+        }
+        error = systemError(EIO, 'read')
+        res.destroy()
+      })
       void responseDone(res).then(() => {
         if (!finished) stream.destroy()
         settle(this.done(finished ? len : stream.bytesRead, error, false, !finished && !error))
       })
-      stream.pipe(res)
+      stream.pipe(res, { end: false })
     })
   }
 
