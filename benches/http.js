@@ -95,6 +95,7 @@ const os = require('node:os')
 const path = require('node:path')
 const { once } = require('node:events')
 const { setTimeout: sleep } = require('node:timers/promises')
+const { record } = require('./lib/record')
 
 const args = process.argv.slice(2)
 const has = (name) => args.includes(`--${name}`)
@@ -775,6 +776,16 @@ async function throughput(tmp, files) {
       }
       const m = (key) => median(ms.map((x) => x[key]))
       med[s.name] = { rps: m('rps'), cpu: m('cpuPerGiB') }
+      record({
+        bench: 'http',
+        case: `${MODE === 'cli' ? 'serve (command-line tools)' : 'GET'} ${f.title ?? label(f.size)}, ${connections} connections`,
+        variant: s.name,
+        role: s.name === 'memory' ? 'limit' : s.name.startsWith('uring-fs') ? 'subject' : 'baseline',
+        unit: 'req/s',
+        samples: ms.map((x) => x.rps),
+        params: { size: f.size, connections, servers: MODE, ...(f.encoding ? { encoding: f.encoding } : {}) },
+        extra: { cpuPerGiB: m('cpuPerGiB') },
+      })
       otherCores = Math.max(otherCores, ...ms.map((x) => x.otherCores))
       stolenCores = Math.max(stolenCores, ...ms.map((x) => x.stolenCores))
       const errors = ms.reduce((a, x) => a + x.errors, 0)

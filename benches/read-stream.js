@@ -26,6 +26,7 @@ const { spawnSync, execFileSync } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
 const os = require('node:os')
+const { record, roleOf } = require('./lib/record')
 
 const args = process.argv.slice(2)
 const opt = (name, def) => {
@@ -173,6 +174,14 @@ function main() {
       }
       console.log(line)
     }
+    const caseName = `read stream, ${sizeMiB} MiB cached, ${hwm >> 10} KiB chunks`
+    const params = { size: sizeMiB << 20, chunk: hwm }
+    for (const v of variants) {
+      const extra = { cpuMsPerGiB: med(v.name, 'cpuPerGiB') }
+      record({ bench: 'read-stream', case: caseName, variant: v.name, role: roleOf(v.name), unit: 'GiB/s', samples: res[v.name].map((x) => x.gibs), params, extra })
+    }
+    if (fioBw) record({ bench: 'read-stream', case: caseName, variant: 'fio psync', role: 'limit', unit: 'GiB/s', samples: [fioBw], params, backend: null })
+    if (fioPar) record({ bench: 'read-stream', case: caseName, variant: 'fio io_uring', role: 'limit', unit: 'GiB/s', samples: [fioPar], params, backend: null })
     const u = med('uring-fs', 'gibs')
     console.log(`  ratio uring-fs / fs              ${(u / med('fs', 'gibs')).toFixed(2)}x`)
     console.log(`  ratio uring-fs / fs+uv_io_uring  ${(u / med('fs+uv_io_uring', 'gibs')).toFixed(2)}x`)

@@ -25,6 +25,7 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const u = require('..')
+const { record, roleOf } = require('./lib/record')
 
 const args = process.argv.slice(2)
 const opt = (name, def) => {
@@ -126,6 +127,10 @@ async function runSet(dir, count, size, mode) {
   const label = mode === 'cached' ? 'cached' : 'cold-ish (just written)'
   console.log(`small files: ${count} x ${size} B ${label}, median of ${rounds}${global.gc ? ', gc between variants' : ''}, backend ${u.backend()}, node ${process.version}`)
   for (const name of names) console.log(`  ${name.padEnd(24)} ${String(Math.round(median(res[name]))).padStart(8)} files/s`)
+  const sizeLabel = size >= 1024 ? `${size >> 10} KiB` : `${size} B`
+  for (const name of names) {
+    record({ bench: 'small-files', case: `${count} files of ${sizeLabel}, ${mode}`, variant: name, role: roleOf(name), unit: 'files/s', samples: res[name], params: { files: count, size, mode } })
+  }
   const ours = median(res['uring-fs readFiles'])
   const each = median(res['uring-fs readFilesEach'])
   const bestPromises = Math.max(median(res['fs.promises c=64']), median(res['fs.promises c=1000']))

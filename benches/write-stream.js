@@ -25,6 +25,7 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { once } = require('node:events')
+const { record, roleOf } = require('./lib/record')
 
 const args = process.argv.slice(2)
 const opt = (name, def) => {
@@ -120,7 +121,7 @@ const VARIANTS = [
   { name: 'uring-fs', engine: 'uring-fs', env: {} },
 ]
 
-function runCase(title, rounds, job, prepare, unit = 'gibs') {
+function runCase(title, rounds, job, prepare, unit = 'gibs', params = {}) {
   const res = Object.fromEntries(VARIANTS.map((v) => [v.name, []]))
   for (let r = 0; r < rounds; r++) {
     for (const v of VARIANTS) {
@@ -134,6 +135,10 @@ function runCase(title, rounds, job, prepare, unit = 'gibs') {
     }
   }
   const m = (name) => median(res[name].map((x) => x[unit]))
+  for (const v of VARIANTS) {
+    const caseName = job.kind === 'stream' ? `write stream ${job.bytes >> 20} MiB, ${title}` : title
+    record({ bench: 'write-stream', case: caseName, variant: v.name, role: roleOf(v.name), unit: unit === 'gibs' ? 'GiB/s' : 'ops/s', samples: res[v.name].map((x) => x[unit]), params })
+  }
   const fmt = (x) => (unit === 'gibs' ? `${x.toFixed(2)} GiB/s` : `${Math.round(x)} ops/s`)
   const u = m('uring-fs')
   console.log(
@@ -157,15 +162,17 @@ function main() {
       for (const chunk of [64 << 10, 1 << 20]) {
         const fio = fioWrite(big, chunk, bytes)
         for (const flush of [false, true]) {
-          const u = runCase(`overwrite ${chunk >> 10} KiB${flush ? ' flush' : ''}`, rounds, {
+          const title = `overwrite ${chunk >> 10} KiB${flush ? ' flush' : ''}`
+          const u = runCase(title, rounds, {
             kind: 'stream', mode: 'overwrite', file: big, bytes, chunk, flush,
-          }, () => warm(big))
+          }, () => warm(big), 'gibs', { size: bytes, chunk })
+          if (fio && !flush) record({ bench: 'write-stream', case: `write stream ${bytes >> 20} MiB, ${title}`, variant: 'fio psync', role: 'limit', unit: 'GiB/s', samples: [fio], params: { size: bytes, chunk }, backend: null })
           if (fio && !flush) console.log(`${''.padEnd(34)} fio psync bs=${chunk >> 10}k overwrite: ${fio.toFixed(2)} GiB/s; uring-fs is ${((u / fio) * 100).toFixed(0)}% of it`)
         }
         for (const flush of [false, true]) {
           runCase(`new file ${chunk >> 10} KiB${flush ? ' flush' : ''}`, rounds, {
             kind: 'stream', mode: 'new', file: path.join(dir, 'new.bin'), bytes, chunk, flush,
-          })
+          }, null, 'gibs', { size: bytes, chunk })
         }
       }
     }
@@ -175,12 +182,12 @@ function main() {
       ensureFile(small, 4096)
       ensureFile(mid, 1 << 20)
       ensureFile(big, bytes)
-      runCase('readFile 4 KiB', rounds, { kind: 'readFile', file: small, reps: 5000 }, () => warm(small), 'opsPerSec')
-      runCase('readFile 1 MiB', rounds, { kind: 'readFile', file: mid, reps: 500 }, () => warm(mid))
-      runCase(`readFile ${sizeMiB} MiB`, rounds, { kind: 'readFile', file: big, reps: 2 }, () => warm(big))
-      runCase('writeFile 4 KiB', rounds, { kind: 'writeFile', file: small, bytes: 4096, reps: 5000 }, null, 'opsPerSec')
-      runCase('writeFile 1 MiB', rounds, { kind: 'writeFile', file: mid, bytes: 1 << 20, reps: 300 })
-      runCase(`writeFile ${sizeMiB} MiB`, rounds, { kind: 'writeFile', file: big, bytes, reps: 2 }, () => warm(big))
+      runCase('readFile 4 KiB', rounds, { kind: 'readFile', file: small, reps: 5000 }, () => warm(small), 'opsPerSec', { size: 4096 })
+      runCase('readFile 1 MiB', rounds, { kind: 'readFile', file: mid, reps: 500 }, () => warm(mid), 'gibs', { size: 1 << 20 })
+      runCase(`readFile ${sizeMiB} MiB`, rounds, { kind: 'readFile', file: big, reps: 2 }, () => warm(big), 'gibs', { size: bytes })
+      runCase('writeFile 4 KiB', rounds, { kind: 'writeFile', file: small, bytes: 4096, reps: 5000 }, null, 'opsPerSec', { size: 4096 })
+      runCase('writeFile 1 MiB', rounds, { kind: 'writeFile', file: mid, bytes: 1 << 20, reps: 300 }, null, 'gibs', { size: 1 << 20 })
+      runCase(`writeFile ${sizeMiB} MiB`, rounds, { kind: 'writeFile', file: big, bytes, reps: 2 }, () => warm(big), 'gibs', { size: bytes })
     }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })

@@ -1,0 +1,177 @@
+#!/usr/bin/env node
+// The charts and the README's performance section, drawn from a results
+// file of benches/run.js (the newest one in benches/results when none is
+// given).
+//
+//   node benches/charts.mjs [benches/results/<id>.json] [--no-readme]
+//
+// Charts are Vega-Lite specifications rendered to SVG by Vega itself,
+// headless (no browser, no canvas: SVG text is measured by Vega's own
+// estimate). Why Vega-Lite: a chart is a small declarative object (data,
+// marks, encodings), faceting by case with an independent scale per unit
+// is one line, and Vega renders it to SVG in Node without a DOM; Observable
+// Plot would need a DOM shim for the same. One SVG per benchmark goes to
+// benches/results/charts/<bench>.svg: a bar per variant and case (the
+// median), a rule from the minimum to the maximum of the rounds, uring-fs
+// in one colour, the baselines in another, the limits (fio, the in-memory
+// server) in a third, and each baseline labelled with uring-fs's ratio to
+// it. The README's section between `<!-- bench:start -->` and
+// `<!-- bench:end -->` is rewritten with the charts and a table.
+import fs from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import * as vega from 'vega'
+import * as vl from 'vega-lite'
+
+const HERE = path.dirname(fileURLToPath(import.meta.url))
+const REPO = path.join(HERE, '..')
+const RESULTS = path.join(HERE, 'results')
+const CHARTS = path.join(RESULTS, 'charts')
+
+const TITLES = {
+  'read-stream': 'Read streams: a cached file read through createReadStream',
+  'write-stream': 'Write streams, readFile and writeFile',
+  'small-files': 'Many small files read at once (readFiles) against fs',
+  http: 'Static files over HTTP (keep-alive, wrk)',
+}
+const ROLE_COLOURS = { subject: '#d9480f', baseline: '#4c6ef5', limit: '#868e96' }
+
+/** The newest results file, by name (they start with the date). */
+function newest() {
+  const files = fs.readdirSync(RESULTS).filter((f) => f.endsWith('.json')).sort()
+  if (!files.length) throw new Error(`no results file in ${RESULTS}: run npm run bench first`)
+  return path.join(RESULTS, files[files.length - 1])
+}
+
+const fmt = (x, unit) =>
+  unit === 'GiB/s' ? `${x.toFixed(2)} GiB/s` : `${Math.round(x).toLocaleString('en-US')} ${unit}`
+
+/** The rows of one bench's chart: one per variant and case, with the ratio label. */
+function rows(records) {
+  const out = []
+  for (const r of records) {
+    const subject = records.find((s) => s.case === r.case && s.node === r.node && s.role === 'subject')
+    const ratio = subject && r !== subject && r.role !== 'subject' ? subject.median / r.median : null
+    out.push({
+      case: r.node === records[0].node ? r.case : `${r.case} (Node ${r.node})`,
+      variant: r.variant,
+      role: r.role,
+      unit: r.unit,
+      median: r.median,
+      min: r.min,
+      max: r.max,
+      label: ratio === null ? fmt(r.median, r.unit) : `${fmt(r.median, r.unit)}: uring-fs ${ratio.toFixed(2)}x`,
+    })
+  }
+  return out
+}
+
+/** A Vega-Lite chart of one bench: faceted by case, each with its own x scale. */
+function spec(bench, data, subtitle) {
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: { text: TITLES[bench] ?? bench, subtitle, anchor: 'start', fontSize: 15, subtitleFontSize: 11 },
+    data: { values: data },
+    facet: { row: { field: 'case', type: 'nominal', sort: [...new Set(data.map((d) => d.case))], header: { labelAngle: 0, labelAlign: 'left', labelAnchor: 'start', labelFontSize: 12, labelFontWeight: 'bold', title: null, labelOrient: 'top' } } },
+    spec: {
+      width: 430,
+      height: { step: 20 },
+      layer: [
+        {
+          mark: { type: 'bar', height: 14 },
+          encoding: {
+            y: { field: 'variant', type: 'nominal', sort: null, title: null, axis: { labelLimit: 200 } },
+            x: { field: 'median', type: 'quantitative', title: 'median of the rounds (unit at the right of each bar)', axis: { format: ',~g', grid: true } },
+            color: {
+              field: 'role',
+              type: 'nominal',
+              scale: { domain: Object.keys(ROLE_COLOURS), range: Object.values(ROLE_COLOURS) },
+              legend: { title: null, orient: 'top', labelLimit: 300, labelExpr: "{subject: 'uring-fs', baseline: 'baseline', limit: 'limit (fio, in-memory server)'}[datum.label]" },
+            },
+          },
+        },
+        {
+          mark: { type: 'rule', color: '#212529' },
+          encoding: { y: { field: 'variant', type: 'nominal', sort: null }, x: { field: 'min', type: 'quantitative' }, x2: { field: 'max' } },
+        },
+        {
+          mark: { type: 'text', align: 'left', dx: 4, fontSize: 10 },
+          encoding: { y: { field: 'variant', type: 'nominal', sort: null }, x: { field: 'max', type: 'quantitative' }, text: { field: 'label' } },
+        },
+      ],
+    },
+    resolve: { scale: { x: 'independent', y: 'independent' } },
+    config: { view: { stroke: null }, font: 'DejaVu Sans, Helvetica, Arial, sans-serif' },
+  }
+}
+
+/** Vega-Lite's warnings about facets with independent scales, which this layout means to have. */
+const quiet = { level: () => quiet, error: (...m) => console.error(...m), warn: () => quiet, info: () => quiet, debug: () => quiet }
+
+async function render(vlSpec) {
+  const view = new vega.View(vega.parse(vl.compile(vlSpec, { logger: quiet }).spec), { renderer: 'none' })
+  return view.toSVG()
+}
+
+/** The README section: the charts, a table, how to reproduce, the notes. */
+function readmeSection(result, charts) {
+  const m = result.machine
+  const lines = []
+  lines.push(`Measured ${result.date.slice(0, 10)} with \`npm run bench${result.mode === 'quick' ? ' -- --quick' : ''}\` (${result.mode} mode) on ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.kernel}, ${m.filesystem ?? 'unknown'} temp dir; Node ${result.nodes.join(', ')}; backend ${result.backend}. Every ratio compares figures of the same run. Results: [\`${path.relative(REPO, result.file)}\`](${path.relative(REPO, result.file)}).`)
+  lines.push('')
+  lines.push('| case | uring-fs | best baseline | uring-fs / it | limit | Node |')
+  lines.push('|---|---|---|---|---|---|')
+  const cases = new Map()
+  for (const r of result.records) {
+    const key = `${r.bench}\u0000${r.case}\u0000${r.node}`
+    if (!cases.has(key)) cases.set(key, [])
+    cases.get(key).push(r)
+  }
+  for (const rs of cases.values()) {
+    const subject = rs.find((r) => r.role === 'subject' && !/uring-fs-2|readFilesEach/.test(r.variant)) ?? rs.find((r) => r.role === 'subject')
+    if (!subject) continue
+    const better = (a, b) => (subject.higher ? a.median > b.median : a.median < b.median)
+    const baselines = rs.filter((r) => r.role === 'baseline')
+    const best = baselines.reduce((a, b) => (a === null || better(b, a) ? b : a), null)
+    const limit = rs.find((r) => r.role === 'limit')
+    lines.push(
+      `| ${rs[0].case} | ${fmt(subject.median, subject.unit)} | ${best ? `${best.variant}: ${fmt(best.median, best.unit)}` : '-'} | ${best ? `${(subject.median / best.median).toFixed(2)}x` : '-'} | ${limit ? `${limit.variant}: ${fmt(limit.median, limit.unit)}` : '-'} | ${subject.node} |`,
+    )
+  }
+  lines.push('')
+  for (const c of charts) lines.push(`![${TITLES[c.bench] ?? c.bench}](${path.relative(REPO, c.file)})`, '')
+  return lines.join('\n')
+}
+
+async function main() {
+  const args = process.argv.slice(2)
+  const file = args.find((a) => !a.startsWith('--')) ?? newest()
+  const result = JSON.parse(fs.readFileSync(file, 'utf8'))
+  result.file = file
+  fs.mkdirSync(CHARTS, { recursive: true })
+  const m = result.machine
+  const subtitle = `${result.date.slice(0, 10)}, Node ${result.nodes.join(', ')}, ${m.cores} cores (${m.cpu}), ${result.mode} mode; bar: median, rule: min to max of the rounds`
+  const charts = []
+  for (const bench of [...new Set(result.records.map((r) => r.bench))]) {
+    const out = path.join(CHARTS, `${bench}.svg`)
+    const svg = await render(spec(bench, rows(result.records.filter((r) => r.bench === bench)), subtitle))
+    fs.writeFileSync(out, svg)
+    charts.push({ bench, file: out })
+    console.log(`chart: ${path.relative(REPO, out)}`)
+  }
+  if (args.includes('--no-readme')) return
+  const readme = path.join(REPO, 'README.md')
+  const text = fs.readFileSync(readme, 'utf8')
+  const start = '<!-- bench:start -->'
+  const end = '<!-- bench:end -->'
+  const a = text.indexOf(start)
+  const b = text.indexOf(end)
+  if (a < 0 || b < a) throw new Error(`README.md has no ${start} ... ${end} section`)
+  fs.writeFileSync(readme, text.slice(0, a + start.length) + '\n' + readmeSection(result, charts) + '\n' + text.slice(b))
+  console.log('README.md: the performance section rewritten from ' + path.relative(REPO, file))
+}
+
+main().catch((e) => {
+  console.error(e)
+  process.exit(1)
+})
