@@ -33,6 +33,7 @@ const TITLES = {
   'write-stream': 'Write streams, readFile and writeFile',
   'small-files': 'Many small files read at once (readFiles) against fs',
   http: 'Static files over HTTP (keep-alive, wrk)',
+  sweeps: 'How cost grows with file size, file count and concurrent streams',
 }
 const ROLE_COLOURS = { subject: '#d9480f', baseline: '#4c6ef5', limit: '#868e96' }
 
@@ -108,6 +109,62 @@ function spec(bench, data, subtitle) {
 /** Vega-Lite's warnings about facets with independent scales, which this layout means to have. */
 const quiet = { level: () => quiet, error: (...m) => console.error(...m), warn: () => quiet, info: () => quiet, debug: () => quiet }
 
+const SWEEP_TITLES = {
+  size: 'one file read whole, by its size (bytes)',
+  files: 'N files of 4 KiB read at once (readFiles), by N',
+  streams: 'N read streams at once, by N',
+}
+
+/**
+ * The sweeps: one line chart per sweep and API, log-log, the median with a
+ * rule from the minimum to the maximum; for the streams also the 99th
+ * percentile of one stream's time.
+ */
+function sweepSpec(records, subtitle) {
+  const data = records.map((r) => ({
+    panel: `${r.params.api}: ${SWEEP_TITLES[r.params.sweep] ?? r.params.sweep} (${r.unit})`,
+    x: r.params.x,
+    variant: r.variant,
+    median: r.median,
+    min: r.min,
+    max: r.max,
+    p99: r.extra?.p99Ms ?? null,
+  }))
+  const panels = [...new Set(data.map((d) => d.panel))]
+  const line = (field, title) => ({
+    width: 420,
+    height: 200,
+    layer: [
+      {
+        mark: { type: 'line', point: true },
+        encoding: {
+          x: { field: 'x', type: 'quantitative', scale: { type: 'log' }, title: null, axis: { format: ',~s' } },
+          y: { field, type: 'quantitative', scale: { type: 'log' }, title, axis: { format: ',~g' } },
+          color: { field: 'variant', type: 'nominal', title: null, legend: { orient: 'top', labelLimit: 300 } },
+        },
+      },
+      ...(field === 'median'
+        ? [{ mark: { type: 'rule' }, encoding: { x: { field: 'x', type: 'quantitative' }, y: { field: 'min', type: 'quantitative' }, y2: { field: 'max' }, color: { field: 'variant', type: 'nominal' } } }]
+        : []),
+    ],
+  })
+  const rows = []
+  for (const panel of panels) {
+    const values = data.filter((d) => d.panel === panel)
+    rows.push({ title: { text: panel, anchor: 'start', fontSize: 12 }, data: { values }, ...line('median', 'median of the rounds') })
+    if (values.some((d) => d.p99 !== null)) {
+      rows.push({ title: { text: `${panel.split(':')[0]}: 99th percentile of one stream's time (ms), by N`, anchor: 'start', fontSize: 12 }, data: { values }, ...line('p99', 'ms') })
+    }
+  }
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: { text: 'How cost grows: uring-fs against fs as the work grows', subtitle, anchor: 'start', fontSize: 15, subtitleFontSize: 11 },
+    vconcat: rows,
+    resolve: { scale: { color: 'shared' } },
+    config: { view: { stroke: null }, font: 'DejaVu Sans, Helvetica, Arial, sans-serif' },
+  }
+}
+
 async function render(vlSpec) {
   const view = new vega.View(vega.parse(vl.compile(vlSpec, { logger: quiet }).spec), { renderer: 'none' })
   return view.toSVG()
@@ -123,6 +180,7 @@ function readmeSection(result, charts) {
   lines.push('|---|---|---|---|---|---|')
   const cases = new Map()
   for (const r of result.records) {
+    if (r.bench === 'sweeps') continue // drawn, not tabled
     const key = `${r.bench}\u0000${r.case}\u0000${r.node}`
     if (!cases.has(key)) cases.set(key, [])
     cases.get(key).push(r)
@@ -154,7 +212,8 @@ async function main() {
   const charts = []
   for (const bench of [...new Set(result.records.map((r) => r.bench))]) {
     const out = path.join(CHARTS, `${bench}.svg`)
-    const svg = await render(spec(bench, rows(result.records.filter((r) => r.bench === bench)), subtitle))
+    const records = result.records.filter((r) => r.bench === bench)
+    const svg = await render(bench === 'sweeps' ? sweepSpec(records, subtitle) : spec(bench, rows(records), subtitle))
     fs.writeFileSync(out, svg)
     charts.push({ bench, file: out })
     console.log(`chart: ${path.relative(REPO, out)}`)

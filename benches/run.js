@@ -48,6 +48,7 @@ const BENCHES = [
   { name: 'read-stream', args: quick ? ['--rounds', '1', '--size-mib', '256'] : ['--rounds', '5'] },
   { name: 'write-stream', args: quick ? ['--rounds', '1', '--size-mib', '128'] : ['--rounds', '5'] },
   { name: 'small-files', node: ['--expose-gc'], args: quick ? ['--rounds', '2', '--mode', 'cached'] : ['--rounds', '5'] },
+  { name: 'sweeps', args: quick ? ['--quick'] : ['--rounds', '3'] },
   {
     name: 'http',
     args: quick ? ['--rounds', '1', '--duration', '2', '--warmup', '1', '--sizes', '4k,64k,1m'] : ['--rounds', '5', '--duration', '5', '--sizes', '4k,64k,1m,16m'],
