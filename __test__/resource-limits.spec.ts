@@ -192,7 +192,12 @@ test.serial('EMFILE (the descriptor limit, RLIMIT_NOFILE) with 300 files opened 
   t.is(status, 0, stderr)
   const o = out as Record<string, Record<string, Record<string, number> | boolean>> & { fds: { before: number; after: number }; afterwards: boolean }
   t.log(JSON.stringify({ fs: o.fs, 'uring-fs': o['uring-fs'] }))
-  t.true(Object.keys(o.fs.readFile as Record<string, number>).includes('EMFILE open'), 'fs hits the limit (harness check)')
+  // Which of fs's APIs hit the limit depends on the Node (26 reads and
+  // writes 300 whole files at once without EMFILE); its streams do.
+  t.true(
+    Object.values(o.fs).some((got) => typeof got === 'object' && 'EMFILE open' in got),
+    'fs hits the limit somewhere (harness check)',
+  )
   for (const [api, got] of Object.entries(o['uring-fs'])) {
     if (typeof got === 'boolean') {
       t.true(got, `${api}: every file reported written holds its bytes`)
