@@ -175,6 +175,10 @@ function readmeSection(result, charts) {
   const m = result.machine
   const lines = []
   lines.push(`Measured ${result.date.slice(0, 10)} with \`npm run bench${result.mode === 'quick' ? ' -- --quick' : ''}\` (${result.mode} mode) on ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.kernel}, ${m.filesystem ?? 'unknown'} temp dir; Node ${result.nodes.join(', ')}; backend ${result.backend}. Every ratio compares figures of the same run. Results: [\`${path.relative(REPO, result.file)}\`](${path.relative(REPO, result.file)}).`)
+  if (result.mode === 'quick') {
+    lines.push('')
+    lines.push('A quick run: one or two rounds of each case and smaller files, to check the figures are where they were; the full mode (`npm run bench`, five rounds) gives the figures to quote.')
+  }
   lines.push('')
   lines.push('| case | uring-fs | best baseline | uring-fs / it | limit | Node |')
   lines.push('|---|---|---|---|---|---|')
