@@ -82,7 +82,7 @@ function spec(bench, data, subtitle) {
           mark: { type: 'bar', height: 14 },
           encoding: {
             y: { field: 'variant', type: 'nominal', sort: null, title: null, axis: { labelLimit: 200 } },
-            x: { field: 'median', type: 'quantitative', title: 'median of the rounds (unit at the right of each bar)', axis: { format: ',~g', grid: true } },
+            x: { field: 'median', type: 'quantitative', title: 'median of the rounds (unit at the right of each bar)', axis: { format: ',~r', grid: true } },
             color: {
               field: 'role',
               type: 'nominal',
@@ -139,7 +139,7 @@ function sweepSpec(records, subtitle) {
         mark: { type: 'line', point: true },
         encoding: {
           x: { field: 'x', type: 'quantitative', scale: { type: 'log' }, title: null, axis: { format: ',~s' } },
-          y: { field, type: 'quantitative', scale: { type: 'log' }, title, axis: { format: ',~g' } },
+          y: { field, type: 'quantitative', scale: { type: 'log' }, title, axis: { format: ',~r' } },
           color: { field: 'variant', type: 'nominal', title: null, legend: { orient: 'top', labelLimit: 300 } },
         },
       },
@@ -212,12 +212,14 @@ async function main() {
   result.file = file
   fs.mkdirSync(CHARTS, { recursive: true })
   const m = result.machine
-  const subtitle = `${result.date.slice(0, 10)}, Node ${result.nodes.join(', ')}, ${m.cores} cores (${m.cpu}), ${result.mode} mode; bar: median, rule: min to max of the rounds`
+  const about = `${result.date.slice(0, 10)}, Node ${result.nodes.join(', ')}, ${m.cores} cores (${m.cpu}), ${result.mode} mode`
+  const subtitle = `${about}; bar: median, rule: min to max of the rounds`
+  const sweepSubtitle = `${about}; point: median, rule: min to max of the rounds; log-log`
   const charts = []
   for (const bench of [...new Set(result.records.map((r) => r.bench))]) {
     const out = path.join(CHARTS, `${bench}.svg`)
     const records = result.records.filter((r) => r.bench === bench)
-    const svg = await render(bench === 'sweeps' ? sweepSpec(records, subtitle) : spec(bench, rows(records), subtitle))
+    const svg = await render(bench === 'sweeps' ? sweepSpec(records, sweepSubtitle) : spec(bench, rows(records), subtitle))
     fs.writeFileSync(out, svg)
     charts.push({ bench, file: out })
     console.log(`chart: ${path.relative(REPO, out)}`)
