@@ -442,6 +442,8 @@ const STREAM_SCENARIOS: StreamScenario[] = [
   {
     // Truncated behind the reader, then extended back: the rest is a hole,
     // zeros, which fs reads too (checked); read-ahead may still hold old bytes.
+    // A read in flight across the two truncates (uring-fs reads ahead while
+    // this runs) may find the end at the cut, and the stream ends there.
     name: 'truncated and extended again (a hole)',
     change: (file, v, first) => {
       const { a, b } = rangeOf(v)
@@ -449,7 +451,7 @@ const STREAM_SCENARIOS: StreamScenario[] = [
       fs.truncateSync(file, cut)
       fs.truncateSync(file, v.size)
       const len = Math.min(b + 1, v.size) - a
-      return { sources: [{ buf: content(OLD, v.size) }], zeros: [cut, v.size], minLen: len, maxLen: len }
+      return { sources: [{ buf: content(OLD, v.size) }], zeros: [cut, v.size], minLen: Math.min(first, len), maxLen: len }
     },
   },
   {
@@ -978,6 +980,12 @@ interface HttpExpect {
   zeros?: [number, number]
   minLen: number
   maxLen: number
+  /**
+   * A change made of two steps that a reader may see between (a truncate,
+   * then the extension back): a body cut where that reader found the file's
+   * end is then what fs gives too, with at least this many bytes.
+   */
+  orCutFrom?: number
 }
 
 interface HttpScenario {
@@ -1021,12 +1029,15 @@ const HTTP_SCENARIOS: HttpScenario[] = [
     after: (z) => content(OLD, z.near),
   },
   {
+    // Two truncates: a read that comes between them (send's read-ahead on
+    // the thread pool, the engine's sendfile) finds the end at `near`, and
+    // the connection is cut there, as with fs; the CI run once saw send do it.
     name: 'truncated and extended again (a hole)',
     change: (file, z) => {
       fs.truncateSync(file, z.near)
       fs.truncateSync(file, z.size)
     },
-    midBody: (z) => ({ how: 'complete', sources: [{ buf: content(OLD, z.size) }], zeros: [z.near, z.size], minLen: z.size, maxLen: z.size }),
+    midBody: (z) => ({ how: 'complete', sources: [{ buf: content(OLD, z.size) }], zeros: [z.near, z.size], minLen: z.size, maxLen: z.size, orCutFrom: z.near }),
     after: (z) => Buffer.concat([content(OLD, z.near), Buffer.alloc(z.size - z.near)]),
   },
   {
@@ -1076,6 +1087,10 @@ const SMALL_HTTP: HttpSizes = { size: 40 * KiB + 333, far: 30 * KiB + 77, near: 
 
 /** Checks one response against what may come; `who` names the server. */
 function checkResponse(t: ExecutionContext, who: string, r: HttpOutcome, exp: HttpExpect): void {
+  if (exp.orCutFrom !== undefined && r.how === 'cut') {
+    t.log(`${who}: read between the two steps of the change, cut at ${r.body.length}`)
+    exp = { ...exp, how: 'cut', minLen: exp.orCutFrom, maxLen: exp.maxLen - 1 }
+  }
   t.is(r.status, 200, `${who}: status`)
   t.is(r.how, exp.how, `${who}: ${exp.how === 'cut' ? 'the connection is cut short of Content-Length' : 'a complete body'} (${r.body.length} bytes of ${r.headers['content-length']})`)
   if (exp.exact !== undefined) {
@@ -1157,7 +1172,7 @@ for (const [label, z] of [['a 32 MiB file', BIG_HTTP], ['a small file', SMALL_HT
           checkResponse(t, `${what}: send`, outcomes.send, exp)
           const zeroCopy = ON_ENGINE && sc.zeroCopyZeros !== undefined ? sc.zeroCopyZeros(z) : undefined
           checkResponse(t, `${what}: sendFile`, outcomes.sendFile, zeroCopy ? { ...exp, zeros: zeroCopy } : exp)
-          if (exp.zeros !== undefined) t.true(outcomes.send.body.includes(0), `${what}: send sends the hole's zeros too`)
+          if (exp.zeros !== undefined && outcomes.send.how === 'complete') t.true(outcomes.send.body.includes(0), `${what}: send sends the hole's zeros too`)
         } else {
           // The whole body was out before the change (one write, from the
           // cache's memory for sendFile): both complete with the old bytes.
