@@ -102,11 +102,22 @@ http {
 }
 `,
   )
+  // Its own process group: nginx's worker outlives a master killed with
+  // SIGKILL, so the teardown asks the master to stop (SIGTERM: it stops its
+  // worker too) and kills what is left of the group after that.
   const child = spawn(nginx, ['-p', prefix, '-e', path.join(prefix, 'logs', 'error.log'), '-c', path.join(prefix, 'nginx.conf'), '-g', 'daemon off;'], {
     stdio: 'ignore',
+    detached: true,
   })
-  t.teardown(() => {
-    child.kill('SIGKILL')
+  t.teardown(async () => {
+    const exited = child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise<void>((resolve) => child.once('exit', () => resolve()))
+    child.kill('SIGTERM')
+    await Promise.race([exited, sleep(5000)])
+    try {
+      process.kill(-(child.pid as number), 'SIGKILL')
+    } catch {
+      // the group is gone
+    }
   })
   let up = false
   for (let i = 0; i < 100 && !up; i++) {
