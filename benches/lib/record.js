@@ -26,6 +26,9 @@
 //   extra     optional figures of the variant: { cpuPerGiB, p99Ms, ... }
 //   node      process.version of the Node that ran the variant
 //   backend   uring-fs's backend ('io_uring', 'fallback', 'node'), or null
+//   run       which pass of benches/run.js measured it: the Node version,
+//             and the backend when run.js was asked for several
+//             (URING_FS_BENCH_RUN); what the charts group ratios by
 'use strict'
 
 const fs = require('node:fs')
@@ -71,6 +74,7 @@ function record({ bench, case: caseName, variant, role, unit, higher = true, sam
     extra,
     node,
     backend: backend === undefined ? backendName() : backend,
+    run: process.env.URING_FS_BENCH_RUN || node,
   }
   fs.appendFileSync(file, JSON.stringify(line) + '\n')
 }
