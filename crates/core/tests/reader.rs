@@ -455,6 +455,92 @@ async fn pump_decides_the_end_when_the_consumer_takes_the_last_chunk() {
     }
 }
 
+/// With the file's size known at open (`start_unless_stream`, as a read
+/// stream without `start` has it), a file is read with one read past its
+/// end at most, as fs reads it, and the end decided when fs would (a file that
+/// grew before the consumer took its last chunk is read on, one that did
+/// not ends there). Sizes a multiple of the chunk and not, on every backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_known_size_reads_nothing_past_the_end_and_still_sees_growth() {
+    let _gate = FD_GATE.read().await;
+    let mut rng = rng("a_known_size_reads_nothing_past_the_end_and_still_sees_growth");
+    let dir = tempfile::tempdir().expect("tempdir");
+    const CHUNK: usize = 4096;
+    for choice in choices() {
+        for len in [0, CHUNK / 2, 4 * CHUNK, 4 * CHUNK + 100] {
+            for grow in [false, true] {
+                let (p, mut data) =
+                    random_file(dir.path(), &format!("k{len}-{grow}"), &mut rng, len);
+                let engine = start(choice);
+                let (open_tx, _open_rx) = mpsc::channel();
+                let pump = ReadPump::start(
+                    &tokio::runtime::Handle::current(),
+                    engine.clone(),
+                    Source::Path(cpath(&p), libc::O_RDONLY, 0),
+                    PumpOptions {
+                        start_unless_stream: true,
+                        reader: ReaderOptions {
+                            chunk_size: CHUNK,
+                            max_window: 8,
+                            ..Default::default()
+                        },
+                        read_ahead: 8,
+                        grow_read_ahead_to: 0,
+                    },
+                    on_open(open_tx),
+                );
+                // The pump reads what the file has and waits for the consumer.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let reads = engine.stats().ops;
+                if grow {
+                    let more = random_bytes(&mut rng, 3 * CHUNK);
+                    let mut f = std::fs::OpenOptions::new()
+                        .append(true)
+                        .open(&p)
+                        .expect("append");
+                    std::io::Write::write_all(&mut f, &more).expect("append");
+                    // An empty file has no chunk for the consumer to take
+                    // first: its end was decided at once, as fs's first
+                    // read finds it, before the file grew.
+                    if len > 0 {
+                        data.extend_from_slice(&more);
+                    }
+                }
+                let consumer = {
+                    let pump = pump.clone();
+                    std::thread::spawn(move || consume(&pump, usize::MAX))
+                };
+                let seen = tokio::task::spawn_blocking(move || consumer.join())
+                    .await
+                    .expect("join")
+                    .expect("consumer thread");
+                let ctx = format!("{choice:?} {len} bytes, grown {grow}");
+                assert!(matches!(seen.end, Some(Ok(()))), "{ctx}");
+                assert!(
+                    seen.bytes == data,
+                    "{ctx}: {} bytes of {}",
+                    seen.bytes.len(),
+                    data.len()
+                );
+                // open, fstat, one read per chunk the file had, and one at
+                // its end (a short last chunk's continuation is that read):
+                // no more past its end before the consumer came.
+                let chunks = len.div_ceil(CHUNK) as u64;
+                assert!(
+                    reads <= 2 + chunks + 1,
+                    "{ctx}: {reads} operations before the consumer took anything, for {chunks} chunks"
+                );
+                let calls = Closed::default();
+                let (tx, rx) = mpsc::channel();
+                pump.destroy(true, on_closed(&calls, tx));
+                rx.recv_timeout(Duration::from_secs(10)).expect("on_closed");
+                engine.shutdown().await;
+                assert_nothing_pending(&engine).await;
+            }
+        }
+    }
+}
+
 /// Reads every chunk of an already open descriptor (not closed here).
 async fn read_fd_chunks(engine: &Engine, fd: RawFd, opts: ReaderOptions) -> Vec<PoolBuf> {
     let mut reader = Reader::new(engine.clone(), fd, opts);

@@ -44,6 +44,9 @@ struct State {
     refused: bool,
     /// The stream is over: nothing more is lent or kept.
     closed: bool,
+    /// Reads still to start, when the reader knows (see
+    /// [`BufferSupply::reads_left`]).
+    reads_left: Option<usize>,
 }
 
 impl ReadAhead {
@@ -60,6 +63,7 @@ impl ReadAhead {
                 grant: Grant(0),
                 refused: false,
                 closed: false,
+                reads_left: None,
             }),
         }
     }
@@ -109,8 +113,15 @@ impl ReadAhead {
         if st.closed {
             return 0;
         }
-        let held = st.in_use.saturating_sub(taken) + st.free.len();
-        st.chunks.saturating_sub(held)
+        let started = st.in_use.saturating_sub(taken);
+        let held = started + st.free.len();
+        // No more than the reads still to come can use: a small file's
+        // stream would otherwise have its whole read-ahead lent, most of it
+        // for reads past the end that never start.
+        let useful = st
+            .reads_left
+            .map_or(st.chunks, |left| st.chunks.min(started + left));
+        useful.saturating_sub(held)
     }
 
     /// Everything kept, and no more keeping: the caller drops them (on the
@@ -137,6 +148,10 @@ impl BufferSupply for ReadAhead {
         st.in_use += 1;
         let i = st.free.iter().rposition(|b| b.capacity() >= want)?;
         Some(st.free.swap_remove(i))
+    }
+
+    fn reads_left(&self, n: Option<usize>) {
+        self.lock().reads_left = n;
     }
 
     fn give_back(&self, mut buf: PoolBuf) {
@@ -227,6 +242,36 @@ mod tests {
         s.give_back(lent(10));
         assert!(s.lock().free.is_empty(), "nothing is kept once closed");
         assert!(s.take(1).is_none());
+    }
+
+    #[test]
+    fn lends_no_more_than_the_reads_still_to_come() {
+        let s = ReadAhead::new(8, 8, 10);
+        assert_eq!(s.wanted_after(0), 8, "no bound known: the read-ahead");
+        s.reads_left(Some(3));
+        assert_eq!(s.wanted_after(0), 3, "three reads to come");
+        s.lend_for(vec![lent(10), lent(10)], 0);
+        assert_eq!(s.wanted_after(0), 1);
+        let _a = s.take(10).expect("lent");
+        s.reads_left(Some(2));
+        assert_eq!(
+            s.wanted_after(0),
+            1,
+            "one read started and two to come: three, two held"
+        );
+        s.reads_left(Some(1));
+        assert_eq!(
+            s.wanted_after(0),
+            0,
+            "one started and one to come: both held"
+        );
+        assert_eq!(
+            s.wanted_after(1),
+            0,
+            "its chunk taken: the one free is enough"
+        );
+        s.reads_left(None);
+        assert_eq!(s.wanted_after(0), 6, "the bound dropped (the file grew)");
     }
 
     /// The tests that use the process-wide budget run one at a time.

@@ -57,15 +57,21 @@ pub(super) async fn run(
     // ESPIPE on a pipe; io_uring would read the pipe instead.
     let unseekable =
         !opts.start_unless_stream && reader_opts.start != CURRENT_POSITION && !seekable(fd);
+    let mut size_hint = None;
     if opts.start_unless_stream {
         if let Ok(st) = engine.fstat(fd).await {
             if !st.has_offsets() {
                 reader_opts.start = CURRENT_POSITION;
+            } else if st.is_regular() {
+                size_hint = Some(st.size);
             }
         }
     }
     let mut reader = Reader::new(engine.clone(), fd, reader_opts);
     reader.set_supply(s.ahead.clone());
+    if let Some(size) = size_hint {
+        reader.set_size_hint(size);
+    }
     reader.defer_end_decisions();
     let end = if unseekable {
         Some(Err(OpError {

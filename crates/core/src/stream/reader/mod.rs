@@ -12,6 +12,14 @@
 //! ahead, the reads further on are dropped and one read at the end of the
 //! data decides: a file that grows meanwhile is read on, as fs reads it.
 //!
+//! Given the file's size when it was opened ([`Reader::set_size_hint`]),
+//! the window stops there: past it, one read at a time, with nothing ahead
+//! of it. It finds the end (suspected, and decided as above) or that the
+//! file grew (the hint is then dropped). A small file's stream then reads
+//! once more than its chunks, as fs does, with nothing lent for reads that
+//! would only find the end. The read at the size is still made: a file
+//! whose size says less than it holds (procfs says 0) reads on.
+//!
 //! The reader does not own the descriptor. Whoever closes it must first call
 //! [`Reader::finish`], which cancels and waits for every read in flight: a
 //! read still queued against a closed, reused descriptor number would read
@@ -91,6 +99,8 @@ pub struct Reader {
     /// Bytes handed out so far.
     consumed: u64,
     supply: Option<Arc<dyn BufferSupply>>,
+    /// The file's size when opened (positional reads only).
+    size_hint: Option<u64>,
 }
 
 /// Reads `want` bytes at `offset` into one buffer, continuing short reads;
@@ -160,13 +170,47 @@ impl Reader {
             current: None,
             consumed: 0,
             supply: None,
+            size_hint: None,
         }
+    }
+
+    /// The file's size when opened: the window stops there (see the top of
+    /// this file). Ignored for reads at the current position.
+    pub fn set_size_hint(&mut self, size: u64) {
+        if self.next_offset != CURRENT_POSITION {
+            self.size_hint = Some(size);
+            self.tell_reads_left();
+        }
+    }
+
+    /// The next read would start at or past the size the file had.
+    fn at_size_hint(&self) -> bool {
+        matches!(self.size_hint, Some(hint) if self.next_offset >= hint)
+    }
+
+    /// Tells the supply how many reads may still start: those below the
+    /// size hint (and the range's end), and the one that decides the end.
+    fn tell_reads_left(&self) {
+        let Some(supply) = self.supply.as_ref() else {
+            return;
+        };
+        let left = self.size_hint.map(|hint| {
+            let stop = self.end.map_or(hint, |end| end.min(hint));
+            let below = stop
+                .saturating_sub(self.next_offset)
+                .div_ceil(self.chunk_size as u64);
+            usize::try_from(below)
+                .unwrap_or(usize::MAX)
+                .saturating_add(1)
+        });
+        supply.reads_left(left);
     }
 
     /// Reads fill buffers from `supply` when it has one, from the pool
     /// otherwise.
     pub fn set_supply(&mut self, supply: Arc<dyn BufferSupply>) {
         self.supply = Some(supply);
+        self.tell_reads_left();
     }
 
     /// Whether the supply lets one more read start.
@@ -191,6 +235,12 @@ impl Reader {
             && (self.may_start() || (for_next && self.inflight.is_empty()))
         {
             let sequential = self.next_offset == CURRENT_POSITION;
+            let past_hint = self.at_size_hint();
+            if past_hint && !self.inflight.is_empty() {
+                // At or past the size the file had: one read at a time, and
+                // only with nothing ahead of it.
+                return;
+            }
             let want = match self.end {
                 // With no offset to compare, `end` counts bytes read.
                 Some(end) if sequential && self.consumed >= end => return,
@@ -216,8 +266,14 @@ impl Reader {
             ));
             if !sequential {
                 self.next_offset += want as u64;
+                self.tell_reads_left();
             }
-            let confirms = self.inflight.is_empty();
+            // A read at the size the file had finds the end there, unless
+            // the file grew: that is for the caller to decide when fs would
+            // read again (`Step::Suspect`), not now, which may be before the
+            // consumer has the chunks before it. Any other read issued with
+            // nothing ahead of it confirms the end, as fs's next read does.
+            let confirms = self.inflight.is_empty() && !past_hint;
             self.inflight.push_back(InFlight {
                 fut: Some(fut),
                 started: false,
@@ -323,6 +379,11 @@ impl Reader {
             }
             Ok(buf) => {
                 self.consumed += buf.len() as u64;
+                if matches!(self.size_hint, Some(hint) if offset + buf.len() as u64 > hint) {
+                    // The file grew: read on with the whole window.
+                    self.size_hint = None;
+                    self.tell_reads_left();
+                }
                 if buf.len() < want && !sequential {
                     // End of file inside this chunk, for now: the chunk
                     // goes out once the reads past it are back.

@@ -40,4 +40,8 @@ pub trait BufferSupply: Send + Sync {
     /// A buffer (from `take` or the pool) whose read gave the consumer
     /// nothing: kept for a later read if it was lent.
     fn give_back(&self, buf: PoolBuf);
+    /// At most `n` more reads will start, as far as the reader knows (the
+    /// file's size when opened); `None`: no bound known. Buffers beyond
+    /// that are not worth lending.
+    fn reads_left(&self, _n: Option<usize>) {}
 }
