@@ -151,7 +151,9 @@ function runBench(bench, node, recordFile, log) {
 async function main() {
   fs.mkdirSync(RESULTS, { recursive: true })
   const date = new Date().toISOString().slice(0, 10)
-  const id = `${date}-${os.hostname()}${quick ? '-quick' : ''}`
+  // A run on backends asked for by name is a file of its own (the default
+  // run's file keeps the backend uring-fs picks).
+  const id = `${date}-${os.hostname()}${quick ? '-quick' : ''}${values.backends ? `-${values.backends.split(',').map((b) => b.trim()).join('+')}` : ''}`
   const resultFile = path.join(RESULTS, `${id}.json`)
   const recordFile = path.join(os.tmpdir(), `uring-fs-bench-${process.pid}.jsonl`)
   const log = path.join(RESULTS, `${id}.log`)
