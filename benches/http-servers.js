@@ -52,6 +52,9 @@ function fsStream() {
       // pipeline rather than .pipe: same data path, but a client that goes
       // away also closes the file (with .pipe the read stream and its
       // descriptor would linger, which the slow-client mode would notice).
+      // The client may have gone during the stat (wrk closing its
+      // connections at the end of a run): Node 24's pipeline throws then.
+      if (res.destroyed) return
       pipeline(fs.createReadStream(file), res, () => {})
     })
   })
