@@ -53,11 +53,13 @@ const runOf = (r) => r.run ?? r.node
 /** The rows of one bench's chart: one per variant and case, with the ratio label. */
 function rows(records) {
   const out = []
+  // With several passes (Nodes, backends), every case names its pass.
+  const several = new Set(records.map(runOf)).size > 1
   for (const r of records) {
     const subject = records.find((s) => s.case === r.case && runOf(s) === runOf(r) && s.role === 'subject')
     const ratio = subject && r !== subject && r.role !== 'subject' ? subject.median / r.median : null
     out.push({
-      case: runOf(r) === runOf(records[0]) ? r.case : `${r.case} (Node ${runOf(r)})`,
+      case: several ? `${r.case} (Node ${runOf(r)})` : r.case,
       variant: r.variant,
       role: r.role,
       unit: r.unit,
