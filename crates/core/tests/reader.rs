@@ -402,42 +402,13 @@ async fn pump_decides_the_end_when_the_consumer_takes_the_last_chunk() {
             let (p, mut data) =
                 random_file(dir.path(), &format!("p{grow}"), &mut rng, CHUNK + CHUNK / 2);
             let engine = start(choice);
-            let (open_tx, _open_rx) = mpsc::channel();
-            let pump = ReadPump::start(
-                &tokio::runtime::Handle::current(),
-                engine.clone(),
-                Source::Path(cpath(&p), libc::O_RDONLY, 0),
-                PumpOptions {
-                    start_unless_stream: false,
-                    reader: ReaderOptions {
-                        chunk_size: CHUNK,
-                        max_window: 4,
-                        ..Default::default()
-                    },
-                    read_ahead: 8,
-                    grow_read_ahead_to: 0,
-                },
-                on_open(open_tx),
-            );
+            let pump = path_pump(&engine, &p, false, CHUNK, 4);
             // The pump reads both chunks (the second short) and waits.
             tokio::time::sleep(Duration::from_millis(100)).await;
             if grow {
-                let more = random_bytes(&mut rng, 3 * CHUNK);
-                let mut f = std::fs::OpenOptions::new()
-                    .append(true)
-                    .open(&p)
-                    .expect("append");
-                std::io::Write::write_all(&mut f, &more).expect("append");
-                data.extend_from_slice(&more);
+                data.extend_from_slice(&append_random(&p, &mut rng, 3 * CHUNK));
             }
-            let consumer = {
-                let pump = pump.clone();
-                std::thread::spawn(move || consume(&pump, usize::MAX))
-            };
-            let seen = tokio::task::spawn_blocking(move || consumer.join())
-                .await
-                .expect("join")
-                .expect("consumer thread");
+            let seen = consume_to_end(&pump).await;
             assert!(matches!(seen.end, Some(Ok(()))), "{choice:?} {grow}");
             assert!(
                 seen.bytes == data,
@@ -445,12 +416,7 @@ async fn pump_decides_the_end_when_the_consumer_takes_the_last_chunk() {
                 seen.bytes.len(),
                 data.len()
             );
-            let calls = Closed::default();
-            let (tx, rx) = mpsc::channel();
-            pump.destroy(true, on_closed(&calls, tx));
-            rx.recv_timeout(Duration::from_secs(10)).expect("on_closed");
-            engine.shutdown().await;
-            assert_nothing_pending(&engine).await;
+            destroy_and_shut_down(&pump, &engine).await;
         }
     }
 }
@@ -472,33 +438,12 @@ async fn a_known_size_reads_nothing_past_the_end_and_still_sees_growth() {
                 let (p, mut data) =
                     random_file(dir.path(), &format!("k{len}-{grow}"), &mut rng, len);
                 let engine = start(choice);
-                let (open_tx, _open_rx) = mpsc::channel();
-                let pump = ReadPump::start(
-                    &tokio::runtime::Handle::current(),
-                    engine.clone(),
-                    Source::Path(cpath(&p), libc::O_RDONLY, 0),
-                    PumpOptions {
-                        start_unless_stream: true,
-                        reader: ReaderOptions {
-                            chunk_size: CHUNK,
-                            max_window: 8,
-                            ..Default::default()
-                        },
-                        read_ahead: 8,
-                        grow_read_ahead_to: 0,
-                    },
-                    on_open(open_tx),
-                );
+                let pump = path_pump(&engine, &p, true, CHUNK, 8);
                 // The pump reads what the file has and waits for the consumer.
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 let reads = engine.stats().ops;
                 if grow {
-                    let more = random_bytes(&mut rng, 3 * CHUNK);
-                    let mut f = std::fs::OpenOptions::new()
-                        .append(true)
-                        .open(&p)
-                        .expect("append");
-                    std::io::Write::write_all(&mut f, &more).expect("append");
+                    let more = append_random(&p, &mut rng, 3 * CHUNK);
                     // An empty file has no chunk for the consumer to take
                     // first: its end was decided at once, as fs's first
                     // read finds it, before the file grew.
@@ -506,14 +451,7 @@ async fn a_known_size_reads_nothing_past_the_end_and_still_sees_growth() {
                         data.extend_from_slice(&more);
                     }
                 }
-                let consumer = {
-                    let pump = pump.clone();
-                    std::thread::spawn(move || consume(&pump, usize::MAX))
-                };
-                let seen = tokio::task::spawn_blocking(move || consumer.join())
-                    .await
-                    .expect("join")
-                    .expect("consumer thread");
+                let seen = consume_to_end(&pump).await;
                 let ctx = format!("{choice:?} {len} bytes, grown {grow}");
                 assert!(matches!(seen.end, Some(Ok(()))), "{ctx}");
                 assert!(
@@ -530,15 +468,73 @@ async fn a_known_size_reads_nothing_past_the_end_and_still_sees_growth() {
                     reads <= 2 + chunks + 1,
                     "{ctx}: {reads} operations before the consumer took anything, for {chunks} chunks"
                 );
-                let calls = Closed::default();
-                let (tx, rx) = mpsc::channel();
-                pump.destroy(true, on_closed(&calls, tx));
-                rx.recv_timeout(Duration::from_secs(10)).expect("on_closed");
-                engine.shutdown().await;
-                assert_nothing_pending(&engine).await;
+                destroy_and_shut_down(&pump, &engine).await;
             }
         }
     }
+}
+
+/// A pump reading the file at `p` in chunks of `chunk`, up to `window`
+/// reads in flight (`start_unless_stream`: the file's size is taken at open).
+fn path_pump(
+    engine: &Engine,
+    p: &Path,
+    start_unless_stream: bool,
+    chunk: usize,
+    window: usize,
+) -> ReadPump {
+    let (open_tx, _open_rx) = mpsc::channel();
+    ReadPump::start(
+        &tokio::runtime::Handle::current(),
+        engine.clone(),
+        Source::Path(cpath(p), libc::O_RDONLY, 0),
+        PumpOptions {
+            start_unless_stream,
+            reader: ReaderOptions {
+                chunk_size: chunk,
+                max_window: window,
+                ..Default::default()
+            },
+            read_ahead: 8,
+            grow_read_ahead_to: 0,
+        },
+        on_open(open_tx),
+    )
+}
+
+/// Appends `n` random bytes to the file at `p` and returns them.
+fn append_random(p: &Path, rng: &mut StdRng, n: usize) -> Vec<u8> {
+    let more = random_bytes(rng, n);
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(p)
+        .expect("append");
+    std::io::Write::write_all(&mut f, &more).expect("append");
+    more
+}
+
+/// Everything `pump` delivers, taken on a thread of its own as the JS
+/// thread takes it.
+async fn consume_to_end(pump: &ReadPump) -> Consumed {
+    let consumer = {
+        let pump = pump.clone();
+        std::thread::spawn(move || consume(&pump, usize::MAX))
+    };
+    tokio::task::spawn_blocking(move || consumer.join())
+        .await
+        .expect("join")
+        .expect("consumer thread")
+}
+
+/// Destroys `pump` (closing its descriptor), then shuts `engine` down with
+/// nothing left pending.
+async fn destroy_and_shut_down(pump: &ReadPump, engine: &Engine) {
+    let calls = Closed::default();
+    let (tx, rx) = mpsc::channel();
+    pump.destroy(true, on_closed(&calls, tx));
+    rx.recv_timeout(Duration::from_secs(10)).expect("on_closed");
+    engine.shutdown().await;
+    assert_nothing_pending(engine).await;
 }
 
 /// Reads every chunk of an already open descriptor (not closed here).
