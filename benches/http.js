@@ -42,8 +42,9 @@
 // before anything is measured, so a broken server cannot produce numbers.
 // Load is `wrk -t1 -c32 -d<duration>s`; rounds interleave the servers (in a
 // rotating order), the files are read before each round so they are in the
-// page cache, and each server gets a short untimed wrk run per size in the
-// first round (JIT, allocator, connection set-up). Server CPU is the
+// page cache, and each server gets a short untimed wrk run per size right
+// after its checks (JIT, allocator, connection set-up; and see
+// verifyAndWarm for why right after). Server CPU is the
 // utime+stime of the server's whole process tree (all threads, io_uring
 // workers included; nginx master + worker) from /proc, read around each wrk
 // run. Printed per size: median req/s, transfer rate and server CPU seconds
@@ -567,6 +568,31 @@ async function verify(server, f) {
   return { head: r.head }
 }
 
+// Verifies every server on every file, and puts each one under an untimed
+// wrk load (`warmup` seconds per file) straight after its own checks, before
+// the next server is checked. Why straight after: on Node 20 and 22, a
+// process that answers a few requests and then idles for about 10 s before
+// any load (V8's memory reducer collecting while the code is still cold)
+// runs Node's http path about 25% slower for the rest of its life (measured:
+// the memory server at 58k req/s against 82k, 4 KiB; `--no-memory-reducer`
+// avoids it). Checked first and loaded only later, whichever servers came
+// last in the order were measured in that state. Returns head[server][file]:
+// the response head's size, for the files that passed.
+async function verifyAndWarm(servers, files, warmup, connections) {
+  const head = {}
+  for (const s of servers) {
+    head[s.name] = {}
+    for (const f of files) {
+      if (f.encoding && !PRECOMPRESSED.includes(s.name)) continue
+      const v = await verify(s, f)
+      if (v.why) console.log(`  ${s.name} ${label(f.size)}: FAILED verification (${v.why}); not measured`)
+      else head[s.name][f.name] = v.head
+    }
+    if (warmup > 0) for (const f of files) if (head[s.name][f.name] !== undefined) wrk(s.port, `/${f.name}`, warmup, connections, f.headers)
+  }
+  return head
+}
+
 function wrk(port, urlPath, secs, connections, headers = {}) {
   const url = `http://127.0.0.1:${port}${urlPath}`
   const h = Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`])
@@ -730,17 +756,7 @@ async function throughput(tmp, files) {
   }
   const width = Math.max(10, ...servers.map((s) => s.name.length))
 
-  // head[server][file]: size of the response head, once verified
-  const head = {}
-  for (const s of servers) {
-    head[s.name] = {}
-    for (const f of files) {
-      if (f.encoding && !PRECOMPRESSED.includes(s.name)) continue
-      const v = await verify(s, f)
-      if (v.why) console.log(`  ${s.name} ${label(f.size)}: FAILED verification (${v.why}); not measured`)
-      else head[s.name][f.name] = v.head
-    }
-  }
+  const head = await verifyAndWarm(servers, files, warmup, connections)
 
   // what each command-line tool has written so far (its startup banner)
   const outBefore = new Map(servers.filter((s) => s.out).map((s) => [s, s.out.bytes]))
@@ -753,7 +769,6 @@ async function throughput(tmp, files) {
       const order = servers.slice(r % servers.length).concat(servers.slice(0, r % servers.length))
       for (const s of order) {
         if (head[s.name][f.name] === undefined) continue
-        if (r === 0 && warmup > 0) wrk(s.port, `/${f.name}`, warmup, connections, f.headers)
         res[f.name][s.name].push(measure(s, f, head[s.name][f.name], duration, connections))
       }
     }
@@ -837,15 +852,7 @@ async function connectionsSweep(tmp, files) {
   const names = available(selected)
   const servers = []
   for (const n of names) servers.push(await start(n, tmp + '/files', tmp, Math.max(1024, Math.max(...counts) * 4)))
-  const head = {}
-  for (const s of servers) {
-    head[s.name] = {}
-    for (const f of files) {
-      const v = await verify(s, f)
-      if (v.why) console.log(`  ${s.name} ${label(f.size)}: FAILED verification (${v.why}); not measured`)
-      else head[s.name][f.name] = v.head
-    }
-  }
+  const head = await verifyAndWarm(servers, files, warmup, Math.min(...counts))
   const res = {} // res[file][c][server] = [measurement per round]
   for (const f of files) res[f.name] = Object.fromEntries(counts.map((c) => [c, Object.fromEntries(servers.map((s) => [s.name, []]))]))
   for (let r = 0; r < rounds; r++) {
