@@ -430,6 +430,37 @@ test.serial('a cached answer is the same as an uncached one: headers, HEAD, cond
   const l = await listen(server)
   t.teardown(() => l.close())
   for (let i = 0; i < 3; i++) t.is((await request(l.port, { path: '/' })).headers['cache-control'], 'no-store')
+  // The headers a cached answer leaves on `res` read as setHeader() would
+  // leave them, through every accessor, with nothing inherited.
+  const seen: Array<Record<string, unknown>> = []
+  const inspect = http.createServer((req, res) => {
+    void sendFile(req, res, '/page.html', { root }).then(() => {
+      seen.push({
+        names: res.getHeaderNames(),
+        headers: { ...res.getHeaders() },
+        length: res.getHeader('Content-Length'),
+        inherited: ['constructor', 'toString', '__proto__', 'hasOwnProperty'].map((n) => [res.hasHeader(n), res.getHeader(n)]),
+      })
+    })
+  })
+  const li = await listen(inspect)
+  t.teardown(() => li.close())
+  for (let i = 0; i < 3; i++) await request(li.port, { path: '/page.html' })
+  const st = fs.statSync(path.join(root, 'page.html'))
+  for (const [i, s] of seen.entries()) {
+    t.deepEqual(s.names, ['accept-ranges', 'cache-control', 'last-modified', 'etag', 'content-type', 'content-length'], `#${i}`)
+    t.deepEqual(s.headers, {
+      'accept-ranges': 'bytes',
+      'cache-control': 'public, max-age=0',
+      'last-modified': st.mtime.toUTCString(),
+      etag: `W/"c-${Math.round(st.mtimeMs).toString(16)}"`,
+      'content-type': 'text/html; charset=utf-8',
+      'content-length': 12,
+    }, `#${i}`)
+    t.is(s.length, 12)
+    t.deepEqual(s.inherited, [[false, undefined], [false, undefined], [false, undefined], [false, undefined]], `#${i}`)
+  }
+  t.is(seen.length, 3)
 })
 
 test.serial('a SIGURG listener added later: changes are still seen, within a second, then at the next request', async (t) => {
@@ -628,5 +659,68 @@ test.serial('a missing path is served again as soon as it appears: the file, its
     const bounded = await serve(t, root, { cache: { entries: 8 } })
     for (let i = 0; i < 50; i++) t.is((await get(bounded, `/nothing${i}`)).status, 404)
     t.true(sendFileCacheStats().entries > 0)
+  }
+})
+
+test.serial('response heads of any size and any latin1 byte reach the socket as Node would send them: cached, large and zero-copy bodies', async (t) => {
+  const root = makeTmpDir('ofc-heads')
+  t.teardown(() => removeTmpDir(root))
+  const small = Buffer.alloc(3000, 's')
+  const large = Buffer.alloc(1024 * 1024, 'L')
+  fs.writeFileSync(path.join(root, 'small.txt'), small)
+  fs.writeFileSync(path.join(root, 'large.txt'), large)
+  // Heads below, at and well above the native side's 16 KiB scratch
+  // buffer, each with every byte a header value may hold (\t, 0x20-0x7e,
+  // 0x80-0xff), so that a truncated or mis-encoded head shows.
+  const everyByte = '\t' + Array.from({ length: 0x7f - 0x20 }, (_, i) => String.fromCharCode(0x20 + i)).join('') +
+    Array.from({ length: 0x80 }, (_, i) => String.fromCharCode(0x80 + i)).join('')
+  const pads = [0, 16 * 1024 - 400, 16 * 1024, 40 * 1024]
+  // One server answers with sendFile, the other with Node's own res.end()
+  // of the same bytes and headers: the two byte streams must be equal but
+  // for the Date header.
+  const viaSendFile = http.createServer({ maxHeaderSize: 80 * 1024 }, (req, res) => {
+    const [file, pad] = (req.url ?? '').slice(1).split('/')
+    sendFile(req, res, `/${file}`, { root, headers: { 'X-Pad': 'p'.repeat(Number(pad)), 'X-Bytes': everyByte } }).catch(() => res.destroy())
+  })
+  const viaNode = http.createServer({ maxHeaderSize: 80 * 1024 }, (req, res) => {
+    const [file, pad] = (req.url ?? '').slice(1).split('/')
+    const p = path.join(root, file)
+    const st = fs.statSync(p)
+    res.setHeader('X-Pad', 'p'.repeat(Number(pad)))
+    res.setHeader('X-Bytes', everyByte)
+    res.setHeader('Accept-Ranges', 'bytes')
+    res.setHeader('Cache-Control', 'public, max-age=0')
+    res.setHeader('Last-Modified', st.mtime.toUTCString())
+    res.setHeader('ETag', `W/"${st.size.toString(16)}-${Math.round(st.mtimeMs).toString(16)}"`)
+    res.setHeader('Content-Type', 'text/plain; charset=utf-8')
+    res.setHeader('Content-Length', st.size)
+    res.end(fs.readFileSync(p))
+  })
+  const a = await listen(viaSendFile)
+  const b = await listen(viaNode)
+  t.teardown(async () => { await a.close(); await b.close() })
+  const raw = async (port: number, target: string, length: number): Promise<string> => {
+    const sock = net.connect(port, '127.0.0.1')
+    const chunks: Buffer[] = []
+    sock.on('data', (c: Buffer) => chunks.push(c))
+    sock.write(`GET ${target} HTTP/1.1\r\nHost: x\r\n\r\n`)
+    for (const deadline = Date.now() + 10_000; Date.now() < deadline; await sleep(5)) {
+      const all = Buffer.concat(chunks)
+      const end = all.indexOf('\r\n\r\n')
+      if (end >= 0 && all.length >= end + 4 + length) break
+    }
+    sock.destroy()
+    return Buffer.concat(chunks).toString('latin1').replace(/\r\nDate: [^\r]*/, '')
+  }
+  for (const [file, body] of [['small.txt', small], ['large.txt', large]] as const) {
+    for (const pad of pads) {
+      // Twice: the first answer of a file opens it, the next comes from the cache.
+      for (const round of [1, 2]) {
+        const got = await raw(a.port, `/${file}/${pad}`, body.length)
+        const want = await raw(b.port, `/${file}/${pad}`, body.length)
+        t.true(got.length > pad + body.length, `${file}, pad ${pad}, round ${round}: a whole response`)
+        t.true(got === want, `${file}, pad ${pad}, round ${round}: the same bytes as Node's own res.end()`)
+      }
+    }
   }
 })

@@ -805,6 +805,24 @@ function maybeConditional(raw: string[]): boolean {
   return false
 }
 
+/**
+ * A cached answer's headers as Node keeps them (kOutHeaders: lower-case
+ * name -> [name, value], nothing inherited). Made by a constructor whose
+ * prototype is an empty object with no prototype: an object literal with
+ * `__proto__: null` is a dictionary, and building one cost 2.7% of a cached
+ * 4 KiB response's CPU in V8's runtime (perf); this one has a fixed shape
+ * and is built inline. Fresh arrays each time: appendHeader() changes them.
+ */
+function OutHeaders(this: Record<string, [string, string | number]>, e: CachedFile): void {
+  this['accept-ranges'] = ['Accept-Ranges', 'bytes']
+  this['cache-control'] = ['Cache-Control', 'public, max-age=0']
+  this['last-modified'] = ['Last-Modified', e.lastModified]
+  this.etag = ['ETag', e.etag]
+  this['content-type'] = ['Content-Type', e.contentType]
+  this['content-length'] = ['Content-Length', e.size]
+}
+OutHeaders.prototype = Object.create(null)
+
 /** Fills a cached file's header values once: the same as Response.setHeaders makes. */
 function headerValues(e: CachedFile): void {
   const mtime = Math.round(e.mtimeSec * 1e3 + e.mtimeNsec / 1e6)
@@ -838,15 +856,7 @@ function quickAnswer(req: IncomingMessage, res: ServerResponse, path: string, op
   if (key !== null) {
     // What six setHeader calls would leave, built at once: the values are
     // valid (made here), and getHeader() sees them as usual.
-    (res as unknown as Record<symbol, unknown>)[key] = {
-      __proto__: null,
-      'accept-ranges': ['Accept-Ranges', 'bytes'],
-      'cache-control': ['Cache-Control', 'public, max-age=0'],
-      'last-modified': ['Last-Modified', e.lastModified],
-      etag: ['ETag', e.etag],
-      'content-type': ['Content-Type', e.contentType],
-      'content-length': ['Content-Length', e.size],
-    }
+    (res as unknown as Record<symbol, unknown>)[key] = new (OutHeaders as unknown as new (e: CachedFile) => object)(e)
   } else {
     res.setHeader('Accept-Ranges', 'bytes')
     res.setHeader('Cache-Control', 'public, max-age=0')

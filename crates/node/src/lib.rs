@@ -10,6 +10,7 @@
 mod engine;
 mod errors;
 mod file_ops;
+mod latin1;
 mod layouts;
 mod lent;
 #[cfg(all(target_os = "linux", feature = "io-uring"))]

@@ -7,7 +7,7 @@ use std::os::fd::{BorrowedFd, IntoRawFd};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use napi::bindgen_prelude::{Buffer, Float64ArraySlice, Object};
+use napi::bindgen_prelude::{Buffer, BufferSlice, Float64ArraySlice, Object};
 use napi::JsString;
 use napi::{Env, Error, Result, Status};
 use napi_derive::napi;
@@ -17,6 +17,7 @@ use uring_fs_core::{BodyRequest, FileStat, SendOutcome, SocketHandle};
 use crate::engine::global;
 use crate::errors::neg_errno;
 use crate::file_ops::{c_path, promise};
+use crate::latin1::with_latin1;
 use crate::layouts::{SentSlot, SentSyscall, ServedSlot};
 
 /// A file opened for serving, or why not.
@@ -177,16 +178,16 @@ pub fn send_inline(
     mut out: Float64ArraySlice,
 ) -> Result<()> {
     let out = sent_slots(&mut out)?;
-    let head = head.into_latin1()?;
-    let head = head.as_slice();
-    let r = uring_fs_core::http::send_inline(
-        socket_fd,
-        head,
-        file_fd,
-        offset as u64,
-        len as u64,
-        budget as u64,
-    );
+    let r = with_latin1(&head, |head| {
+        uring_fs_core::http::send_inline(
+            socket_fd,
+            head,
+            file_fd,
+            offset as u64,
+            len as u64,
+            budget as u64,
+        )
+    })?;
     write_sent(out, &r);
     Ok(())
 }
@@ -199,12 +200,15 @@ pub fn send_inline(
 pub fn send_bytes_inline(
     socket_fd: i32,
     head: JsString,
-    body: Buffer,
+    body: BufferSlice,
     mut out: Float64ArraySlice,
 ) -> Result<()> {
     let out = sent_slots(&mut out)?;
-    let head = head.into_latin1()?;
-    let r = uring_fs_core::http::send_bytes_inline(socket_fd, head.as_slice(), &body);
+    // BufferSlice, not Buffer: the bytes are only read during this call, so
+    // no reference to the Buffer is taken (and deleted) per response.
+    let r = with_latin1(&head, |head| {
+        uring_fs_core::http::send_bytes_inline(socket_fd, head, &body)
+    })?;
     write_sent(out, &r);
     Ok(())
 }
