@@ -37,6 +37,8 @@
 // Accept-Encoding: br, from the servers that can serve a variant (uring-fs
 // with precompressed for .js, @fastify/static with preCompressed, memory).
 //
+// Node servers run with --no-memory-reducer (see NODE_FLAGS for why).
+//
 // Files of random bytes are written to a temp dir. Each server is checked
 // once per size (status, Content-Length, length and SHA-256 of the body)
 // before anything is measured, so a broken server cannot produce numbers.
@@ -286,8 +288,20 @@ async function stopChild(child) {
   children.delete(child)
 }
 
+// Every Node server (each library's, and the command-line tools) runs with
+// V8's memory reducer off. On Node 20 and 22, a process the reducer
+// collects at some quiet moment can stay about 25% slower on Node's http
+// path for the rest of its life (perf: object literals and map transitions
+// in V8's runtime; the memory server at 58-60k req/s against 77-84k at
+// 4 KiB, in the same run). Which server it hits depends on when each one
+// idles, so it made whichever one it hit look slow (or its rival look
+// fast): uring-fs in one run, the memory server in another. Off, every
+// Node server is measured in the state it has under steady load. Node 24
+// and 26 do not show it.
+const NODE_FLAGS = ['--no-memory-reducer']
+
 async function startNodeServer(kind, root) {
-  const [cmd, argv] = kind === 'bun' ? [findBun().bin, [BUN_SCRIPT, root]] : [process.execPath, [SERVER_SCRIPT, kind, root]]
+  const [cmd, argv] = kind === 'bun' ? [findBun().bin, [BUN_SCRIPT, root]] : [process.execPath, [...NODE_FLAGS, SERVER_SCRIPT, kind, root]]
   const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit'] })
   children.add(child)
   const port = await new Promise((resolve, reject) => {
@@ -379,7 +393,7 @@ async function startCli(name, root, probePath) {
   const cmd = cliCommand(name, root, port)
   if (!cmd) throw new Error(`${name}: not installed (node_modules/.bin/${name})`)
   const [script, argv, env] = cmd
-  const child = spawn(process.execPath, [script, ...argv], {
+  const child = spawn(process.execPath, [...NODE_FLAGS, script, ...argv], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
     detached: true, // its own process group, so that the whole tree can be killed
@@ -570,14 +584,11 @@ async function verify(server, f) {
 
 // Verifies every server on every file, and puts each one under an untimed
 // wrk load (`warmup` seconds per file) straight after its own checks, before
-// the next server is checked. Why straight after: on Node 20 and 22, a
-// process that answers a few requests and then idles for about 10 s before
-// any load (V8's memory reducer collecting while the code is still cold)
-// runs Node's http path about 25% slower for the rest of its life (measured:
-// the memory server at 58k req/s against 82k, 4 KiB; `--no-memory-reducer`
-// avoids it). Checked first and loaded only later, whichever servers came
-// last in the order were measured in that state. Returns head[server][file]:
-// the response head's size, for the files that passed.
+// the next server is checked: no server waits, cold, for the others (see
+// NODE_FLAGS for what a cold process left idle became on Node 20 and 22:
+// checked first and loaded only later, the servers last in the order were
+// measured slowed). Returns head[server][file]: the response head's size,
+// for the files that passed.
 async function verifyAndWarm(servers, files, warmup, connections) {
   const head = {}
   for (const s of servers) {
