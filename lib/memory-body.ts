@@ -11,12 +11,8 @@
 
 import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
-import { SentSlot } from '../binding'
 import { native } from './native'
 import { zeroCopySocketFd } from './zero-copy-body'
-
-/** sendBytesInline's result, in SentSlot's layout. */
-const sent = new Float64Array(SentSlot.Count)
 
 interface HeadInternals {
   _header: string | null
@@ -39,13 +35,14 @@ export function endWithBytes(res: ServerResponse, body: Buffer): boolean {
   }
   if (!r._header) r._implicitHeader()
   const head = r._header as string
-  ;(native as NonNullable<typeof native>).sendBytesInline(fd, head, body, sent)
-  const headSent = sent[SentSlot.HeadSent]
-  const bodySent = sent[SentSlot.BodySent]
-  if (sent[SentSlot.Errno] !== 0) {
+  // Bytes the socket took, head first; or -errno.
+  const took = (native as NonNullable<typeof native>).sendBytesInline(fd, head, body)
+  if (took < 0) {
     socket.destroy()
     return false
   }
+  const headSent = took < head.length ? took : head.length
+  const bodySent = took - headSent
   if (headSent === 0) {
     // The socket took nothing: Node writes it all.
     res.end(body)

@@ -194,23 +194,22 @@ pub fn send_inline(
 
 /// Sends, on this thread and without blocking, what the socket takes of
 /// `head` (Node's response head, latin1) then `body` (a cached small
-/// file's bytes), in one system call when it takes them all. Result in
-/// `out` in [`SentSlot`]'s layout; the caller writes what is left.
+/// file's bytes), in one system call when it takes them all. Returns the
+/// bytes the socket took, head first (so the head's share is the lesser of
+/// that and its length), or `-errno` when the send failed; the caller
+/// writes what is left. A number rather than [`SentSlot`]s: this runs for
+/// every cached answer, and a typed array costs a napi call more.
 #[napi(catch_unwind)]
-pub fn send_bytes_inline(
-    socket_fd: i32,
-    head: JsString,
-    body: BufferSlice,
-    mut out: Float64ArraySlice,
-) -> Result<()> {
-    let out = sent_slots(&mut out)?;
+pub fn send_bytes_inline(socket_fd: i32, head: JsString, body: BufferSlice) -> Result<f64> {
     // BufferSlice, not Buffer: the bytes are only read during this call, so
     // no reference to the Buffer is taken (and deleted) per response.
     let r = with_latin1(&head, |head| {
         uring_fs_core::http::send_bytes_inline(socket_fd, head, &body)
     })?;
-    write_sent(out, &r);
-    Ok(())
+    Ok(match &r.error {
+        Some(e) => f64::from(neg_errno(&e.error)),
+        None => r.head_sent as f64 + r.body_sent as f64,
+    })
 }
 
 /// The caller's typed array for an inline send's outcome, checked long
