@@ -22,17 +22,12 @@ thread_local! {
 pub(crate) fn with_latin1<R>(s: &JsString, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
     let env = s.value().env;
     BYTES.with(|cell| {
-        // A nested call on this thread (none today: `f` makes no JS call)
-        // gets a buffer of its own rather than a panic.
-        let mut own;
-        let mut guard = cell.try_borrow_mut().ok();
-        let buf: &mut Vec<u8> = match guard.as_deref_mut() {
-            Some(b) => b,
-            None => {
-                own = vec![0; SCRATCH];
-                &mut own
-            }
-        };
+        // `f` makes no JS call, so no call on this thread can nest inside
+        // another; if one ever did, it gets an error, not a panic.
+        let mut guard = cell
+            .try_borrow_mut()
+            .map_err(|_| Error::new(Status::GenericFailure, "latin1 scratch buffer in use"))?;
+        let buf: &mut Vec<u8> = &mut guard;
         let mut n = copy(env, s, buf)?;
         if n + 1 >= buf.len() {
             // It may not have fitted: size it exactly, and read it again.
