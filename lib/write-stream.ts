@@ -158,6 +158,9 @@ WriteStream.prototype._writev = function (this: WriteStream, chunks: Array<{ chu
   writeBatch(this, bufs, size, 'writev', cb)
 }
 
+/** A write that never completes (see writeBatch). */
+const NEVER = new Promise<Error | null | undefined>(() => {})
+
 /**
  * Writes `bufs` in order at the stream's current position, as one native
  * batch, then calls `cb`. `call` names the write in ERR_STREAM_DESTROYED,
@@ -166,7 +169,13 @@ WriteStream.prototype._writev = function (this: WriteStream, chunks: Array<{ chu
 function writeBatch(stream: WriteStream, bufs: Buffer[], size: number, call: string, cb: WriteCallback): void {
   // fs.write/fs.writev check the descriptor first (a stream whose open
   // failed, with autoClose: false, still takes writes): the same throw.
-  if (typeof stream.fd !== 'number') throw invalidArgType('fd', 'number', stream.fd)
+  if (typeof stream.fd !== 'number') {
+    // fs marks the stream as performing I/O before that throw, and nothing
+    // ever clears the mark: a later destroy() waits for it for good, and
+    // 'close' never comes. The same here, with a write that never ends.
+    stream[kInflight] = NEVER
+    throw invalidArgType('fd', 'number', stream.fd)
+  }
   let done!: (err: Error | null | undefined) => void
   stream[kInflight] = new Promise<Error | null | undefined>((resolve) => {
     done = resolve
